@@ -1,0 +1,56 @@
+//! The command line: one binary, one command enum, every setting a flag and a variable.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::SettingsArgs;
+
+/// tessera: user accounts and authentication as one binary.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a verified account with a role, e.g. the first owner.
+    Create(CreateAccountArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateAccountArgs {
+    #[arg(long)]
+    pub username: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long, value_enum, default_value_t = RoleArg::Owner)]
+    pub role: RoleArg,
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Owner,
+    Admin,
+    User,
+}

@@ -1,0 +1,86 @@
+//! `tessera admin create`: make a verified account with a role, typically the first owner.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use anyhow::{Context as _, bail};
+use secrecy::SecretString;
+
+use crate::cli::{CreateAccountArgs, RoleArg};
+use crate::config::Config;
+use crate::domain::Error;
+use crate::domain::accounts::{Accounts, NewAccount, RegistrationInput};
+use crate::domain::hashing::PasswordHasher;
+use crate::domain::user::Role;
+use crate::storage::Store;
+
+pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
+    let password = read_password(args.password_stdin)?;
+    let input = RegistrationInput {
+        username: args.username,
+        email: args.email,
+        password,
+        ..RegistrationInput::default()
+    };
+    let mut account = NewAccount::parse(input).map_err(explain)?;
+    account.role = match args.role {
+        RoleArg::Owner => Role::Owner,
+        RoleArg::Admin => Role::Admin,
+        RoleArg::User => Role::User,
+    };
+    account.email_verified = true;
+    let store = Store::connect(config.database_url.expose(), 1).await?;
+    store.migrate().await?;
+    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1));
+    let created = accounts.register(account).await.map_err(explain);
+    store.close().await;
+    let user = created?;
+    println!(
+        "created {} {} ({})",
+        user.role.as_str(),
+        user.id,
+        user.profile
+            .username
+            .or(user.profile.email)
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The password from standard input's first line, or typed at a prompt twice.
+fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        return Ok(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to prompt on: pass --password-stdin and pipe the password in");
+    }
+    let first = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let second = rpassword::prompt_password("Repeat it: ").context("reading the password")?;
+    if first != second {
+        bail!("the two passwords differ");
+    }
+    Ok(SecretString::from(first))
+}
+
+/// A domain refusal as one readable line.
+fn explain(error: Error) -> anyhow::Error {
+    match error {
+        Error::Validation(errors) => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            anyhow::anyhow!("{}", lines.join("; "))
+        }
+        Error::UsernameTaken => anyhow::anyhow!("username: already taken"),
+        Error::EmailTaken => anyhow::anyhow!("email: already taken"),
+        other => anyhow::Error::new(other),
+    }
+}

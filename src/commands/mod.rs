@@ -1,0 +1,6 @@
+//! One module per subcommand, each with `pub async fn run`.
+
+pub mod admin;
+pub mod migrate;
+pub mod openapi;
+pub mod serve;

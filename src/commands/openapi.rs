@@ -1,0 +1,5 @@
+//! `tessera openapi`: print the OpenAPI document.
+
+pub fn run() {
+    println!("{}", crate::http::openapi::document());
+}

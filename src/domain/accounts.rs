@@ -1,0 +1,310 @@
+//! Self-service account operations: register, read, edit, change password, delete.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::error::{Error, Invalid};
+use super::fields::{Email, Metadata, PersonName, Phone, Username};
+use super::hashing::PasswordHasher;
+use super::ids::new_id;
+use super::password::Password;
+use super::time::Timestamp;
+use super::user::{Profile, Role, User, UserStatus};
+use crate::storage::{Store, StoreError, sessions, users};
+use crate::validated;
+
+/// A registration as received, before any rule is checked.
+#[derive(Debug, Default)]
+pub struct RegistrationInput {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: SecretString,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+/// A registration that passed every rule.
+#[derive(Debug)]
+pub struct NewAccount {
+    profile: Profile,
+    password: Password,
+    pub role: Role,
+    pub status: UserStatus,
+    pub email_verified: bool,
+}
+
+impl NewAccount {
+    /// Checks every field and answers all refusals together. New accounts are active users
+    /// with an unverified e-mail; administrators may change that before creating.
+    pub fn parse(input: RegistrationInput) -> Result<Self, Error> {
+        let identifiers = [
+            input.username.as_deref().unwrap_or(""),
+            input.email.as_deref().unwrap_or(""),
+        ];
+        let password = Password::parse(input.password.expose_secret(), &identifiers)
+            .map_err(|e| e.at("password"));
+        let username = optional(input.username.as_deref(), Username::parse, "username");
+        let email = optional(input.email.as_deref(), Email::parse, "email");
+        let phone = optional(input.phone.as_deref(), Phone::parse, "phone");
+        let first_name = optional(input.first_name.as_deref(), PersonName::parse, "first_name");
+        let last_name = optional(input.last_name.as_deref(), PersonName::parse, "last_name");
+        let display_name = optional(
+            input.display_name.as_deref(),
+            PersonName::parse,
+            "display_name",
+        );
+        let metadata = input
+            .metadata
+            .map_or_else(|| Ok(Metadata::default()), Metadata::parse)
+            .map_err(|e| e.at("metadata"));
+        let identified = if input.username.is_none() && input.email.is_none() {
+            Err(Invalid::new("required", "a username or an e-mail is required").at("username"))
+        } else {
+            Ok(())
+        };
+        let (password, username, email, phone, first_name, last_name, display_name, metadata, ()) =
+            validated!(
+                password,
+                username,
+                email,
+                phone,
+                first_name,
+                last_name,
+                display_name,
+                metadata,
+                identified
+            )?;
+        Ok(Self {
+            profile: Profile {
+                username: username.map(Username::into_inner),
+                email: email.map(Email::into_inner),
+                phone: phone.map(Phone::into_inner),
+                first_name: first_name.map(PersonName::into_inner),
+                last_name: last_name.map(PersonName::into_inner),
+                display_name: display_name.map(PersonName::into_inner),
+                metadata,
+            },
+            password,
+            role: Role::User,
+            status: UserStatus::Active,
+            email_verified: false,
+        })
+    }
+}
+
+/// Changes to a profile as received: absent leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct ProfilePatchInput {
+    pub username: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+    pub metadata: Option<Option<Value>>,
+}
+
+/// Self-service account operations.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    hasher: PasswordHasher,
+}
+
+impl Accounts {
+    pub fn new(store: Store, hasher: PasswordHasher) -> Self {
+        Self { store, hasher }
+    }
+
+    /// Creates an account; `409` when the username or e-mail is taken in any case.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn register(&self, account: NewAccount) -> Result<User, Error> {
+        let password_hash = self.hasher.hash(account.password.secret().clone()).await?;
+        let now = Timestamp::now();
+        let user = User {
+            id: new_id(),
+            profile: account.profile,
+            email_verified_at: account.email_verified.then_some(now),
+            role: account.role,
+            status: account.status,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+        };
+        let mut conn = self.store.conn().await?;
+        users::insert(&mut conn, &user).await.map_err(uniqueness)?;
+        tracing::info!(user_id = %user.id, "account registered");
+        Ok(user)
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<User, Error> {
+        let mut conn = self.store.conn().await?;
+        users::find_by_id(&mut conn, id)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Applies a profile patch. A changed e-mail becomes unverified; the account must keep a
+    /// username or an e-mail.
+    #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
+    pub async fn update_profile(&self, id: Uuid, patch: ProfilePatchInput) -> Result<User, Error> {
+        let mut user = self.get(id).await?;
+        apply_patch(&mut user, patch)?;
+        user.updated_at = Timestamp::now();
+        let mut conn = self.store.conn().await?;
+        users::update(&mut conn, &user).await.map_err(uniqueness)?;
+        Ok(user)
+    }
+
+    /// Changes the password after checking the current one; every other session is revoked.
+    #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
+    pub async fn change_password(
+        &self,
+        id: Uuid,
+        current_session: Uuid,
+        current: SecretString,
+        new: SecretString,
+    ) -> Result<(), Error> {
+        let user = self.get(id).await?;
+        let password = Password::parse(new.expose_secret(), &user.identifiers())
+            .map_err(|e| Error::Validation(vec![e.at("new_password")]))?;
+        self.confirm(&user, current).await?;
+        let hash = self.hasher.hash(password.secret().clone()).await?;
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        users::set_password_hash(&mut tx, id, &hash, now).await?;
+        sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Deletes the account after checking its password; the last active owner cannot go.
+    #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
+    pub async fn delete_self(&self, id: Uuid, password: SecretString) -> Result<(), Error> {
+        let user = self.get(id).await?;
+        self.confirm(&user, password).await?;
+        let mut tx = self.store.begin().await?;
+        if user.role == Role::Owner {
+            users::lock_owners(&mut tx).await?;
+            if users::count_active_owners(&mut tx).await? <= 1 && user.status == UserStatus::Active
+            {
+                return Err(Error::LastOwner);
+            }
+        }
+        users::delete(&mut tx, id).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(user_id = %id, "account deleted");
+        Ok(())
+    }
+
+    /// `403 wrong_password` unless `password` is the account's.
+    async fn confirm(&self, user: &User, password: SecretString) -> Result<(), Error> {
+        let ok = self
+            .hasher
+            .verify(password, Some(user.password_hash.clone()))
+            .await?;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::WrongPassword)
+        }
+    }
+}
+
+fn optional<T>(
+    raw: Option<&str>,
+    parse: fn(&str) -> Result<T, Invalid>,
+    field: &'static str,
+) -> Result<Option<T>, super::FieldError> {
+    raw.map(parse).transpose().map_err(|e| e.at(field))
+}
+
+/// A patch entry parsed: absent stays absent, `null` clears, a value must pass `parse`.
+fn patched<T>(
+    raw: Option<Option<String>>,
+    parse: fn(&str) -> Result<T, Invalid>,
+    field: &'static str,
+) -> Result<Option<Option<T>>, super::FieldError> {
+    match raw {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(text)) => parse(&text).map(|v| Some(Some(v))).map_err(|e| e.at(field)),
+    }
+}
+
+fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
+    let username = patched(patch.username, Username::parse, "username");
+    let email = patched(patch.email, Email::parse, "email");
+    let phone = patched(patch.phone, Phone::parse, "phone");
+    let first_name = patched(patch.first_name, PersonName::parse, "first_name");
+    let last_name = patched(patch.last_name, PersonName::parse, "last_name");
+    let display_name = patched(patch.display_name, PersonName::parse, "display_name");
+    let metadata = match patch.metadata {
+        None => Ok(None),
+        Some(None) => Ok(Some(Metadata::default())),
+        Some(Some(value)) => Metadata::parse(value)
+            .map(Some)
+            .map_err(|e| e.at("metadata")),
+    };
+    let (username, email, phone, first_name, last_name, display_name, metadata) = validated!(
+        username,
+        email,
+        phone,
+        first_name,
+        last_name,
+        display_name,
+        metadata
+    )?;
+    let p = &mut user.profile;
+    if let Some(value) = username {
+        p.username = value.map(Username::into_inner);
+    }
+    if let Some(value) = email {
+        let new = value.map(Email::into_inner);
+        let lower = |e: &Option<String>| e.as_deref().map(str::to_lowercase);
+        if lower(&new) != lower(&p.email) {
+            user.email_verified_at = None;
+        }
+        p.email = new;
+    }
+    let p = &mut user.profile;
+    if let Some(value) = phone {
+        p.phone = value.map(Phone::into_inner);
+    }
+    for (slot, value) in [
+        (&mut p.first_name, first_name),
+        (&mut p.last_name, last_name),
+        (&mut p.display_name, display_name),
+    ] {
+        if let Some(value) = value {
+            *slot = value.map(PersonName::into_inner);
+        }
+    }
+    if let Some(metadata) = metadata {
+        p.metadata = metadata;
+    }
+    if p.username.is_none() && p.email.is_none() {
+        return Err(Error::invalid(
+            "username",
+            "required",
+            "a username or an e-mail is required",
+        ));
+    }
+    Ok(())
+}
+
+/// Turns a uniqueness conflict into the answer that names the taken field.
+pub fn uniqueness(error: StoreError) -> Error {
+    if error.is_conflict_on(users::USERNAME_INDEX) {
+        Error::UsernameTaken
+    } else if error.is_conflict_on(users::EMAIL_INDEX) {
+        Error::EmailTaken
+    } else {
+        Error::Store(error)
+    }
+}

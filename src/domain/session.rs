@@ -1,0 +1,39 @@
+//! Sign-in sessions: one per login, each with its refresh tokens.
+
+use uuid::Uuid;
+
+use super::time::Timestamp;
+use super::user::{Role, UserStatus};
+
+/// A session row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: Timestamp,
+    pub last_used_at: Timestamp,
+    /// When the session ends unless a refresh extends it.
+    pub expires_at: Timestamp,
+    /// The absolute end, however often it is refreshed.
+    pub max_expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// What a request needs to know about the session behind its access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionState {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub user_status: UserStatus,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl SessionState {
+    /// Whether a request under this session may proceed at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now && self.user_status == UserStatus::Active
+    }
+}

@@ -1,0 +1,229 @@
+//! The JSON shapes of API.md, with their OpenAPI schemas. Request types reject unknown fields;
+//! none of them derives `Debug`, so passwords cannot reach a log through one.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
+use crate::domain::auth::IssuedTokens;
+use crate::domain::user::User;
+
+/// An account (API.md, "User").
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    #[schema(example = "0193a1b2-c3d4-7e5f-8071-8293a4b5c6d7")]
+    pub id: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    #[schema(example = "user")]
+    pub role: &'static str,
+    #[schema(example = "active")]
+    pub status: &'static str,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_login_at: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        let p = &user.profile;
+        Self {
+            id: user.id.to_string(),
+            username: p.username.clone(),
+            email: p.email.clone(),
+            email_verified: user.email_verified_at.is_some(),
+            phone: p.phone.clone(),
+            first_name: p.first_name.clone(),
+            last_name: p.last_name.clone(),
+            display_name: p.display_name.clone(),
+            role: user.role.as_str(),
+            status: user.status.as_str(),
+            metadata: Value::Object(p.metadata.as_map().clone()),
+            created_at: user.created_at.to_rfc3339(),
+            updated_at: user.updated_at.to_rfc3339(),
+            last_login_at: user.last_login_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+/// `{"user": User}`.
+#[derive(Serialize, ToSchema)]
+pub struct UserEnvelope {
+    pub user: UserView,
+}
+
+/// `POST /v1/auth/register`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[schema(example = "ada")]
+    pub username: Option<String>,
+    #[schema(example = "ada@example.com")]
+    pub email: Option<String>,
+    #[schema(example = "correct horse battery staple", format = Password)]
+    pub password: String,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+impl From<RegisterRequest> for RegistrationInput {
+    fn from(r: RegisterRequest) -> Self {
+        Self {
+            username: r.username,
+            email: r.email,
+            password: SecretString::from(r.password),
+            phone: r.phone,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            display_name: r.display_name,
+            metadata: r.metadata,
+        }
+    }
+}
+
+/// `POST /v1/auth/login`: exactly one of `username` and `email`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// What a sign-in answers (RFC 6749 field names).
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    pub refresh_token: String,
+    #[schema(example = 2_592_000)]
+    pub refresh_expires_in: u64,
+    pub user: UserView,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(tokens: IssuedTokens) -> Self {
+        use secrecy::ExposeSecret as _;
+        Self {
+            access_token: tokens.access_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.expose_secret().to_owned(),
+            refresh_expires_in: tokens.refresh_expires_in,
+            user: UserView::from(&tokens.user),
+        }
+    }
+}
+
+/// `PATCH /v1/me`: absent fields stay, `null` clears.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Option<Value>>,
+}
+
+/// A field that is present (even as `null`) becomes `Some`, so `null` can mean "clear".
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl From<UpdateMeRequest> for ProfilePatchInput {
+    fn from(r: UpdateMeRequest) -> Self {
+        Self {
+            username: r.username,
+            email: r.email,
+            phone: r.phone,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            display_name: r.display_name,
+            metadata: r.metadata,
+        }
+    }
+}
+
+/// `DELETE /v1/me`: the password, to confirm.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordConfirmation {
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// `POST /v1/me/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(format = Password)]
+    pub current_password: String,
+    #[schema(format = Password)]
+    pub new_password: String,
+}
+
+/// An RFC 9457 problem (every error answer).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    #[schema(example = "/problems/validation_failed")]
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    pub detail: Option<String>,
+    /// Present on validation failures only.
+    pub errors: Option<Vec<ProblemField>>,
+    pub request_id: Option<String>,
+}
+
+/// One refused field of a `validation_failed` problem.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemField {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}

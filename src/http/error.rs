@@ -1,0 +1,273 @@
+//! `ApiError`: every failure the edge answers, rendered as RFC 9457 problem details.
+//!
+//! Handlers return `ApiError` (usually through `?` on a domain or store error). Its response
+//! carries the problem as an extension; the [`render_problems`] middleware writes the body with
+//! the request id, turns axum's own plain 404/405/413/415 answers into problems, and logs the
+//! hidden cause of every 5xx with the request id. The cause never reaches the client.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::request_id::RequestId;
+use crate::domain::{self, FieldError};
+use crate::storage::StoreError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One failure, with its stable `code`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: Option<String>,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log only.
+    cause: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: None,
+            errors: Vec::new(),
+            retry_after: None,
+            cause: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    fn cause(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+            "Malformed request",
+        )
+        .detail(detail)
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Authentication required",
+        )
+        .detail("a valid bearer access token is required")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Request validation failed",
+        )
+        .detail(detail);
+        error.errors = errors;
+        error
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal server error",
+        )
+        .detail("something went wrong on our side; it has been logged")
+        .cause(cause)
+    }
+
+    pub fn unavailable(cause: impl std::fmt::Display, retry_after: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+        )
+        .detail("the service cannot answer right now; try again shortly")
+        .retry_after(retry_after)
+        .cause(cause)
+    }
+
+    /// The answer for a plain error response that axum or a layer produced by status alone.
+    fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::not_found().detail("no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::new(status, "method_not_allowed", "Method not allowed")
+                    .detail("see the Allow header")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "payload_too_large", "Payload too large")
+                    .detail("bodies may be at most 64 KiB")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
+            s if s.is_server_error() => Self::internal(format!("plain {s} response")),
+            s => Self::malformed(s.canonical_reason().unwrap_or("bad request")),
+        }
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Unsupported media type",
+        )
+        .detail("send the body as JSON with Content-Type: application/json")
+    }
+
+    fn body(&self, request_id: Option<&str>) -> String {
+        let mut body = json!({
+            "type": format!("/problems/{}", self.code),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "code": self.code,
+        });
+        if let Some(detail) = &self.detail {
+            body["detail"] = json!(detail);
+        }
+        if !self.errors.is_empty() {
+            body["errors"] = self
+                .errors
+                .iter()
+                .map(|e| json!({"field": e.field, "code": e.code, "message": e.message}))
+                .collect();
+        }
+        if let Some(id) = request_id {
+            body["request_id"] = json!(id);
+        }
+        body.to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, PROBLEM_JSON)],
+            self.body(None),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthenticated" {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<domain::Error> for ApiError {
+    fn from(error: domain::Error) -> Self {
+        use domain::Error as E;
+        match error {
+            E::Validation(errors) => Self::validation(errors),
+            E::UsernameTaken => Self::new(StatusCode::CONFLICT, "username_taken", "Username taken")
+                .detail("an account with this username already exists"),
+            E::EmailTaken => Self::new(StatusCode::CONFLICT, "email_taken", "E-mail taken")
+                .detail("an account with this e-mail address already exists"),
+            E::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "Invalid credentials",
+            )
+            .detail("the username, e-mail or password is wrong"),
+            E::WrongPassword => {
+                Self::new(StatusCode::FORBIDDEN, "wrong_password", "Wrong password")
+                    .detail("the password given to confirm this change is wrong")
+            }
+            E::AccountDisabled => Self::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "Account disabled",
+            )
+            .detail("this account has been disabled"),
+            E::Unauthenticated => Self::unauthenticated(),
+            E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
+                .detail("the last active owner cannot be removed or demoted"),
+            E::NotFound => Self::not_found(),
+            E::Overloaded => Self::unavailable("password hashing queue full", 1),
+            E::Store(store) => store.into(),
+            E::Internal(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::not_found(),
+            StoreError::Unavailable(source) => {
+                Self::unavailable(format!("database unavailable: {source}"), 5)
+            }
+            other => {
+                let source = std::error::Error::source(&other)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                Self::internal(format!("{other}: {source}"))
+            }
+        }
+    }
+}
+
+/// Writes every error response as problem+json with the request id, and logs 5xx causes.
+pub async fn render_problems(request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let problem = match response.extensions_mut().remove::<ApiError>() {
+        Some(problem) => problem,
+        None => ApiError::from_status(status),
+    };
+    if let Some(cause) = &problem.cause {
+        if status.is_server_error() {
+            tracing::error!(request_id = request_id.as_deref().unwrap_or(""), %cause, status = status.as_u16(), "request failed");
+        }
+    }
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, problem.body(request_id.as_deref()).into())
+}

@@ -1,0 +1,157 @@
+//! Extractors: the edge's checks, done once for every handler.
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::domain::FieldError;
+use crate::domain::auth::{ClientInfo, Principal};
+
+/// A JSON body whose every failure is a problem: wrong content type `415`, too large `413`,
+/// not JSON `400`, unknown or mistyped fields `422` naming the field.
+pub struct AppJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(&rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),
+        JsonRejection::JsonSyntaxError(_) => ApiError::malformed("the body is not valid JSON"),
+        JsonRejection::JsonDataError(error) => {
+            ApiError::validation(vec![field_error(&error.body_text())])
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Payload too large",
+        )
+        .detail("bodies may be at most 64 KiB"),
+        _ => ApiError::malformed("the body could not be read"),
+    }
+}
+
+/// Turns serde's sentence ("Failed to deserialize …: username: invalid type: …") into a field
+/// error naming the field, so clients can show it beside the right input.
+fn field_error(text: &str) -> FieldError {
+    let message = text
+        .split_once("target type: ")
+        .map_or(text, |(_, rest)| rest);
+    let message = message.split(" at line ").next().unwrap_or(message);
+    if let Some(name) = between(message, "unknown field `", "`") {
+        return FieldError {
+            field: name.to_owned().into(),
+            code: "unknown_field",
+            message: "is not a known field".into(),
+        };
+    }
+    if let Some(name) = between(message, "missing field `", "`") {
+        return FieldError {
+            field: name.to_owned().into(),
+            code: "required",
+            message: "is required".into(),
+        };
+    }
+    match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') => FieldError {
+            field: path.to_owned().into(),
+            code: "invalid_type",
+            message: rest.to_owned(),
+        },
+        _ => FieldError {
+            field: "body".into(),
+            code: "invalid_type",
+            message: message.to_owned(),
+        },
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let rest = &text[text.find(start)? + start.len()..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// The signed-in caller: a verified access token whose session is live.
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(ApiError::unauthenticated)?;
+        Ok(Self(state.auth.authenticate(token).await?))
+    }
+}
+
+/// Where the request came from: the peer address and the `User-Agent`, trimmed.
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect());
+        Ok(Self(ClientInfo { ip, user_agent }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        let unknown = field_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `role`, expected one of `username`, `email` at line 1 column 7",
+        );
+        assert_eq!((unknown.field, unknown.code), ("role", "unknown_field"));
+        let missing = field_error(
+            "Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 2",
+        );
+        assert_eq!((missing.field, missing.code), ("password", "required"));
+        let typed = field_error(
+            "Failed to deserialize the JSON body into the target type: username: invalid type: integer `5`, expected a string at line 1 column 14",
+        );
+        assert_eq!((typed.field, typed.code), ("username", "invalid_type"));
+        let unknown = field_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `is_admin`",
+        );
+        assert_eq!(unknown.field, "is_admin");
+        let root = field_error(
+            "Failed to deserialize the JSON body into the target type: invalid type: integer `5`, expected struct X",
+        );
+        assert_eq!(root.field, "body");
+    }
+}

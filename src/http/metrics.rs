@@ -1,0 +1,132 @@
+//! Prometheus metrics: requests by route and status, latency by route, and the password
+//! hashing pool's queue. Routes are labelled by their matched pattern (`/v1/users/{ref}`),
+//! never the raw path, so the label set stays bounded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::domain::hashing::PasswordHasher;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The registry and the handles the middleware updates.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+    hash_waiting: Gauge,
+    hash_busy: Gauge,
+    hash_capacity: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 8 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("tessera");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let hash_waiting = Gauge::default();
+        let hash_busy = Gauge::default();
+        let hash_capacity = Gauge::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            latency.clone(),
+        );
+        registry.register(
+            "hash_pool_waiting",
+            "Password hashing calls waiting for the pool",
+            hash_waiting.clone(),
+        );
+        registry.register(
+            "hash_pool_busy",
+            "Password hashing calls running",
+            hash_busy.clone(),
+        );
+        registry.register(
+            "hash_pool_capacity",
+            "Password hashing calls that may run at once",
+            hash_capacity.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            latency,
+            hash_waiting,
+            hash_busy,
+            hash_capacity,
+        })
+    }
+
+    /// The text exposition, with the pool gauges read now.
+    pub fn render(&self, hasher: &PasswordHasher) -> String {
+        self.hash_waiting.set(gauge_value(hasher.waiting()));
+        self.hash_busy.set(gauge_value(hasher.busy()));
+        self.hash_capacity.set(gauge_value(hasher.concurrency()));
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            tracing::warn!("could not encode metrics");
+        }
+        text
+    }
+}
+
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Counts and times every request.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status,
+        })
+        .inc();
+    response
+}

@@ -1,0 +1,63 @@
+//! The OpenAPI 3.1 document, generated from the handlers and DTOs, and Swagger UI at `/docs`,
+//! served from the binary (no CDN, no outside validator).
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use super::{dto, ops, routes};
+use crate::app::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
+    paths(
+        routes::auth::register, routes::auth::login,
+        routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
+        ops::healthz, ops::readyz, ops::metrics,
+    ),
+    components(schemas(dto::Problem, dto::ProblemField)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "auth", description = "Registration and sign-in"),
+        (name = "me", description = "The signed-in user's account"),
+        (name = "ops", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The document, versioned as the crate.
+fn api_doc() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The document as pretty JSON, as `tessera openapi` prints it and `openapi.json` holds it.
+pub fn document() -> String {
+    api_doc().to_pretty_json().unwrap_or_default()
+}
+
+/// `/openapi.json` and `/docs`.
+pub fn router() -> Router<AppState> {
+    let ui = SwaggerUi::new("/docs")
+        .url("/openapi.json", api_doc())
+        .config(Config::default().validator_url("none"));
+    Router::new().merge(ui)
+}

@@ -1,0 +1,46 @@
+//! Operations endpoints: liveness, readiness and metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use super::dto::{Health, Problem};
+use super::error::ApiError;
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// `200` while the process lives; touches nothing else, so it answers under any load.
+#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `200` when the database answers, else `503 unavailable`.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, body = Health),
+    (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(Health { status: "ready" }))
+}
+
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(&state.hasher),
+    )
+}

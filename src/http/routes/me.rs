@@ -1,0 +1,96 @@
+//! The signed-in user's own account.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+
+use crate::app::AppState;
+use crate::http::dto::{
+    ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView,
+};
+use crate::http::error::ApiError;
+use crate::http::extract::{AppJson, AuthUser};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/me", get(get_me).patch(update_me).delete(delete_me))
+        .route("/v1/me/password", post(change_password))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_me(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<UserView>, ApiError> {
+    let user = state.accounts.get(me.user_id).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Edit the profile; `null` clears a field, a new e-mail becomes unverified.
+#[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
+    responses(
+        (status = 200, body = UserView),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    AppJson(request): AppJson<UpdateMeRequest>,
+) -> Result<Json<UserView>, ApiError> {
+    let user = state
+        .accounts
+        .update_profile(me.user_id, request.into())
+        .await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Delete the account, confirming with the password.
+#[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = PasswordConfirmation,
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`wrong_password`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`last_owner` or `wallet_not_empty`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    AppJson(request): AppJson<PasswordConfirmation>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .accounts
+        .delete_self(me.user_id, SecretString::from(request.password))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Change the password; every other session is signed out.
+#[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`wrong_password`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    AppJson(request): AppJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let current = SecretString::from(request.current_password);
+    let new = SecretString::from(request.new_password);
+    state
+        .accounts
+        .change_password(me.user_id, me.session_id, current, new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,4 @@
+//! The route groups, each a `Router<AppState>` of its own.
+
+pub mod auth;
+pub mod me;

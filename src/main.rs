@@ -1,0 +1,59 @@
+//! The `tessera` binary: parse the command line, load the configuration, run the command.
+//! Exit codes: 0 success, 1 failure, 2 bad usage or configuration.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tessera::cli::{AdminCommand, Cli, Command};
+use tessera::commands;
+use tessera::config::{self, Config};
+
+fn main() -> ExitCode {
+    // `.env` fills in variables that are not already set.
+    let dotenv = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.settings) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tessera: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    tessera::telemetry::init(config.log_format);
+    if let Err(dotenvy::Error::LineParse(line, _)) = &dotenv {
+        tracing::warn!(line = %line, "ignoring an unreadable line in .env");
+    }
+    for name in config::unknown_variables() {
+        tracing::warn!(variable = %name, "unknown TESSERA_ variable; is it misspelt?");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tessera: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => commands::serve::run(&config).await,
+            Command::Migrate => commands::migrate::run(&config).await,
+            Command::Admin {
+                command: AdminCommand::Create(args),
+            } => commands::admin::create(&config, args).await,
+            Command::Openapi => {
+                commands::openapi::run();
+                Ok(())
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

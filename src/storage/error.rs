@@ -1,0 +1,47 @@
+//! What can go wrong below the domain, classified once so callers can tell a conflict from
+//! an outage. The sqlx error travels along as the source for logging; it is never shown.
+
+/// A failed storage operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique index refused the write; `constraint` names the index (or, where the backend
+    /// does not report it, the message, which names the index or column).
+    #[error("unique constraint violated: {constraint}")]
+    Conflict { constraint: String },
+    #[error("row not found")]
+    NotFound,
+    /// The database cannot be reached or the pool is exhausted: a `503`, worth retrying.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+    /// A row that breaks what the schema promises (an unknown role, a malformed id).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether this is a uniqueness conflict on the index or column called `name`.
+    pub fn is_conflict_on(&self, name: &str) -> bool {
+        matches!(self, Self::Conflict { constraint } if constraint.contains(name))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict {
+                constraint: db
+                    .constraint()
+                    .map_or_else(|| db.message().to_owned(), str::to_owned),
+            },
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
+            _ => Self::Other(error),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Embedded schema migrations, applied in order by `serve` and `migrate`.
+//!
+//! Each migration is one SQL file, never edited once released: its checksum is recorded, and a
+//! database whose recorded checksum differs refuses to start. Nodes starting together take a
+//! lock (PostgreSQL advisory lock, MySQL `GET_LOCK`); on SQLite each migration first inserts
+//! its own version row, so a second process finds it claimed and skips it.
+
+use sqlx::{AnyConnection, Connection as _, Row as _};
+
+use super::error::StoreError;
+use super::sql::{Backend, is, sql};
+use crate::domain::secrets::sha256_hex;
+use crate::domain::time::Timestamp;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    text: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "accounts",
+    text: include_str!("../../migrations/0001_accounts.sql"),
+}];
+
+const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+const LOCK_ID: i64 = 0x7e55_e7a0;
+
+/// Applies every pending migration; answers the versions it applied.
+pub async fn run(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+         name VARCHAR(200) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    lock(conn).await?;
+    let outcome = apply_pending(conn).await;
+    unlock(conn).await;
+    outcome
+}
+
+async fn apply_pending(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
+    let applied = applied(conn).await?;
+    let mut done = Vec::new();
+    for migration in MIGRATIONS {
+        let checksum = sha256_hex(migration.text.as_bytes());
+        match applied
+            .iter()
+            .find(|(version, _)| *version == migration.version)
+        {
+            Some((_, recorded)) if *recorded == checksum => continue,
+            Some(_) => {
+                return Err(StoreError::Corrupt(format!(
+                    "migration {} ({}) was changed after it was applied",
+                    migration.version, migration.name
+                )));
+            }
+            None => {}
+        }
+        if apply(conn, migration, &checksum).await? {
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied migration"
+            );
+            done.push(migration.version);
+        }
+    }
+    if let Some((newest, _)) = applied.iter().max_by_key(|(v, _)| *v) {
+        if MIGRATIONS.iter().all(|m| m.version < *newest) {
+            tracing::warn!(
+                version = newest,
+                "the database schema is newer than this binary"
+            );
+        }
+    }
+    Ok(done)
+}
+
+async fn applied(conn: &mut AnyConnection) -> Result<Vec<(i64, String)>, StoreError> {
+    let rows = sqlx::query("SELECT version, checksum FROM tessera_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("version")?, row.try_get("checksum")?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Applies one migration in a transaction; `false` when another process claimed it first.
+async fn apply(
+    conn: &mut AnyConnection,
+    migration: &Migration,
+    checksum: &str,
+) -> Result<bool, StoreError> {
+    let options = if is(conn, Backend::MySql) {
+        MYSQL_TABLE_OPTIONS
+    } else {
+        ""
+    };
+    let mut tx = conn.begin().await?;
+    let claim = sql(
+        &tx,
+        "INSERT INTO tessera_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+    );
+    let claimed = sqlx::query(&claim)
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(checksum)
+        .bind(Timestamp::now().as_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from);
+    match claimed {
+        Err(StoreError::Conflict { .. }) => return Ok(false),
+        other => other?,
+    };
+    for statement in statements(migration.text) {
+        let statement = statement.replace("{table_options}", options);
+        sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The statements of a migration file: comments dropped, split at `;`.
+fn statements(text: &str) -> Vec<String> {
+    let without_comments: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect();
+    without_comments
+        .join("\n")
+        .split(';')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+async fn lock(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    if is(conn, Backend::Postgres) {
+        sqlx::query(&format!("SELECT pg_advisory_lock({LOCK_ID})"))
+            .execute(&mut *conn)
+            .await?;
+    } else if is(conn, Backend::MySql) {
+        sqlx::query("SELECT GET_LOCK('tessera_migrations', 120)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn unlock(conn: &mut AnyConnection) {
+    let statement = if is(conn, Backend::Postgres) {
+        format!("SELECT pg_advisory_unlock({LOCK_ID})")
+    } else if is(conn, Backend::MySql) {
+        "SELECT RELEASE_LOCK('tessera_migrations')".to_owned()
+    } else {
+        return;
+    };
+    if let Err(error) = sqlx::query(&statement).execute(&mut *conn).await {
+        tracing::warn!(%error, "could not release the migration lock");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_split_and_comments_dropped() {
+        let parts = statements(
+            "-- a comment; here\nCREATE TABLE a (x BIGINT);\n\nINSERT INTO a VALUES (1);\n",
+        );
+        assert_eq!(
+            parts,
+            vec!["CREATE TABLE a (x BIGINT)", "INSERT INTO a VALUES (1)"]
+        );
+    }
+
+    #[test]
+    fn versions_are_unique_and_ascending() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+    }
+}

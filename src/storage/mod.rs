@@ -1,0 +1,102 @@
+//! Persistence: one [`Store`] over SQLite, PostgreSQL or MySQL/MariaDB, chosen by the URL.
+//!
+//! One body of query code serves all three through sqlx's `Any` driver: statements use only
+//! portable SQL (VARCHAR, TEXT and BIGINT columns; instants as microseconds), placeholders are
+//! adapted per backend in [`sql`], and each aggregate has a module of functions over a
+//! connection, so one domain operation can write several tables in one transaction.
+
+pub mod error;
+pub mod migrations;
+pub mod sessions;
+pub mod signing_keys;
+pub mod sql;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor as _, Transaction};
+
+pub use error::StoreError;
+pub use sql::Backend;
+
+/// The database, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens a pool on `url` (`sqlite://…`, `postgres://…` or `mysql://…`). A SQLite file is
+    /// created when the URL says `mode=rwc`; it runs in WAL mode with a busy timeout.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::Corrupt(
+                "the database URL must start with sqlite:, postgres: or mysql:".into(),
+            )
+        })?;
+        install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy(&normalise(url, backend))
+            .map_err(StoreError::Unavailable)?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection, for reads and single statements.
+    pub async fn conn(&self) -> Result<PoolConnection<Any>, StoreError> {
+        self.pool.acquire().await.map_err(StoreError::from)
+    }
+
+    /// A transaction: everything written through it lands together or not at all.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.pool.begin().await.map_err(StoreError::from)
+    }
+
+    /// Applies pending migrations; answers the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.conn().await?;
+        migrations::run(&mut conn).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `mariadb:` is spelled `mysql:` for the driver. (SQLite's busy timeout of 5 s and foreign
+/// keys are sqlx's defaults.)
+fn normalise(url: &str, backend: Backend) -> String {
+    match backend {
+        Backend::MySql => match url.split_once(':') {
+            Some((_, rest)) => format!("mysql:{rest}"),
+            None => url.to_owned(),
+        },
+        Backend::Sqlite | Backend::Postgres => url.to_owned(),
+    }
+}

@@ -1,0 +1,69 @@
+//! The `signing_keys` table: token signing keys live in the database so that every node and
+//! every restart signs and verifies with the same keys.
+
+use sqlx::{AnyConnection, Row as _};
+
+use super::error::StoreError;
+use super::sql::sql;
+use crate::domain::time::Timestamp;
+
+/// A key as stored: the secret part in base64url, which also yields the public part.
+#[derive(Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub algorithm: String,
+    pub secret_key: String,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every stored key, newest first.
+pub async fn list(conn: &mut AnyConnection) -> Result<Vec<StoredKey>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT kid, algorithm, secret_key, created_at, retired_at FROM signing_keys \
+         ORDER BY created_at DESC, kid DESC",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StoredKey {
+                kid: row.try_get("kid")?,
+                algorithm: row.try_get("algorithm")?,
+                secret_key: row.try_get("secret_key")?,
+                created_at: Timestamp::from_micros(row.try_get("created_at")?),
+                retired_at: row
+                    .try_get::<Option<i64>, _>("retired_at")?
+                    .map(Timestamp::from_micros),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+pub async fn insert(conn: &mut AnyConnection, key: &StoredKey) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "INSERT INTO signing_keys (kid, algorithm, secret_key, created_at, retired_at) VALUES (?, ?, ?, ?, ?)",
+    );
+    sqlx::query(&text)
+        .bind(key.kid.clone())
+        .bind(key.algorithm.clone())
+        .bind(key.secret_key.clone())
+        .bind(key.created_at.as_micros())
+        .bind(key.retired_at.map(Timestamp::as_micros))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Portable statements. Queries are written once with `?` placeholders, as SQLite and MySQL
+//! take them; for PostgreSQL they are rewritten to `$1, $2, …` on the way out.
+
+use std::borrow::Cow;
+
+use sqlx::AnyConnection;
+
+/// The database products tessera runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            "mysql" | "mariadb" => Some(Self::MySql),
+            _ => None,
+        }
+    }
+
+    fn of(conn: &AnyConnection) -> Self {
+        match conn.backend_name() {
+            "PostgreSQL" => Self::Postgres,
+            "MySQL" => Self::MySql,
+            _ => Self::Sqlite,
+        }
+    }
+}
+
+/// `text` in the placeholder style of `conn`'s backend.
+pub fn sql<'t>(conn: &AnyConnection, text: &'t str) -> Cow<'t, str> {
+    match Backend::of(conn) {
+        Backend::Postgres => Cow::Owned(numbered_placeholders(text)),
+        Backend::Sqlite | Backend::MySql => Cow::Borrowed(text),
+    }
+}
+
+/// Whether `conn` talks to `backend`, for the few statements that differ.
+pub fn is(conn: &AnyConnection, backend: Backend) -> bool {
+    Backend::of(conn) == backend
+}
+
+fn numbered_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut n = 0;
+    let mut in_literal = false;
+    for c in text.chars() {
+        match c {
+            '\'' => {
+                in_literal = !in_literal;
+                out.push(c);
+            }
+            '?' if !in_literal => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_literals() {
+        assert_eq!(
+            numbered_placeholders("SELECT a FROM t WHERE b = ? AND c = '?' AND d IN (?, ?)"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d IN ($2, $3)"
+        );
+    }
+
+    #[test]
+    fn backends_are_named_by_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://x.db?mode=rwc"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://root@h/db"), Some(Backend::MySql));
+        assert_eq!(Backend::from_url("oracle://h"), None);
+    }
+}

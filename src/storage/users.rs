@@ -1,0 +1,216 @@
+//! The `users` table. Uniqueness of username and e-mail, ignoring case, is the database's job:
+//! the lower-cased copies carry unique indexes and a violation comes back as a conflict.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::sql::sql;
+use crate::domain::fields::Metadata;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Profile, Role, User, UserStatus};
+
+/// The unique index on lower-cased usernames.
+pub const USERNAME_INDEX: &str = "username_lower";
+/// The unique index on lower-cased e-mail addresses.
+pub const EMAIL_INDEX: &str = "email_lower";
+
+const COLUMNS: &str = "id, username, email, email_verified_at, phone, first_name, last_name, \
+     display_name, role, status, metadata, password_hash, created_at, updated_at, last_login_at";
+
+/// Which unique identifier a sign-in names.
+#[derive(Debug, Clone, Copy)]
+pub enum LoginName<'a> {
+    Username(&'a str),
+    Email(&'a str),
+}
+
+pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "INSERT INTO users (id, username, username_lower, email, email_lower, email_verified_at, \
+         phone, first_name, last_name, display_name, role, status, metadata, password_hash, \
+         created_at, updated_at, last_login_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    let p = &user.profile;
+    sqlx::query(&text)
+        .bind(user.id.to_string())
+        .bind(p.username.clone())
+        .bind(p.username.as_deref().map(str::to_lowercase))
+        .bind(p.email.clone())
+        .bind(p.email.as_deref().map(str::to_lowercase))
+        .bind(user.email_verified_at.map(Timestamp::as_micros))
+        .bind(p.phone.clone())
+        .bind(p.first_name.clone())
+        .bind(p.last_name.clone())
+        .bind(p.display_name.clone())
+        .bind(user.role.as_str())
+        .bind(user.status.as_str())
+        .bind(p.metadata.to_stored())
+        .bind(user.password_hash.clone())
+        .bind(user.created_at.as_micros())
+        .bind(user.updated_at.as_micros())
+        .bind(user.last_login_at.map(Timestamp::as_micros))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<User>, StoreError> {
+    let text = format!("SELECT {COLUMNS} FROM users WHERE id = ?");
+    fetch_one_user(conn, text, id.to_string()).await
+}
+
+pub async fn find_by_login(
+    conn: &mut AnyConnection,
+    name: LoginName<'_>,
+) -> Result<Option<User>, StoreError> {
+    let (column, value) = match name {
+        LoginName::Username(u) => ("username_lower", u.trim().to_lowercase()),
+        LoginName::Email(e) => ("email_lower", e.trim().to_lowercase()),
+    };
+    let text = format!("SELECT {COLUMNS} FROM users WHERE {column} = ?");
+    fetch_one_user(conn, text, value).await
+}
+
+async fn fetch_one_user(
+    conn: &mut AnyConnection,
+    text: String,
+    key: String,
+) -> Result<Option<User>, StoreError> {
+    let text = sql(conn, &text);
+    let row = sqlx::query(&text)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(user_from_row).transpose()
+}
+
+/// Writes every mutable column of `user`; `NotFound` when the account is gone.
+pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE users SET username = ?, username_lower = ?, email = ?, email_lower = ?, \
+         email_verified_at = ?, phone = ?, first_name = ?, last_name = ?, display_name = ?, \
+         role = ?, status = ?, metadata = ?, updated_at = ? WHERE id = ?",
+    );
+    let p = &user.profile;
+    let result = sqlx::query(&text)
+        .bind(p.username.clone())
+        .bind(p.username.as_deref().map(str::to_lowercase))
+        .bind(p.email.clone())
+        .bind(p.email.as_deref().map(str::to_lowercase))
+        .bind(user.email_verified_at.map(Timestamp::as_micros))
+        .bind(p.phone.clone())
+        .bind(p.first_name.clone())
+        .bind(p.last_name.clone())
+        .bind(p.display_name.clone())
+        .bind(user.role.as_str())
+        .bind(user.status.as_str())
+        .bind(p.metadata.to_stored())
+        .bind(user.updated_at.as_micros())
+        .bind(user.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    found(result.rows_affected())
+}
+
+pub async fn set_password_hash(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    hash: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+    );
+    let result = sqlx::query(&text)
+        .bind(hash.to_owned())
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    found(result.rows_affected())
+}
+
+pub async fn record_login(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let text = sql(conn, "UPDATE users SET last_login_at = ? WHERE id = ?");
+    sqlx::query(&text)
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError> {
+    let text = sql(conn, "DELETE FROM users WHERE id = ?");
+    let result = sqlx::query(&text)
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    found(result.rows_affected())
+}
+
+/// Takes the owners guard for the rest of the transaction: every change that could leave the
+/// service without an active owner takes it first, so such changes run one after another.
+pub async fn lock_owners(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    sqlx::query("UPDATE guards SET version = version + 1 WHERE name = 'owners'")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn count_active_owners(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(row.try_get::<i64, _>("n")?)
+}
+
+fn found(rows: u64) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+    let id: String = row.try_get("id")?;
+    let role: String = row.try_get("role")?;
+    let status: String = row.try_get("status")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(User {
+        id: Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("user id {id}")))?,
+        profile: Profile {
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            phone: row.try_get("phone")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            display_name: row.try_get("display_name")?,
+            metadata: Metadata::from_stored(&metadata),
+        },
+        email_verified_at: row
+            .try_get::<Option<i64>, _>("email_verified_at")?
+            .map(Timestamp::from_micros),
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+        last_login_at: row
+            .try_get::<Option<i64>, _>("last_login_at")?
+            .map(Timestamp::from_micros),
+    })
+}
