@@ -78,7 +78,7 @@ impl Error {
 /// Gathers the results of several field checks and answers all refusals at once, so a
 /// client sees every problem with its request in one round trip.
 ///
-/// ```ignore
+/// ```text
 /// let (name, mail) = validated!(name, mail)?;
 /// ```
 #[macro_export]

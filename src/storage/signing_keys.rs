@@ -4,7 +4,7 @@
 use sqlx::{AnyConnection, Row as _};
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{sql, text_column};
 use crate::domain::time::Timestamp;
 
 /// A key as stored: the secret part in base64url, which also yields the public part.
@@ -41,7 +41,7 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<StoredKey>, StoreError
             Ok(StoredKey {
                 kid: row.try_get("kid")?,
                 algorithm: row.try_get("algorithm")?,
-                secret_key: row.try_get("secret_key")?,
+                secret_key: text_column(row, "secret_key")?,
                 created_at: Timestamp::from_micros(row.try_get("created_at")?),
                 retired_at: row
                     .try_get::<Option<i64>, _>("retired_at")?

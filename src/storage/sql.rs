@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
 
 /// The database products tessera runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,18 @@ fn numbered_placeholders(text: &str) -> String {
         }
     }
     out
+}
+
+/// A `TEXT` column as a string. MySQL reports `TEXT` as a blob through the `Any` driver, so
+/// when the value does not decode as text it is read as bytes and checked to be UTF-8.
+pub fn text_column(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
+    match row.try_get::<String, _>(column) {
+        Ok(text) => Ok(text),
+        Err(_) => {
+            let bytes: Vec<u8> = row.try_get(column)?;
+            String::from_utf8(bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{sql, text_column};
 use crate::domain::fields::Metadata;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
@@ -188,7 +188,7 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let id: String = row.try_get("id")?;
     let role: String = row.try_get("role")?;
     let status: String = row.try_get("status")?;
-    let metadata: String = row.try_get("metadata")?;
+    let metadata = text_column(row, "metadata")?;
     Ok(User {
         id: Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("user id {id}")))?,
         profile: Profile {

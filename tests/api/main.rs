@@ -1,1 +1,15 @@
+//! HTTP-level tests: the real router on a random port, the same cases on every backend.
+//! PostgreSQL and MySQL run when `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod helpers;
+
+mod cli;
+mod concurrency;
+mod errors;
+mod login;
+mod me;
+mod ops;
+mod register;

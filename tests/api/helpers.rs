@@ -1,0 +1,399 @@
+//! `spawn_app(backend)`: a fresh database per test (dropped afterwards) and the application
+//! serving on a random port, with typed request helpers.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Once;
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Connection as _, Executor as _};
+use tessera::app::Application;
+use tessera::config::{Config, SettingsArgs};
+use tokio::sync::oneshot;
+
+/// A password that passes the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs each test body on SQLite, PostgreSQL and MySQL, as `name::sqlite` and so on.
+macro_rules! each_backend {
+    ($(async fn $name:ident($backend:ident) $body:block)*) => { $(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($backend: $crate::helpers::Backend) $body
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() { run($crate::helpers::Backend::Sqlite).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::Backend::Postgres.available() { run($crate::helpers::Backend::Postgres).await }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                if $crate::helpers::Backend::MySql.available() { run($crate::helpers::Backend::MySql).await }
+            }
+        }
+    )* };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+static PG_NOTICE: Once = Once::new();
+static MYSQL_NOTICE: Once = Once::new();
+
+impl Backend {
+    fn variable(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "TESSERA_TEST_POSTGRES_URL",
+            Backend::MySql => "TESSERA_TEST_MYSQL_URL",
+        }
+    }
+
+    fn server_url(self) -> Option<String> {
+        std::env::var(self.variable())
+            .ok()
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Whether this backend's server is configured; says once per run when it is skipped.
+    /// The notice goes straight to stderr, past the test harness's capture, so it is seen.
+    pub fn available(self) -> bool {
+        let available = self == Backend::Sqlite || self.server_url().is_some();
+        if !available {
+            let notice = if self == Backend::Postgres {
+                &PG_NOTICE
+            } else {
+                &MYSQL_NOTICE
+            };
+            notice.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "NOTICE: {self:?} tests skipped: set {} to run them",
+                    self.variable()
+                );
+            });
+        }
+        available
+    }
+}
+
+/// A database made for one test and dropped with it.
+pub struct TestDb {
+    pub url: String,
+    server_url: Option<String>,
+    name: String,
+    file: Option<PathBuf>,
+    backend: Backend,
+}
+
+impl TestDb {
+    pub async fn create(backend: Backend) -> Self {
+        sqlx::any::install_default_drivers();
+        let name = format!("tessera_t_{}", uuid::Uuid::now_v7().simple());
+        match backend {
+            Backend::Sqlite => {
+                let file = std::env::temp_dir().join(format!("{name}.db"));
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", file.display()),
+                    server_url: None,
+                    name,
+                    file: Some(file),
+                    backend,
+                }
+            }
+            Backend::Postgres | Backend::MySql => {
+                let server_url = backend.server_url().expect("the backend is available");
+                let mut conn = AnyConnection::connect(&server_url)
+                    .await
+                    .expect("connect to the test server");
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create a test database");
+                conn.close().await.ok();
+                Self {
+                    url: replace_database(&server_url, &name),
+                    server_url: Some(server_url),
+                    name,
+                    file: None,
+                    backend,
+                }
+            }
+        }
+    }
+
+    /// The first column of the first row of `query`, as text.
+    pub async fn fetch_string(&self, query: &str) -> String {
+        use sqlx::Row as _;
+        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        let row = sqlx::query(query).fetch_one(&mut conn).await.unwrap();
+        conn.close().await.ok();
+        row.try_get::<String, _>(0).unwrap()
+    }
+
+    /// Runs a statement on the test database directly (for set-ups the API does not offer).
+    pub async fn execute(&self, statement: &str) {
+        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        conn.execute(statement).await.unwrap();
+        conn.close().await.ok();
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            for suffix in ["", "-wal", "-shm"] {
+                std::fs::remove_file(format!("{}{suffix}", file.display())).ok();
+            }
+            return;
+        }
+        let (Some(server_url), name, backend) =
+            (self.server_url.clone(), self.name.clone(), self.backend)
+        else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut conn = AnyConnection::connect(&server_url).await?;
+                let statement = match backend {
+                    Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    _ => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                conn.execute(statement.as_str()).await?;
+                conn.close().await
+            })
+        });
+        if let Ok(Err(error)) = dropped.join() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not drop test database {}: {error}",
+                self.name
+            );
+        }
+    }
+}
+
+/// A running application on its own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut SettingsArgs)) -> TestApp {
+    let db = TestDb::create(backend).await;
+    spawn_on(db, adjust).await
+}
+
+/// Serves an application on an existing test database.
+pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut SettingsArgs)) -> TestApp {
+    let mut args = SettingsArgs {
+        database_url: Some(db.url.clone()),
+        listen: Some("127.0.0.1:0".into()),
+        hash_concurrency: Some("2".into()),
+        database_max_connections: Some("5".into()),
+        ..SettingsArgs::default()
+    };
+    adjust(&mut args);
+    let config = Config::load(&args).expect("test configuration");
+    let app = Application::build(&config)
+        .await
+        .expect("build the application");
+    let address = format!("http://{}", app.address());
+    let (shutdown, stopped) = oneshot::channel();
+    tokio::spawn(app.run_until(async {
+        stopped.await.ok();
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            shutdown.send(()).ok();
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send_json(reqwest::Method::POST, path, None, body)
+            .await
+    }
+
+    pub async fn register(&self, body: &Value) -> Response {
+        self.post("/v1/auth/register", body).await
+    }
+
+    /// Registers `username` (with `username@example.com`) and answers its user object.
+    pub async fn register_user(&self, username: &str) -> Value {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+        let response = self.register(&body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json::<Value>().await.unwrap()["user"].clone()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post(
+            "/v1/auth/login",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    /// Signs in and answers the access token.
+    pub async fn token(&self, username: &str, password: &str) -> String {
+        let response = self.login(username, password).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Registers and signs in; answers the user id and an access token.
+    pub async fn signed_in(&self, username: &str) -> (String, String) {
+        let user = self.register_user(username).await;
+        let token = self.token(username, PASSWORD).await;
+        (user["id"].as_str().unwrap().to_owned(), token)
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`; answers the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["request_id"].is_string(), "{body}");
+    body
+}
+
+/// The `field` codes of a validation problem.
+pub fn field_codes(problem: &Value) -> Vec<(String, String)> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    (
+                        e["field"].as_str().unwrap_or("").to_owned(),
+                        e["code"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A TCP proxy in front of a database server that a test can cut, to simulate an outage.
+pub struct Proxy {
+    /// The database URL through the proxy.
+    pub url: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(database_url: &str) -> Self {
+        let authority_start = database_url.find("://").unwrap() + 3;
+        let rest = &database_url[authority_start..];
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        let host_port = rest[..host_end].rsplit('@').next().unwrap().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = database_url.replacen(&host_port, &format!("127.0.0.1:{port}"), 1);
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut stop = watch.clone();
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    accepted = listener.accept() => {
+                        let Ok((mut client, _)) = accepted else { return };
+                        let target = host_port.clone();
+                        let mut stop = watch.clone();
+                        tokio::spawn(async move {
+                            let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                            tokio::select! {
+                                _ = stop.changed() => {}
+                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Self { url, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.send(true).ok();
+    }
+}
