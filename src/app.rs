@@ -7,11 +7,19 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
-use crate::domain::auth::{Auth, TokenSettings};
+use crate::domain::auth::Auth;
+use crate::domain::cleanup;
 use crate::domain::hashing::PasswordHasher;
-use crate::domain::keys;
+use crate::domain::jwt::LEEWAY_SECS;
+use crate::domain::keys::Keys;
+use crate::domain::time::Timestamp;
+use crate::domain::tokens::{TokenSettings, Tokens};
 use crate::http;
 use crate::http::metrics::Metrics;
 use crate::storage::Store;
@@ -31,7 +39,20 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     store: Store,
+    keys: Arc<Keys>,
+    key_retention: Duration,
     router: axum::Router,
+}
+
+/// How often the sweeper deletes ended sessions and expired tokens.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// How long a retired signing key must keep verifying: the longest an access token signed with
+/// it can live, plus the time other nodes may take to notice the rotation, plus clock skew.
+pub fn key_retention(config: &Config) -> Duration {
+    config.access_token_ttl
+        + Keys::RELOAD_INTERVAL
+        + Duration::from_secs(LEEWAY_SECS.unsigned_abs())
 }
 
 impl Application {
@@ -44,7 +65,7 @@ impl Application {
         )
         .await?;
         store.migrate().await?;
-        let keys = keys::load_or_create(&store).await?;
+        let keys = Arc::new(Keys::load(store.clone(), config.jwt_secret.clone()).await?);
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         let issuer = config
@@ -58,10 +79,12 @@ impl Application {
             access_ttl: config.access_token_ttl,
             refresh_ttl: config.refresh_token_ttl,
             session_max_age: config.session_max_age,
+            refresh_reuse_grace: config.refresh_reuse_grace,
         };
+        let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let state = AppState {
             accounts: Accounts::new(store.clone(), hasher.clone()),
-            auth: Auth::new(store.clone(), hasher.clone(), keys, settings),
+            auth: Auth::new(store.clone(), hasher.clone(), tokens),
             store: store.clone(),
             hasher,
             metrics: Metrics::new(),
@@ -70,6 +93,8 @@ impl Application {
             listener,
             address,
             store,
+            keys,
+            key_retention: key_retention(config),
             router: http::router(state),
         })
     }
@@ -93,16 +118,51 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "tessera listening");
+        let background = [
+            spawn_key_reloader(self.keys.clone()),
+            spawn_sweeper(self.store.clone(), self.key_retention),
+        ];
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        for task in background {
+            task.abort();
+        }
         self.store.close().await;
         tracing::info!("tessera stopped");
         served
     }
+}
+
+/// Re-reads the signing keys now and then, so a rotation elsewhere reaches this node.
+fn spawn_key_reloader(keys: Arc<Keys>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Keys::RELOAD_INTERVAL);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Err(error) = keys.reload().await {
+                tracing::warn!(%error, "could not reload signing keys");
+            }
+        }
+    })
+}
+
+/// Deletes ended sessions and expired tokens shortly after start and then periodically.
+fn spawn_sweeper(store: Store, key_retention: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+        loop {
+            ticks.tick().await;
+            match cleanup::sweep(&store, Timestamp::now(), key_retention).await {
+                Ok(swept) => tracing::debug!(?swept, "swept ended sessions and tokens"),
+                Err(error) => tracing::warn!(%error, "sweep failed"),
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {

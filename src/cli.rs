@@ -25,8 +25,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new Ed25519 key current; older keys keep verifying until their tokens expire.
+    Rotate,
+    /// List the stored signing keys.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -60,6 +60,10 @@ settings! {
     refresh_token_ttl => "TESSERA_REFRESH_TOKEN_TTL",
     /// Absolute maximum age of a session, however often refreshed [default: 90d]
     session_max_age => "TESSERA_SESSION_MAX_AGE",
+    /// How long a just-rotated refresh token still returns the same successor pair; 0s turns the grace off [default: 10s]
+    refresh_reuse_grace => "TESSERA_REFRESH_REUSE_GRACE",
+    /// Sign with HS256 and this shared secret (at least 32 bytes) instead of EdDSA keys; no JWKS is then published
+    jwt_secret => "TESSERA_JWT_SECRET",
     /// Log format: text or json [default: text]
     log_format => "TESSERA_LOG_FORMAT",
     /// Password hashes computed at once; each holds 19 MiB while it runs [default: number of cores]
@@ -123,6 +127,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub session_max_age: Duration,
+    pub refresh_reuse_grace: Duration,
+    pub jwt_secret: Option<SecretString>,
     pub log_format: LogFormat,
     pub hash_concurrency: usize,
     pub rate_limit: u32,
@@ -192,6 +198,15 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             session_max_age,
+            refresh_reuse_grace: sources.parse("refresh_reuse_grace", "10s", |v| {
+                humantime::parse_duration(v)
+                    .map_err(|_| "expected a duration like 10s, or 0s".to_owned())
+            })?,
+            jwt_secret: sources
+                .value("jwt_secret")
+                .map(|v| jwt_secret(&v))
+                .transpose()
+                .map_err(|m| sources.error("jwt_secret", m))?,
             log_format: sources.parse("log_format", "text", |v| match v {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
@@ -323,6 +338,13 @@ fn database_url(value: &str) -> Result<DatabaseUrl, String> {
         return Err("expected a URL starting with sqlite:, postgres: or mysql:".into());
     }
     Ok(DatabaseUrl::new(value))
+}
+
+fn jwt_secret(value: &str) -> Result<SecretString, String> {
+    if value.len() < 32 {
+        return Err(format!("must be at least 32 bytes (got {})", value.len()));
+    }
+    Ok(SecretString::from(value))
 }
 
 fn public_url(value: &str) -> Result<String, String> {

@@ -102,3 +102,32 @@ fn token_lifetimes_must_nest() {
         .unwrap_or_default();
     assert!(error.contains("TESSERA_REFRESH_TOKEN_TTL"), "{error}");
 }
+
+#[test]
+fn a_short_jwt_secret_is_refused_without_being_shown() {
+    let mut a = args();
+    a.jwt_secret = Some("too-short-secret".into());
+    let error = Config::load(&a)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        error.starts_with("invalid TESSERA_JWT_SECRET: must be at least 32 bytes"),
+        "{error}"
+    );
+    assert!(!error.contains("too-short-secret"), "{error}");
+    a.jwt_secret = Some("x".repeat(32));
+    assert!(Config::load(&a).is_ok());
+}
+
+#[test]
+fn the_refresh_grace_may_be_zero() -> TestResult {
+    let mut a = args();
+    a.refresh_reuse_grace = Some("0s".into());
+    assert_eq!(Config::load(&a)?.refresh_reuse_grace, Duration::ZERO);
+    assert_eq!(
+        Config::load(&args())?.refresh_reuse_grace,
+        Duration::from_secs(10)
+    );
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use tessera::cli::{AdminCommand, Cli, Command};
+use tessera::cli::{AdminCommand, Cli, Command, KeysCommand};
 use tessera::commands;
 use tessera::config::{self, Config};
 
@@ -43,6 +43,12 @@ fn main() -> ExitCode {
             Command::Admin {
                 command: AdminCommand::Create(args),
             } => commands::admin::create(&config, args).await,
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => commands::keys::rotate(&config).await,
+            Command::Keys {
+                command: KeysCommand::List,
+            } => commands::keys::list(&config).await,
             Command::Openapi => {
                 commands::openapi::run();
                 Ok(())

@@ -1,6 +1,7 @@
 //! One module per subcommand, each with `pub async fn run`.
 
 pub mod admin;
+pub mod keys;
 pub mod migrate;
 pub mod openapi;
 pub mod serve;

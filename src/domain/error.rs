@@ -54,6 +54,12 @@ pub enum Error {
     AccountDisabled,
     #[error("unauthenticated")]
     Unauthenticated,
+    /// A refresh, verification or reset token that is unknown, expired or used.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A rotated refresh token presented after the grace period: its session is revoked.
+    #[error("refresh token reused")]
+    RefreshTokenReused,
     #[error("last owner")]
     LastOwner,
     #[error("not found")]

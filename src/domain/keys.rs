@@ -1,40 +1,177 @@
-//! Loading the signing keys, creating the first one on a fresh database.
+//! The signing keys: stored in the database, shared by every node, rotated without downtime.
+//!
+//! Each node holds a [`Keys`]: the current ring, reloaded from the database every
+//! [`Keys::RELOAD_INTERVAL`] and at once (at most once a second) when a token names a key the
+//! node does not know, so a key rotated by another node or by `tessera keys rotate` is
+//! honoured everywhere without restarts. With an HMAC secret configured, tokens are signed
+//! HS256 and stored Ed25519 keys only verify tokens issued before the switch.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-
-use super::error::Error;
-use super::jwt::{KeyMaterial, KeyRing};
+use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest, Sha256};
 
+use super::error::Error;
+use super::jwt::{AccessClaims, KeyMaterial, KeyRing, TokenError};
 use super::secrets::random_bytes;
 use super::time::Timestamp;
 use crate::storage::Store;
 use crate::storage::signing_keys::{self, StoredKey};
 
-/// The ring for this node: the newest unretired Ed25519 key signs, every other stored key
-/// still verifies. A fresh database gets a new key; when several nodes race to create it,
-/// each re-reads the table afterwards, so all of them sign with the same newest key.
-pub async fn load_or_create(store: &Store) -> Result<KeyRing, Error> {
+/// The node's keys, reloadable while requests use them.
+pub struct Keys {
+    store: Store,
+    hmac_secret: Option<SecretString>,
+    ring: RwLock<Arc<KeyRing>>,
+    last_reload: Mutex<Instant>,
+}
+
+impl Keys {
+    /// How often a node re-reads the keys on its own.
+    pub const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+    /// The least time between reloads caused by unknown key ids (a flood of forged `kid`s
+    /// must not become a flood of queries).
+    const MIN_RELOAD_GAP: Duration = Duration::from_secs(1);
+
+    /// Loads the keys, creating the first Ed25519 key on a fresh database.
+    pub async fn load(store: Store, hmac_secret: Option<SecretString>) -> Result<Self, Error> {
+        let ring = build_ring(&store, hmac_secret.as_ref()).await?;
+        Ok(Self {
+            store,
+            hmac_secret,
+            ring: RwLock::new(Arc::new(ring)),
+            last_reload: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The ring in use now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().map_or_else(
+            |poisoned| poisoned.into_inner().clone(),
+            |ring| ring.clone(),
+        )
+    }
+
+    /// Re-reads the keys from the database.
+    pub async fn reload(&self) -> Result<(), Error> {
+        let ring = build_ring(&self.store, self.hmac_secret.as_ref()).await?;
+        if let Ok(mut slot) = self.ring.write() {
+            *slot = Arc::new(ring);
+        }
+        if let Ok(mut last) = self.last_reload.lock() {
+            *last = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Verifies an access token; a token naming an unknown key triggers one reload first.
+    pub async fn verify(
+        &self,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<AccessClaims, TokenError> {
+        match self.ring().verify(token, issuer, audience, now) {
+            Err(TokenError::UnknownKey) if self.may_reload() => {
+                if let Err(error) = self.reload().await {
+                    tracing::warn!(%error, "could not reload signing keys");
+                }
+                self.ring().verify(token, issuer, audience, now)
+            }
+            outcome => outcome,
+        }
+    }
+
+    fn may_reload(&self) -> bool {
+        self.last_reload
+            .lock()
+            .is_ok_and(|last| last.elapsed() >= Self::MIN_RELOAD_GAP)
+    }
+
+    /// The JWKS document: every Ed25519 public key still verifying (none in HMAC mode).
+    pub fn jwks(&self) -> serde_json::Value {
+        if self.hmac_secret.is_some() {
+            return serde_json::json!({ "keys": [] });
+        }
+        let ring = self.ring();
+        let mut keys: Vec<_> = ring
+            .public_keys()
+            .map(|(kid, public)| {
+                serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public), "kid": kid, "alg": "EdDSA", "use": "sig"})
+            })
+            .collect();
+        keys.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// Makes a new Ed25519 key current and retires the others; keys retired longer ago than
+/// `keep_retired` (the longest any token they signed can live) are deleted. Answers the new kid.
+pub async fn rotate(store: &Store, keep_retired: Duration) -> Result<String, Error> {
+    let key = generate();
+    let now = Timestamp::now();
+    let mut tx = store.begin().await?;
+    signing_keys::insert(&mut tx, &key).await?;
+    signing_keys::retire_all_except(&mut tx, &key.kid, now).await?;
+    tx.commit()
+        .await
+        .map_err(crate::storage::StoreError::from)?;
+    prune(store, keep_retired).await?;
+    Ok(key.kid)
+}
+
+/// Deletes keys retired more than `keep_retired` ago.
+pub async fn prune(store: &Store, keep_retired: Duration) -> Result<u64, Error> {
+    let before = Timestamp::from_micros(Timestamp::now().as_micros() - micros(keep_retired));
+    let mut conn = store.conn().await?;
+    Ok(signing_keys::delete_retired_before(&mut conn, before).await?)
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+async fn build_ring(store: &Store, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {
     let mut conn = store.conn().await?;
     let mut stored = signing_keys::list(&mut conn).await?;
-    if !stored.iter().any(is_current_candidate) {
+    if hmac_secret.is_none() && !stored.iter().any(is_current_candidate) {
         signing_keys::insert(&mut conn, &generate()).await?;
+        // Re-read: when nodes race on a fresh database, all of them pick the same newest key.
         stored = signing_keys::list(&mut conn).await?;
     }
     let mut keys = stored
         .iter()
         .filter_map(|key| Some((key.clone(), material(key)?)));
-    let current = keys
-        .by_ref()
-        .find(|(key, _)| is_current_candidate(key))
-        .ok_or_else(|| Error::Internal("no usable signing key".into()))?;
+    let current = match hmac_secret {
+        Some(secret) => (
+            hmac_kid(secret),
+            KeyMaterial::Hmac(secret.expose_secret().as_bytes().to_vec()),
+        ),
+        None => {
+            let (key, material) = keys
+                .by_ref()
+                .find(|(key, _)| is_current_candidate(key))
+                .ok_or_else(|| Error::Internal("no usable signing key".into()))?;
+            (key.kid, material)
+        }
+    };
     let others: Vec<_> = keys.map(|(key, material)| (key.kid, material)).collect();
-    Ok(KeyRing::new((current.0.kid, current.1), others))
+    Ok(KeyRing::new(current, others))
 }
 
 fn is_current_candidate(key: &StoredKey) -> bool {
     key.algorithm == "EdDSA" && key.retired_at.is_none()
+}
+
+/// A `kid` for an HMAC secret that reveals nothing about it.
+fn hmac_kid(secret: &SecretString) -> String {
+    let digest =
+        Sha256::digest([b"tessera-hs256-kid:", secret.expose_secret().as_bytes()].concat());
+    format!("hs256-{}", B64.encode(&digest[..12]))
 }
 
 /// A new Ed25519 key whose `kid` is its RFC 7638 JWK thumbprint.

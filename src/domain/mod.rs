@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cleanup;
 pub mod error;
 pub mod fields;
 pub mod hashing;
@@ -11,9 +12,12 @@ pub mod ids;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod refresh;
 pub mod secrets;
 pub mod session;
+pub mod sessions;
 pub mod time;
+pub mod tokens;
 pub mod user;
 
 pub use error::{Error, FieldError, Invalid};

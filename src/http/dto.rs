@@ -7,7 +7,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
-use crate::domain::auth::IssuedTokens;
+use crate::domain::session::Session;
+use crate::domain::tokens::IssuedTokens;
 use crate::domain::user::User;
 
 /// An account (API.md, "User").
@@ -226,4 +227,60 @@ pub struct ProblemField {
 pub struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// `POST /v1/auth/logout`; the body may be left out.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    /// Sign out every session of the user, not only this one.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// A signed-in session (API.md, "Session").
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// Whether this is the session of the token making the request.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(session: &Session, current: uuid::Uuid) -> Self {
+        Self {
+            id: session.id.to_string(),
+            created_at: session.created_at.to_rfc3339(),
+            last_used_at: session.last_used_at.to_rfc3339(),
+            expires_at: session.expires_at.to_rfc3339(),
+            user_agent: session.user_agent.clone(),
+            ip: session.ip.clone(),
+            current: session.id == current,
+        }
+    }
+}
+
+/// `{"items": [Session]}`.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub items: Vec<SessionView>,
+}
+
+/// A JSON Web Key Set (RFC 7517) of Ed25519 public keys.
+#[derive(Serialize, ToSchema)]
+pub struct Jwks {
+    #[schema(value_type = Vec<Object>, example = json!([{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "…", "alg": "EdDSA", "use": "sig"}]))]
+    pub keys: Value,
 }

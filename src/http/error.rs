@@ -217,6 +217,16 @@ impl From<domain::Error> for ApiError {
             )
             .detail("this account has been disabled"),
             E::Unauthenticated => Self::unauthenticated(),
+            E::InvalidToken => {
+                Self::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
+                    .detail("the token is unknown, expired or already used")
+            }
+            E::RefreshTokenReused => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "refresh_token_reused",
+                "Refresh token reused",
+            )
+            .detail("this refresh token was already used; its session has been revoked"),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),

@@ -28,6 +28,28 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no body, no content type): then `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = request.headers();
+        let length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok());
+        let empty = length == Some("0")
+            || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
+        if empty {
+            return Ok(Self(None));
+        }
+        AppJson::<T>::from_request(request, state)
+            .await
+            .map(|AppJson(value)| Self(Some(value)))
+    }
+}
+
 fn json_problem(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),

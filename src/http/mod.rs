@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::me::router())
+        .merge(routes::sessions::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -13,8 +13,9 @@ use crate::app::AppState;
 #[openapi(
     info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
     paths(
-        routes::auth::register, routes::auth::login,
+        routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
+        routes::sessions::list_sessions, routes::sessions::revoke_session,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(dto::Problem, dto::ProblemField)),

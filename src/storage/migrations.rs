@@ -18,11 +18,18 @@ struct Migration {
     text: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts",
-    text: include_str!("../../migrations/0001_accounts.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts",
+        text: include_str!("../../migrations/0001_accounts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "server_secrets",
+        text: include_str!("../../migrations/0002_server_secrets.sql"),
+    },
+];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
 const LOCK_ID: i64 = 0x7e55_e7a0;

@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod migrations;
+pub mod refresh_tokens;
+pub mod server_secrets;
 pub mod sessions;
 pub mod signing_keys;
 pub mod sql;

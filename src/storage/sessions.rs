@@ -4,7 +4,9 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{delete_where_in, sql};
+use sqlx::any::AnyRow;
+
 use crate::domain::session::{Session, SessionState};
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
@@ -25,28 +27,6 @@ pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), S
         .bind(session.revoked_at.map(Timestamp::as_micros))
         .bind(session.user_agent.clone())
         .bind(session.ip.clone())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Stores a refresh token's digest for `session_id`.
-pub async fn insert_refresh_token(
-    conn: &mut AnyConnection,
-    digest: &str,
-    session_id: Uuid,
-    created_at: Timestamp,
-    expires_at: Timestamp,
-) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-    );
-    sqlx::query(&text)
-        .bind(digest.to_owned())
-        .bind(session_id.to_string())
-        .bind(created_at.as_micros())
-        .bind(expires_at.as_micros())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -104,4 +84,124 @@ pub async fn revoke_all_except(
         .execute(&mut *conn)
         .await?;
     Ok(result.rows_affected())
+}
+
+const COLUMNS: &str =
+    "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
+
+pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Session>, StoreError> {
+    let statement = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?");
+    let text = sql(conn, &statement);
+    let row = sqlx::query(&text)
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// The sessions of `user_id` that are neither revoked nor expired at `now`, newest first.
+pub async fn list_live(
+    conn: &mut AnyConnection,
+    user_id: Uuid,
+    now: Timestamp,
+) -> Result<Vec<Session>, StoreError> {
+    let statement = format!(
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+         ORDER BY created_at DESC, id DESC"
+    );
+    let text = sql(conn, &statement);
+    let rows = sqlx::query(&text)
+        .bind(user_id.to_string())
+        .bind(now.as_micros())
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(session_from_row).collect()
+}
+
+/// Records a refresh: the session was used at `now` and now ends at `expires_at`.
+pub async fn extend(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
+    );
+    sqlx::query(&text)
+        .bind(now.as_micros())
+        .bind(expires_at.as_micros())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes one live session of `user_id`; `false` when there is no such live session.
+pub async fn revoke(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    user_id: Uuid,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
+    );
+    let result = sqlx::query(&text)
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(now.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Deletes up to `limit` sessions that expired before `expired_before` or were revoked
+/// before `revoked_before`, with their refresh tokens; answers how many.
+pub async fn delete_ended(
+    conn: &mut AnyConnection,
+    expired_before: Timestamp,
+    revoked_before: Timestamp,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let text = sql(
+        conn,
+        "SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?",
+    );
+    let rows = sqlx::query(&text)
+        .bind(expired_before.as_micros())
+        .bind(revoked_before.as_micros())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    delete_where_in(conn, "refresh_tokens", "session_id", &ids).await?;
+    Ok(delete_where_in(conn, "sessions", "id", &ids).await?)
+}
+
+fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
+    let id: String = row.try_get("id")?;
+    let user_id: String = row.try_get("user_id")?;
+    let parse = |text: &str| {
+        Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("session row id {text}")))
+    };
+    Ok(Session {
+        id: parse(&id)?,
+        user_id: parse(&user_id)?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        last_used_at: Timestamp::from_micros(row.try_get("last_used_at")?),
+        expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
+        max_expires_at: Timestamp::from_micros(row.try_get("max_expires_at")?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(Timestamp::from_micros),
+        user_agent: row.try_get("user_agent")?,
+        ip: row.try_get("ip")?,
+    })
 }

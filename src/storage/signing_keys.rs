@@ -67,3 +67,34 @@ pub async fn insert(conn: &mut AnyConnection, key: &StoredKey) -> Result<(), Sto
         .await?;
     Ok(())
 }
+
+/// Marks every unretired key except `current` as retired at `now`.
+pub async fn retire_all_except(
+    conn: &mut AnyConnection,
+    current: &str,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL",
+    );
+    let result = sqlx::query(&text)
+        .bind(now.as_micros())
+        .bind(current.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes keys retired before `before`: no token they signed can still be alive.
+pub async fn delete_retired_before(
+    conn: &mut AnyConnection,
+    before: Timestamp,
+) -> Result<u64, StoreError> {
+    let text = sql(conn, "DELETE FROM signing_keys WHERE retired_at < ?");
+    let result = sqlx::query(&text)
+        .bind(before.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected())
+}

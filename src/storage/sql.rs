@@ -81,6 +81,27 @@ pub fn text_column(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
     }
 }
 
+/// Deletes the rows of `table` whose `column` is one of `keys` (a batch chosen by the caller,
+/// so each statement holds its locks briefly); answers how many went.
+pub async fn delete_where_in(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<u64, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let placeholders = vec!["?"; keys.len()].join(", ");
+    let statement = format!("DELETE FROM {table} WHERE {column} IN ({placeholders})");
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text);
+    for key in keys {
+        query = query.bind(key.clone());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

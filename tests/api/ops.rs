@@ -64,3 +64,10 @@ each_backend! {
         assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
     }
 }
+
+#[tokio::test]
+async fn sqlite_databases_run_in_wal_mode() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mode = app.db.fetch_string("PRAGMA journal_mode").await;
+    assert_eq!(mode, "wal");
+}

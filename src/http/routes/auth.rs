@@ -1,8 +1,8 @@
-//! Public account routes: registration and sign-in.
+//! Account routes: registration, sign-in, refresh, sign-out and the public keys.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 
@@ -10,16 +10,20 @@ use crate::app::AppState;
 use crate::domain::Error;
 use crate::domain::accounts::NewAccount;
 use crate::http::dto::{
-    LoginRequest, Problem, RegisterRequest, TokenResponse, UserEnvelope, UserView,
+    Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse,
+    UserEnvelope, UserView,
 };
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, Client};
+use crate::http::extract::{AppJson, AuthUser, Client, OptionalJson};
 use crate::storage::users::LoginName;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/register", post(register))
         .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(logout))
+        .route("/.well-known/jwks.json", get(jwks))
 }
 
 /// Create an account.
@@ -73,4 +77,46 @@ pub async fn login(
         .login(name, SecretString::from(request.password), client)
         .await?;
     Ok(Json(tokens.into()))
+}
+
+/// Exchange a refresh token for a new pair; the old token is rotated out.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the refresh token is a new one", body = TokenResponse),
+        (status = 401, description = "`invalid_token` (unknown, expired, revoked) or `refresh_token_reused` (the session is now revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let tokens = state
+        .auth
+        .refresh(SecretString::from(request.refresh_token))
+        .await?;
+    Ok(Json(tokens.into()))
+}
+
+/// Sign out this session, or with `{"all": true}` every session; access tokens stop at once.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])), request_body(content = Option<LogoutRequest>),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    OptionalJson(request): OptionalJson<LogoutRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .auth
+        .logout(me, request.unwrap_or_default().all)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public keys that verify access tokens (RFC 7517); empty when tokens are HS256.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, body = Jwks)))]
+pub async fn jwks(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.auth.tokens().keys().jwks())
 }

@@ -1,0 +1,56 @@
+//! The sweeper: deletes ended sessions, expired refresh tokens and signing keys no live token
+//! can need, in small batches so that no statement holds locks for long.
+
+use std::time::Duration;
+
+use super::error::Error;
+use super::keys;
+use super::time::Timestamp;
+use crate::storage::{Store, refresh_tokens, sessions};
+
+/// Rows deleted per statement.
+const BATCH: i64 = 500;
+/// How long a revoked session stays visible (for support and audits) before it is deleted.
+const KEEP_REVOKED: Duration = Duration::from_secs(24 * 3600);
+
+/// What one sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub sessions: u64,
+    pub refresh_tokens: u64,
+    pub signing_keys: u64,
+}
+
+/// One sweep at `now`. `keep_retired_keys` is how long a retired key must keep verifying.
+pub async fn sweep(
+    store: &Store,
+    now: Timestamp,
+    keep_retired_keys: Duration,
+) -> Result<Swept, Error> {
+    let revoked_before = Timestamp::from_micros(now.as_micros() - micros(KEEP_REVOKED));
+    let mut swept = Swept::default();
+    loop {
+        let mut conn = store.conn().await?;
+        let n = sessions::delete_ended(&mut conn, now, revoked_before, BATCH).await?;
+        swept.sessions += n;
+        if n < BATCH.unsigned_abs() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    loop {
+        let mut conn = store.conn().await?;
+        let n = refresh_tokens::delete_expired(&mut conn, now, BATCH).await?;
+        swept.refresh_tokens += n;
+        if n < BATCH.unsigned_abs() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    swept.signing_keys = keys::prune(store, keep_retired_keys).await?;
+    Ok(swept)
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,128 @@
+//! Refresh-token rotation with reuse detection.
+//!
+//! Every refresh rotates the token. Two honest tabs refreshing at once must not sign the user
+//! out, so within the grace period a just-rotated token answers with the *same* successor pair
+//! (derived, see [`super::tokens`]) instead of a second branch. After the grace, presenting a
+//! rotated token means it was copied: the whole session is revoked, taking the successor and
+//! every access token of the session down with it.
+
+use secrecy::SecretString;
+
+use super::auth::Auth;
+use super::error::Error;
+use super::secrets;
+use super::session::Session;
+use super::time::Timestamp;
+use super::tokens::{IssuedTokens, Tokens};
+use super::user::{User, UserStatus};
+use crate::storage::refresh_tokens::{self, RefreshRecord};
+use crate::storage::{StoreError, sessions, users};
+
+impl Auth {
+    /// Exchanges a refresh token for a new pair.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn refresh(&self, presented: SecretString) -> Result<IssuedTokens, Error> {
+        let digest = secrets::digest(&presented);
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        // The conditional write comes first: it makes racing refreshes of one token agree on a
+        // single winner, and on SQLite it takes the write lock before anything is read.
+        let won = refresh_tokens::mark_rotated(&mut tx, &digest, now).await?;
+        let record = refresh_tokens::find(&mut tx, &digest)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let (session, user) = live_session(&mut tx, &record, now).await?;
+        if won {
+            let issued = self
+                .rotate(&mut tx, &presented, &session, user, now)
+                .await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Ok(issued);
+        }
+        let rotated_at = record.rotated_at.ok_or(Error::InvalidToken)?;
+        let grace = self.tokens.settings().refresh_reuse_grace;
+        if now <= rotated_at.plus(grace) && !grace.is_zero() {
+            tx.commit().await.map_err(StoreError::from)?;
+            return self.replay(&presented, &session, user, rotated_at);
+        }
+        sessions::revoke(&mut tx, session.id, session.user_id, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reused: session revoked");
+        Err(Error::RefreshTokenReused)
+    }
+
+    /// Issues the successor pair and slides the session forward, up to its absolute end.
+    async fn rotate(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        presented: &SecretString,
+        session: &Session,
+        user: User,
+        now: Timestamp,
+    ) -> Result<IssuedTokens, Error> {
+        let s = self.tokens.settings();
+        let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
+        let (successor, jti) = self.tokens.successor(presented);
+        refresh_tokens::insert(
+            tx,
+            &secrets::digest(&successor),
+            session.id,
+            now,
+            expires_at,
+        )
+        .await?;
+        sessions::extend(tx, session.id, now, expires_at).await?;
+        Ok(IssuedTokens {
+            access_token: self.tokens.access_token(&user, session.id, now, jti)?,
+            expires_in: s.access_ttl.as_secs(),
+            refresh_token: successor,
+            refresh_expires_in: Tokens::seconds_between(now, expires_at),
+            user,
+        })
+    }
+
+    /// The pair a rotation at `rotated_at` issued, reproduced exactly.
+    fn replay(
+        &self,
+        presented: &SecretString,
+        session: &Session,
+        user: User,
+        rotated_at: Timestamp,
+    ) -> Result<IssuedTokens, Error> {
+        let s = self.tokens.settings();
+        let (successor, jti) = self.tokens.successor(presented);
+        Ok(IssuedTokens {
+            access_token: self
+                .tokens
+                .access_token(&user, session.id, rotated_at, jti)?,
+            expires_in: s.access_ttl.as_secs(),
+            refresh_token: successor,
+            refresh_expires_in: Tokens::seconds_between(rotated_at, session.expires_at),
+            user,
+        })
+    }
+}
+
+/// The token's session and user, if the token may still be used at `now`.
+async fn live_session(
+    conn: &mut sqlx::AnyConnection,
+    record: &RefreshRecord,
+    now: Timestamp,
+) -> Result<(Session, User), Error> {
+    if record.expires_at <= now {
+        return Err(Error::InvalidToken);
+    }
+    let session = sessions::find(conn, record.session_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(Error::InvalidToken);
+    }
+    let user = users::find_by_id(conn, session.user_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    if user.status != UserStatus::Active {
+        return Err(Error::AccountDisabled);
+    }
+    Ok((session, user))
+}
