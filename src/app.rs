@@ -50,28 +50,19 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 /// How long a retired signing key must keep verifying: the longest an access token signed with
 /// it can live, plus the time other nodes may take to notice the rotation, plus clock skew.
 pub fn key_retention(config: &Config) -> Duration {
-    config.access_token_ttl
-        + Keys::RELOAD_INTERVAL
-        + Duration::from_secs(LEEWAY_SECS.unsigned_abs())
+    config.access_token_ttl + Keys::RELOAD_INTERVAL + Duration::from_secs(LEEWAY_SECS.unsigned_abs())
 }
 
 impl Application {
     /// Connects to the database, applies migrations, loads the signing keys and binds the
     /// listener (port 0 picks a free port).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::connect(
-            config.database_url.expose(),
-            config.database_max_connections,
-        )
-        .await?;
+        let store = Store::connect(config.database_url.expose(), config.database_max_connections).await?;
         store.migrate().await?;
         let keys = Arc::new(Keys::load(store.clone(), config.jwt_secret.clone()).await?);
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let issuer = config
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{address}"));
+        let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
         let hasher = PasswordHasher::new(config.hash_concurrency);
         let settings = TokenSettings {
             issuer,
@@ -89,14 +80,7 @@ impl Application {
             hasher,
             metrics: Metrics::new(),
         };
-        Ok(Self {
-            listener,
-            address,
-            store,
-            keys,
-            key_retention: key_retention(config),
-            router: http::router(state),
-        })
+        Ok(Self { listener, address, store, keys, key_retention: key_retention(config), router: http::router(state) })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -113,21 +97,11 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the pool.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "tessera listening");
-        let background = [
-            spawn_key_reloader(self.keys.clone()),
-            spawn_sweeper(self.store.clone(), self.key_retention),
-        ];
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let background = [spawn_key_reloader(self.keys.clone()), spawn_sweeper(self.store.clone(), self.key_retention)];
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         for task in background {
             task.abort();
         }

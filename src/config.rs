@@ -144,10 +144,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            setting: setting.into(),
-            message: message.into(),
-        }
+        Self { setting: setting.into(), message: message.into() }
     }
 }
 
@@ -176,31 +173,22 @@ impl Config {
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
-            database_url: sources.parse(
-                "database_url",
-                "sqlite://tessera.db?mode=rwc",
-                database_url,
-            )?,
-            database_max_connections: sources
-                .parse("database_max_connections", "10", |v| bounded(v, 1, 1000))?,
+            database_url: sources.parse("database_url", "sqlite://tessera.db?mode=rwc", database_url)?,
+            database_max_connections: sources.parse("database_max_connections", "10", |v| bounded(v, 1, 1000))?,
             listen: sources.parse("listen", "127.0.0.1:8080", |v| {
-                v.parse()
-                    .map_err(|_| "expected an address like 127.0.0.1:8080".to_owned())
+                v.parse().map_err(|_| "expected an address like 127.0.0.1:8080".to_owned())
             })?,
             public_url: sources
                 .value("public_url")
                 .map(|v| public_url(&v))
                 .transpose()
                 .map_err(|m| sources.error("public_url", m))?,
-            token_audience: sources.parse("token_audience", "tessera", |v| {
-                non_empty(v).map(str::to_owned)
-            })?,
+            token_audience: sources.parse("token_audience", "tessera", |v| non_empty(v).map(str::to_owned))?,
             access_token_ttl,
             refresh_token_ttl,
             session_max_age,
             refresh_reuse_grace: sources.parse("refresh_reuse_grace", "10s", |v| {
-                humantime::parse_duration(v)
-                    .map_err(|_| "expected a duration like 10s, or 0s".to_owned())
+                humantime::parse_duration(v).map_err(|_| "expected a duration like 10s, or 0s".to_owned())
             })?,
             jwt_secret: sources
                 .value("jwt_secret")
@@ -212,9 +200,7 @@ impl Config {
                 "json" => Ok(LogFormat::Json),
                 _ => Err("expected text or json".to_owned()),
             })?,
-            hash_concurrency: sources.parse("hash_concurrency", &cores.to_string(), |v| {
-                bounded(v, 1, 256)
-            })?,
+            hash_concurrency: sources.parse("hash_concurrency", &cores.to_string(), |v| bounded(v, 1, 256))?,
             rate_limit: sources.parse("rate_limit", "30", |v| bounded(v, 0, 1_000_000))?,
         })
     }
@@ -225,9 +211,7 @@ pub fn unknown_variables() -> Vec<String> {
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("TESSERA_") && !name.starts_with("TESSERA_TEST_"))
-        .filter(|name| {
-            name != "TESSERA_CONFIG" && !SettingsArgs::KEYS.iter().any(|(_, env)| env == name)
-        })
+        .filter(|name| name != "TESSERA_CONFIG" && !SettingsArgs::KEYS.iter().any(|(_, env)| env == name))
         .collect()
 }
 
@@ -238,48 +222,30 @@ struct Sources<'a> {
 
 impl Sources<'_> {
     fn value(&self, key: &str) -> Option<String> {
-        self.args
-            .given(key)
-            .map(str::to_owned)
-            .or_else(|| self.file.get(key).cloned())
+        self.args.given(key).map(str::to_owned).or_else(|| self.file.get(key).cloned())
     }
 
     fn error(&self, key: &str, message: String) -> ConfigError {
-        let env = SettingsArgs::KEYS
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map_or(key, |(_, env)| env);
+        let env = SettingsArgs::KEYS.iter().find(|(k, _)| *k == key).map_or(key, |(_, env)| env);
         ConfigError::new(env, message)
     }
 
-    fn parse<T>(
-        &self,
-        key: &str,
-        default: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
+    fn parse<T>(&self, key: &str, default: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<T, ConfigError> {
         let value = self.value(key).unwrap_or_else(|| default.to_owned());
-        parse(value.trim())
-            .map_err(|message| self.error(key, format!("{message} (got {})", shown(key, &value))))
+        parse(value.trim()).map_err(|message| self.error(key, format!("{message} (got {})", shown(key, &value))))
     }
 }
 
 /// How a refused value is echoed: database URLs masked, everything else as given.
 fn shown(key: &str, value: &str) -> String {
-    if key == "database_url" {
-        format!("{:?}", DatabaseUrl::new(value))
-    } else {
-        format!("{value:?}")
-    }
+    if key == "database_url" { format!("{:?}", DatabaseUrl::new(value)) } else { format!("{value:?}") }
 }
 
 fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let setting = format!("--config {}", path.display());
-    let text =
-        std::fs::read_to_string(path).map_err(|e| ConfigError::new(&setting, e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::new(&setting, e.message().to_owned()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(&setting, e.to_string()))?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| ConfigError::new(&setting, e.message().to_owned()))?;
     table
         .into_iter()
         .map(|(key, value)| {
@@ -293,10 +259,7 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
                 other => {
                     return Err(ConfigError::new(
                         &setting,
-                        format!(
-                            "{key}: expected a string, number or boolean, got {}",
-                            other.type_str()
-                        ),
+                        format!("{key}: expected a string, number or boolean, got {}", other.type_str()),
                     ));
                 }
             };
@@ -306,19 +269,14 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
 }
 
 fn duration(value: &str) -> Result<Duration, String> {
-    let parsed = humantime::parse_duration(value)
-        .map_err(|_| "expected a duration like 15m, 12h or 30d".to_owned())?;
+    let parsed = humantime::parse_duration(value).map_err(|_| "expected a duration like 15m, 12h or 30d".to_owned())?;
     if parsed < Duration::from_secs(1) {
         return Err("must be at least 1s".into());
     }
     Ok(parsed)
 }
 
-fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    value: &str,
-    min: T,
-    max: T,
-) -> Result<T, String> {
+fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display>(value: &str, min: T, max: T) -> Result<T, String> {
     match value.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
         _ => Err(format!("expected a whole number from {min} to {max}")),
@@ -326,11 +284,7 @@ fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
 }
 
 fn non_empty(value: &str) -> Result<&str, String> {
-    if value.is_empty() {
-        Err("must not be empty".into())
-    } else {
-        Ok(value)
-    }
+    if value.is_empty() { Err("must not be empty".into()) } else { Ok(value) }
 }
 
 fn database_url(value: &str) -> Result<DatabaseUrl, String> {
@@ -349,14 +303,10 @@ fn jwt_secret(value: &str) -> Result<SecretString, String> {
 
 fn public_url(value: &str) -> Result<String, String> {
     let trimmed = value.trim().trim_end_matches('/');
-    if (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed.len() > "https://".len()
-    {
+    if (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.len() > "https://".len() {
         Ok(trimmed.to_owned())
     } else {
-        Err(format!(
-            "expected an http:// or https:// URL (got {value:?})"
-        ))
+        Err(format!("expected an http:// or https:// URL (got {value:?})"))
     }
 }
 

@@ -23,18 +23,12 @@ fn defaults_are_sensible() -> TestResult {
 fn a_bad_value_names_its_variable() {
     let mut a = args();
     a.listen = Some("nowhere".into());
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.starts_with("invalid TESSERA_LISTEN:"), "{error}");
 
     let mut a = args();
     a.access_token_ttl = Some("soon".into());
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("TESSERA_ACCESS_TOKEN_TTL"), "{error}");
 
     let mut a = args();
@@ -45,35 +39,20 @@ fn a_bad_value_names_its_variable() {
 #[test]
 fn database_urls_never_show_their_password() {
     let url = DatabaseUrl::new("postgres://app:s3cret@db.example:5432/tessera");
-    assert_eq!(
-        format!("{url:?}"),
-        "\"postgres://app:***@db.example:5432/tessera\""
-    );
-    assert_eq!(
-        DatabaseUrl::new("sqlite://tessera.db").masked(),
-        "sqlite://tessera.db"
-    );
-    assert_eq!(
-        DatabaseUrl::new("mysql://root@localhost/test").masked(),
-        "mysql://root@localhost/test"
-    );
+    assert_eq!(format!("{url:?}"), "\"postgres://app:***@db.example:5432/tessera\"");
+    assert_eq!(DatabaseUrl::new("sqlite://tessera.db").masked(), "sqlite://tessera.db");
+    assert_eq!(DatabaseUrl::new("mysql://root@localhost/test").masked(), "mysql://root@localhost/test");
 
     let mut a = args();
     a.database_url = Some("oracle://app:s3cret@db".into());
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(!error.contains("s3cret"), "{error}");
 }
 
 #[test]
 fn the_toml_file_sits_under_flags_and_variables() -> TestResult {
     let path = std::env::temp_dir().join(format!("tessera-config-{}.toml", uuid::Uuid::now_v7()));
-    std::fs::write(
-        &path,
-        "listen = \"127.0.0.1:9000\"\nhash_concurrency = 3\nlog_format = \"json\"\n",
-    )?;
+    std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nhash_concurrency = 3\nlog_format = \"json\"\n")?;
     let mut a = args();
     a.config = Some(path.clone());
     a.log_format = Some("text".into());
@@ -83,10 +62,7 @@ fn the_toml_file_sits_under_flags_and_variables() -> TestResult {
     assert_eq!(config.log_format, LogFormat::Text);
 
     std::fs::write(&path, "lsiten = \"x\"\n")?;
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("unknown key \"lsiten\""), "{error}");
     std::fs::remove_file(&path).ok();
     Ok(())
@@ -96,10 +72,7 @@ fn the_toml_file_sits_under_flags_and_variables() -> TestResult {
 fn token_lifetimes_must_nest() {
     let mut a = args();
     a.refresh_token_ttl = Some("5m".into());
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(error.contains("TESSERA_REFRESH_TOKEN_TTL"), "{error}");
 }
 
@@ -107,14 +80,8 @@ fn token_lifetimes_must_nest() {
 fn a_short_jwt_secret_is_refused_without_being_shown() {
     let mut a = args();
     a.jwt_secret = Some("too-short-secret".into());
-    let error = Config::load(&a)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-    assert!(
-        error.starts_with("invalid TESSERA_JWT_SECRET: must be at least 32 bytes"),
-        "{error}"
-    );
+    let error = Config::load(&a).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(error.starts_with("invalid TESSERA_JWT_SECRET: must be at least 32 bytes"), "{error}");
     assert!(!error.contains("too-short-secret"), "{error}");
     a.jwt_secret = Some("x".repeat(32));
     assert!(Config::load(&a).is_ok());
@@ -125,9 +92,6 @@ fn the_refresh_grace_may_be_zero() -> TestResult {
     let mut a = args();
     a.refresh_reuse_grace = Some("0s".into());
     assert_eq!(Config::load(&a)?.refresh_reuse_grace, Duration::ZERO);
-    assert_eq!(
-        Config::load(&args())?.refresh_reuse_grace,
-        Duration::from_secs(10)
-    );
+    assert_eq!(Config::load(&args())?.refresh_reuse_grace, Duration::from_secs(10));
     Ok(())
 }

@@ -26,10 +26,7 @@ fn main() -> ExitCode {
     for name in config::unknown_variables() {
         tracing::warn!(variable = %name, "unknown TESSERA_ variable; is it misspelt?");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("tessera: cannot start the runtime: {error}");
@@ -40,15 +37,9 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => commands::serve::run(&config).await,
             Command::Migrate => commands::migrate::run(&config).await,
-            Command::Admin {
-                command: AdminCommand::Create(args),
-            } => commands::admin::create(&config, args).await,
-            Command::Keys {
-                command: KeysCommand::Rotate,
-            } => commands::keys::rotate(&config).await,
-            Command::Keys {
-                command: KeysCommand::List,
-            } => commands::keys::list(&config).await,
+            Command::Admin { command: AdminCommand::Create(args) } => commands::admin::create(&config, args).await,
+            Command::Keys { command: KeysCommand::Rotate } => commands::keys::rotate(&config).await,
+            Command::Keys { command: KeysCommand::List } => commands::keys::list(&config).await,
             Command::Openapi => {
                 commands::openapi::run();
                 Ok(())

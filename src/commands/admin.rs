@@ -15,12 +15,8 @@ use crate::storage::Store;
 
 pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
     let password = read_password(args.password_stdin)?;
-    let input = RegistrationInput {
-        username: args.username,
-        email: args.email,
-        password,
-        ..RegistrationInput::default()
-    };
+    let input =
+        RegistrationInput { username: args.username, email: args.email, password, ..RegistrationInput::default() };
     let mut account = NewAccount::parse(input).map_err(explain)?;
     account.role = match args.role {
         RoleArg::Owner => Role::Owner,
@@ -38,10 +34,7 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
         "created {} {} ({})",
         user.role.as_str(),
         user.id,
-        user.profile
-            .username
-            .or(user.profile.email)
-            .unwrap_or_default()
+        user.profile.username.or(user.profile.email).unwrap_or_default()
     );
     Ok(())
 }
@@ -50,13 +43,8 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
 fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from standard input")?;
-        return Ok(SecretString::from(
-            line.trim_end_matches(['\r', '\n']).to_owned(),
-        ));
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        return Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()));
     }
     if !std::io::stdin().is_terminal() {
         bail!("no terminal to prompt on: pass --password-stdin and pipe the password in");
@@ -73,10 +61,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 fn explain(error: Error) -> anyhow::Error {
     match error {
         Error::Validation(errors) => {
-            let lines: Vec<String> = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect();
+            let lines: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
             anyhow::anyhow!("{}", lines.join("; "))
         }
         Error::UsernameTaken => anyhow::anyhow!("username: already taken"),

@@ -15,9 +15,7 @@ pub async fn rotate(config: &Config) -> anyhow::Result<()> {
     let kid = outcome?;
     println!("new signing key {kid} is current");
     if config.jwt_secret.is_some() {
-        println!(
-            "note: TESSERA_JWT_SECRET is set, so tokens are signed with HS256 until it is removed"
-        );
+        println!("note: TESSERA_JWT_SECRET is set, so tokens are signed with HS256 until it is removed");
     }
     Ok(())
 }
@@ -31,16 +29,8 @@ pub async fn list(config: &Config) -> anyhow::Result<()> {
     drop(conn);
     store.close().await;
     for key in stored? {
-        let retired = key.retired_at.map_or_else(
-            || "current".to_owned(),
-            |t| format!("retired {}", t.to_rfc3339()),
-        );
-        println!(
-            "{}\t{}\tcreated {}\t{retired}",
-            key.kid,
-            key.algorithm,
-            key.created_at.to_rfc3339()
-        );
+        let retired = key.retired_at.map_or_else(|| "current".to_owned(), |t| format!("retired {}", t.to_rfc3339()));
+        println!("{}\t{}\tcreated {}\t{retired}", key.kid, key.algorithm, key.created_at.to_rfc3339());
     }
     Ok(())
 }

@@ -41,43 +41,23 @@ impl NewAccount {
     /// Checks every field and answers all refusals together. New accounts are active users
     /// with an unverified e-mail; administrators may change that before creating.
     pub fn parse(input: RegistrationInput) -> Result<Self, Error> {
-        let identifiers = [
-            input.username.as_deref().unwrap_or(""),
-            input.email.as_deref().unwrap_or(""),
-        ];
-        let password = Password::parse(input.password.expose_secret(), &identifiers)
-            .map_err(|e| e.at("password"));
+        let identifiers = [input.username.as_deref().unwrap_or(""), input.email.as_deref().unwrap_or("")];
+        let password = Password::parse(input.password.expose_secret(), &identifiers).map_err(|e| e.at("password"));
         let username = optional(input.username.as_deref(), Username::parse, "username");
         let email = optional(input.email.as_deref(), Email::parse, "email");
         let phone = optional(input.phone.as_deref(), Phone::parse, "phone");
         let first_name = optional(input.first_name.as_deref(), PersonName::parse, "first_name");
         let last_name = optional(input.last_name.as_deref(), PersonName::parse, "last_name");
-        let display_name = optional(
-            input.display_name.as_deref(),
-            PersonName::parse,
-            "display_name",
-        );
-        let metadata = input
-            .metadata
-            .map_or_else(|| Ok(Metadata::default()), Metadata::parse)
-            .map_err(|e| e.at("metadata"));
+        let display_name = optional(input.display_name.as_deref(), PersonName::parse, "display_name");
+        let metadata =
+            input.metadata.map_or_else(|| Ok(Metadata::default()), Metadata::parse).map_err(|e| e.at("metadata"));
         let identified = if input.username.is_none() && input.email.is_none() {
             Err(Invalid::new("required", "a username or an e-mail is required").at("username"))
         } else {
             Ok(())
         };
         let (password, username, email, phone, first_name, last_name, display_name, metadata, ()) =
-            validated!(
-                password,
-                username,
-                email,
-                phone,
-                first_name,
-                last_name,
-                display_name,
-                metadata,
-                identified
-            )?;
+            validated!(password, username, email, phone, first_name, last_name, display_name, metadata, identified)?;
         Ok(Self {
             profile: Profile {
                 username: username.map(Username::into_inner),
@@ -144,9 +124,7 @@ impl Accounts {
 
     pub async fn get(&self, id: Uuid) -> Result<User, Error> {
         let mut conn = self.store.conn().await?;
-        users::find_by_id(&mut conn, id)
-            .await?
-            .ok_or(Error::NotFound)
+        users::find_by_id(&mut conn, id).await?.ok_or(Error::NotFound)
     }
 
     /// Applies a profile patch. A changed e-mail becomes unverified; the account must keep a
@@ -191,8 +169,7 @@ impl Accounts {
         let mut tx = self.store.begin().await?;
         if user.role == Role::Owner {
             users::lock_owners(&mut tx).await?;
-            if users::count_active_owners(&mut tx).await? <= 1 && user.status == UserStatus::Active
-            {
+            if users::count_active_owners(&mut tx).await? <= 1 && user.status == UserStatus::Active {
                 return Err(Error::LastOwner);
             }
         }
@@ -204,15 +181,8 @@ impl Accounts {
 
     /// `403 wrong_password` unless `password` is the account's.
     async fn confirm(&self, user: &User, password: SecretString) -> Result<(), Error> {
-        let ok = self
-            .hasher
-            .verify(password, Some(user.password_hash.clone()))
-            .await?;
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::WrongPassword)
-        }
+        let ok = self.hasher.verify(password, Some(user.password_hash.clone())).await?;
+        if ok { Ok(()) } else { Err(Error::WrongPassword) }
     }
 }
 
@@ -247,19 +217,10 @@ fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
     let metadata = match patch.metadata {
         None => Ok(None),
         Some(None) => Ok(Some(Metadata::default())),
-        Some(Some(value)) => Metadata::parse(value)
-            .map(Some)
-            .map_err(|e| e.at("metadata")),
+        Some(Some(value)) => Metadata::parse(value).map(Some).map_err(|e| e.at("metadata")),
     };
-    let (username, email, phone, first_name, last_name, display_name, metadata) = validated!(
-        username,
-        email,
-        phone,
-        first_name,
-        last_name,
-        display_name,
-        metadata
-    )?;
+    let (username, email, phone, first_name, last_name, display_name, metadata) =
+        validated!(username, email, phone, first_name, last_name, display_name, metadata)?;
     let p = &mut user.profile;
     if let Some(value) = username {
         p.username = value.map(Username::into_inner);
@@ -276,11 +237,9 @@ fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
     if let Some(value) = phone {
         p.phone = value.map(Phone::into_inner);
     }
-    for (slot, value) in [
-        (&mut p.first_name, first_name),
-        (&mut p.last_name, last_name),
-        (&mut p.display_name, display_name),
-    ] {
+    for (slot, value) in
+        [(&mut p.first_name, first_name), (&mut p.last_name, last_name), (&mut p.display_name, display_name)]
+    {
         if let Some(value) = value {
             *slot = value.map(PersonName::into_inner);
         }
@@ -289,11 +248,7 @@ fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
         p.metadata = metadata;
     }
     if p.username.is_none() && p.email.is_none() {
-        return Err(Error::invalid(
-            "username",
-            "required",
-            "a username or an e-mail is required",
-        ));
+        return Err(Error::invalid("username", "required", "a username or an e-mail is required"));
     }
     Ok(())
 }

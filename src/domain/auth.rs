@@ -40,11 +40,7 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(store: Store, hasher: PasswordHasher, tokens: Tokens) -> Self {
-        Self {
-            store,
-            hasher,
-            tokens,
-        }
+        Self { store, hasher, tokens }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -100,12 +96,7 @@ impl Auth {
         }
     }
 
-    async fn open_session(
-        &self,
-        user: User,
-        client: ClientInfo,
-        now: Timestamp,
-    ) -> Result<IssuedTokens, Error> {
+    async fn open_session(&self, user: User, client: ClientInfo, now: Timestamp) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
         let max_expires_at = now.plus(s.session_max_age);
         let session = Session {
@@ -122,14 +113,7 @@ impl Auth {
         let refresh_token = secrets::new_token();
         let mut tx = self.store.begin().await?;
         sessions::insert(&mut tx, &session).await?;
-        refresh_tokens::insert(
-            &mut tx,
-            &secrets::digest(&refresh_token),
-            session.id,
-            now,
-            session.expires_at,
-        )
-        .await?;
+        refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
         users::record_login(&mut tx, user.id, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
@@ -150,17 +134,14 @@ impl Auth {
             tracing::debug!(%reason, "bearer token refused");
             Error::Unauthenticated
         })?;
-        let (Some(user_id), Some(session_id)) = (parse_id(&claims.sub), parse_id(&claims.sid))
-        else {
+        let (Some(user_id), Some(session_id)) = (parse_id(&claims.sub), parse_id(&claims.sid)) else {
             return Err(Error::Unauthenticated);
         };
         let mut conn = self.store.conn().await?;
         match sessions::state(&mut conn, session_id).await? {
-            Some(state) if state.user_id == user_id && state.is_live(now) => Ok(Principal {
-                user_id,
-                session_id,
-                role: state.role,
-            }),
+            Some(state) if state.user_id == user_id && state.is_live(now) => {
+                Ok(Principal { user_id, session_id, role: state.role })
+            }
             _ => Err(Error::Unauthenticated),
         }
     }

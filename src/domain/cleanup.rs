@@ -22,11 +22,7 @@ pub struct Swept {
 }
 
 /// One sweep at `now`. `keep_retired_keys` is how long a retired key must keep verifying.
-pub async fn sweep(
-    store: &Store,
-    now: Timestamp,
-    keep_retired_keys: Duration,
-) -> Result<Swept, Error> {
+pub async fn sweep(store: &Store, now: Timestamp, keep_retired_keys: Duration) -> Result<Swept, Error> {
     let revoked_before = Timestamp::from_micros(now.as_micros() - micros(KEEP_REVOKED));
     let mut swept = Swept::default();
     loop {

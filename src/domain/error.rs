@@ -13,19 +13,12 @@ pub struct Invalid {
 
 impl Invalid {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     /// Names the field this verdict is about.
     pub fn at(self, field: &'static str) -> FieldError {
-        FieldError {
-            field: Cow::Borrowed(field),
-            code: self.code,
-            message: self.message,
-        }
+        FieldError { field: Cow::Borrowed(field), code: self.code, message: self.message }
     }
 }
 

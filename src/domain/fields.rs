@@ -19,20 +19,11 @@ impl Username {
         if length > 32 {
             return Err(Invalid::new("too_long", "must be at most 32 characters"));
         }
-        if !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        {
-            return Err(Invalid::new(
-                "invalid_characters",
-                "may contain only letters, digits, '_', '.' and '-'",
-            ));
+        if !raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+            return Err(Invalid::new("invalid_characters", "may contain only letters, digits, '_', '.' and '-'"));
         }
         if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(Invalid::new(
-                "invalid_start",
-                "must start with a letter or digit",
-            ));
+            return Err(Invalid::new("invalid_start", "must start with a letter or digit"));
         }
         if Uuid::try_parse(raw).is_ok() {
             return Err(Invalid::new("uuid_shaped", "must not look like an id"));
@@ -56,21 +47,14 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let trimmed = raw.trim();
-        let bad = || {
-            Invalid::new(
-                "invalid_email",
-                "must be an e-mail address like ada@example.com",
-            )
-        };
+        let bad = || Invalid::new("invalid_email", "must be an e-mail address like ada@example.com");
         if trimmed.chars().count() > 254 {
             return Err(Invalid::new("too_long", "must be at most 254 characters"));
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or_else(bad)?;
         let local_ok = !local.is_empty()
             && local.chars().count() <= 64
-            && local
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && !"@\"(),:;<>[\\]".contains(c));
+            && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"@\"(),:;<>[\\]".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -80,11 +64,7 @@ impl Email {
                     && !label.ends_with('-')
                     && label.chars().all(|c| c.is_alphanumeric() || c == '-')
             });
-        if local_ok && domain_ok {
-            Ok(Self(trimmed.to_owned()))
-        } else {
-            Err(bad())
-        }
+        if local_ok && domain_ok { Ok(Self(trimmed.to_owned())) } else { Err(bad()) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -103,16 +83,12 @@ pub struct Phone(String);
 impl Phone {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let digits = raw.strip_prefix('+').unwrap_or("");
-        let ok = (2..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (2..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(Invalid::new(
-                "invalid_phone",
-                "must be in E.164 form, like +15551234567",
-            ))
+            Err(Invalid::new("invalid_phone", "must be in E.164 form, like +15551234567"))
         }
     }
 
@@ -128,19 +104,13 @@ pub struct PersonName(String);
 impl PersonName {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.trim().is_empty() {
-            return Err(Invalid::new(
-                "blank",
-                "must not be blank; send null to clear it",
-            ));
+            return Err(Invalid::new("blank", "must not be blank; send null to clear it"));
         }
         if raw.chars().count() > 100 {
             return Err(Invalid::new("too_long", "must be at most 100 characters"));
         }
         if raw.chars().any(char::is_control) {
-            return Err(Invalid::new(
-                "invalid_characters",
-                "must not contain control characters",
-            ));
+            return Err(Invalid::new("invalid_characters", "must not contain control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -161,14 +131,9 @@ impl Metadata {
         let Value::Object(map) = raw else {
             return Err(Invalid::new("not_an_object", "must be a JSON object"));
         };
-        let size = serde_json::to_vec(&map)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
         if size > Self::MAX_BYTES {
-            return Err(Invalid::new(
-                "too_large",
-                "must be at most 16 KiB when serialised",
-            ));
+            return Err(Invalid::new("too_large", "must be at most 16 KiB when serialised"));
         }
         Ok(Self(map))
     }
@@ -209,19 +174,13 @@ mod tests {
         assert_eq!(code(Username::parse("adé")), "invalid_characters");
         assert_eq!(code(Username::parse("_ada")), "invalid_start");
         assert_eq!(code(Username::parse(".ada")), "invalid_start");
-        assert_eq!(
-            code(Username::parse("0193a1b2c3d4e5f60718293a4b5c6d7e")),
-            "uuid_shaped"
-        );
+        assert_eq!(code(Username::parse("0193a1b2c3d4e5f60718293a4b5c6d7e")), "uuid_shaped");
     }
 
     #[test]
     fn email_rules() {
         assert_eq!(code(Email::parse("ada@example.com")), "ok");
-        assert_eq!(
-            Email::parse("  ada@example.com ").map(Email::into_inner),
-            Ok("ada@example.com".to_owned())
-        );
+        assert_eq!(Email::parse("  ada@example.com ").map(Email::into_inner), Ok("ada@example.com".to_owned()));
         assert_eq!(code(Email::parse("ada@example")), "invalid_email");
         assert_eq!(code(Email::parse("ada.example.com")), "invalid_email");
         assert_eq!(code(Email::parse("@example.com")), "invalid_email");

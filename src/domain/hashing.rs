@@ -24,7 +24,8 @@ const PARALLELISM: u32 = 1;
 
 /// A well-formed hash with today's parameters that no password is known to match. A login that
 /// names no account is verified against it, so that the answer costs the same as a wrong password.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$y0t/AGQW2aVt+Lp4eQkExDtz8Q3mS5K7M4Q7mNe0Mzo";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$y0t/AGQW2aVt+Lp4eQkExDtz8Q3mS5K7M4Q7mNe0Mzo";
 
 /// Runs Argon2id hashing and verification with bounded concurrency and a bounded queue.
 #[derive(Clone)]
@@ -45,11 +46,7 @@ impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
         Self {
-            inner: Arc::new(Inner {
-                permits: Semaphore::new(concurrency),
-                concurrency,
-                waiting: AtomicUsize::new(0),
-            }),
+            inner: Arc::new(Inner { permits: Semaphore::new(concurrency), concurrency, waiting: AtomicUsize::new(0) }),
         }
     }
 
@@ -75,11 +72,7 @@ impl PasswordHasher {
 
     /// Checks a password against a stored PHC string; with `None` (no such account) it checks
     /// against a dummy hash and answers `false`, at the same cost.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: Option<String>,
-    ) -> Result<bool, Error> {
+    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<bool, Error> {
         self.run(move || {
             let known = stored.is_some();
             let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -88,10 +81,7 @@ impl PasswordHasher {
         .await
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
         let inner = &self.inner;
         if inner.waiting.fetch_add(1, Ordering::SeqCst) >= Self::MAX_WAITING {
             inner.waiting.fetch_sub(1, Ordering::SeqCst);
@@ -129,9 +119,7 @@ fn verify_now(password: &SecretString, stored: &str) -> bool {
         return false;
     };
     // The parameters come from the stored string, so older hashes keep verifying.
-    Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), &parsed)
-        .is_ok()
+    Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok()
 }
 
 /// Whether a stored hash was made with other parameters than today's and should be
@@ -142,9 +130,7 @@ pub fn needs_rehash(stored: &str) -> bool {
     };
     let current = Params::try_from(&parsed).ok();
     parsed.algorithm.as_str() != "argon2id"
-        || current.is_none_or(|p| {
-            p.m_cost() != MEMORY_KIB || p.t_cost() != ITERATIONS || p.p_cost() != PARALLELISM
-        })
+        || current.is_none_or(|p| p.m_cost() != MEMORY_KIB || p.t_cost() != ITERATIONS || p.p_cost() != PARALLELISM)
 }
 
 #[cfg(test)]
@@ -163,13 +149,9 @@ mod tests {
         let hash = hasher.hash(SecretString::from("correct horse")).await;
         let hash = hash.unwrap_or_default();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        let ok = hasher
-            .verify(SecretString::from("correct horse"), Some(hash.clone()))
-            .await;
+        let ok = hasher.verify(SecretString::from("correct horse"), Some(hash.clone())).await;
         assert!(matches!(ok, Ok(true)));
-        let bad = hasher
-            .verify(SecretString::from("wrong horse"), Some(hash))
-            .await;
+        let bad = hasher.verify(SecretString::from("wrong horse"), Some(hash)).await;
         assert!(matches!(bad, Ok(false)));
         let unknown = hasher.verify(SecretString::from("x"), None).await;
         assert!(matches!(unknown, Ok(false)));

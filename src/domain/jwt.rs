@@ -97,10 +97,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// A ring that signs with `current` and also verifies with `others`.
-    pub fn new(
-        current: (String, KeyMaterial),
-        others: impl IntoIterator<Item = (String, KeyMaterial)>,
-    ) -> Self {
+    pub fn new(current: (String, KeyMaterial), others: impl IntoIterator<Item = (String, KeyMaterial)>) -> Self {
         let mut keys: HashMap<_, _> = others.into_iter().collect();
         let current_kid = current.0.clone();
         keys.insert(current.0, current.1);
@@ -114,9 +111,7 @@ impl KeyRing {
     /// The Ed25519 public keys, for JWKS; shared HMAC secrets are never published.
     pub fn public_keys(&self) -> impl Iterator<Item = (&str, [u8; 32])> {
         self.keys.iter().filter_map(|(kid, key)| match key {
-            KeyMaterial::Ed25519(signing) => {
-                Some((kid.as_str(), signing.verifying_key().to_bytes()))
-            }
+            KeyMaterial::Ed25519(signing) => Some((kid.as_str(), signing.verifying_key().to_bytes())),
             KeyMaterial::Hmac(_) => None,
         })
     }
@@ -131,28 +126,17 @@ impl KeyRing {
             typ: Some(ACCESS_TYP.to_owned()),
             kid: Some(self.current_kid.clone()),
         };
-        let signing_input = format!(
-            "{}.{}",
-            B64.encode(serde_json::to_vec(&header)?),
-            B64.encode(serde_json::to_vec(claims)?)
-        );
+        let signing_input =
+            format!("{}.{}", B64.encode(serde_json::to_vec(&header)?), B64.encode(serde_json::to_vec(claims)?));
         let signature = match key {
-            KeyMaterial::Ed25519(signing) => {
-                signing.sign(signing_input.as_bytes()).to_bytes().to_vec()
-            }
+            KeyMaterial::Ed25519(signing) => signing.sign(signing_input.as_bytes()).to_bytes().to_vec(),
             KeyMaterial::Hmac(secret) => hmac_sha256(secret, signing_input.as_bytes()),
         };
         Ok(format!("{signing_input}.{}", B64.encode(signature)))
     }
 
     /// Verifies signature, type, issuer, audience and validity window at `now` (seconds).
-    pub fn verify(
-        &self,
-        token: &str,
-        issuer: &str,
-        audience: &str,
-        now: i64,
-    ) -> Result<AccessClaims, TokenError> {
+    pub fn verify(&self, token: &str, issuer: &str, audience: &str, now: i64) -> Result<AccessClaims, TokenError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -168,9 +152,7 @@ impl KeyRing {
         if header.typ.as_deref() != Some(ACCESS_TYP) {
             return Err(TokenError::WrongType);
         }
-        let signature = B64
-            .decode(signature_b64)
-            .map_err(|_| TokenError::Malformed)?;
+        let signature = B64.decode(signature_b64).map_err(|_| TokenError::Malformed)?;
         let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
         verify_signature(key, signing_input.as_bytes(), &signature)?;
         let claims: AccessClaims = decode_json(claims_b64)?;
@@ -195,20 +177,14 @@ fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, TokenError
 fn verify_signature(key: &KeyMaterial, input: &[u8], signature: &[u8]) -> Result<(), TokenError> {
     match key {
         KeyMaterial::Ed25519(signing) => {
-            let signature = ed25519_dalek::Signature::from_slice(signature)
-                .map_err(|_| TokenError::BadSignature)?;
-            signing
-                .verifying_key()
-                .verify(input, &signature)
-                .map_err(|_| TokenError::BadSignature)
+            let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| TokenError::BadSignature)?;
+            signing.verifying_key().verify(input, &signature).map_err(|_| TokenError::BadSignature)
         }
         KeyMaterial::Hmac(secret) => {
             // verify_slice compares in constant time.
-            let mut mac =
-                Hmac::<Sha256>::new_from_slice(secret).map_err(|_| TokenError::BadSignature)?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| TokenError::BadSignature)?;
             mac.update(input);
-            mac.verify_slice(signature)
-                .map_err(|_| TokenError::BadSignature)
+            mac.verify_slice(signature).map_err(|_| TokenError::BadSignature)
         }
     }
 }

@@ -40,31 +40,17 @@ fn a_signed_token_verifies() {
 
 #[test]
 fn alg_none_is_refused() {
-    let token = forge(
-        r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#,
-        &claims(1000),
-        b"",
-    );
-    assert_eq!(
-        verify(&ring(), &token, 1000),
-        Err(TokenError::WrongAlgorithm)
-    );
+    let token = forge(r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#, &claims(1000), b"");
+    assert_eq!(verify(&ring(), &token, 1000), Err(TokenError::WrongAlgorithm));
 }
 
 #[test]
 fn hs256_signed_with_the_public_key_is_refused() {
     let ring = ring();
-    let public = ring
-        .public_keys()
-        .next()
-        .map(|(_, k)| k)
-        .unwrap_or_default();
+    let public = ring.public_keys().next().map(|(_, k)| k).unwrap_or_default();
     let header = r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#;
-    let unsigned = format!(
-        "{}.{}",
-        B64.encode(header),
-        B64.encode(serde_json::to_vec(&claims(1000)).unwrap_or_default())
-    );
+    let unsigned =
+        format!("{}.{}", B64.encode(header), B64.encode(serde_json::to_vec(&claims(1000)).unwrap_or_default()));
     let signature = hmac_sha256(&public, unsigned.as_bytes());
     let token = format!("{unsigned}.{}", B64.encode(signature));
     assert_eq!(verify(&ring, &token, 1000), Err(TokenError::WrongAlgorithm));
@@ -77,12 +63,7 @@ fn a_tampered_payload_is_refused() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut raised = claims(1000);
     raised.role = "owner".into();
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        B64.encode(serde_json::to_vec(&raised).unwrap_or_default()),
-        parts[2]
-    );
+    let forged = format!("{}.{}.{}", parts[0], B64.encode(serde_json::to_vec(&raised).unwrap_or_default()), parts[2]);
     assert_eq!(verify(&ring, &forged, 1000), Err(TokenError::BadSignature));
 }
 
@@ -91,29 +72,17 @@ fn expiry_and_not_before_allow_thirty_seconds_of_skew() {
     let ring = ring();
     let token = ring.sign(&claims(1000)).unwrap_or_default();
     assert!(verify(&ring, &token, 1900 + LEEWAY_SECS - 1).is_ok());
-    assert_eq!(
-        verify(&ring, &token, 1900 + LEEWAY_SECS),
-        Err(TokenError::Expired)
-    );
+    assert_eq!(verify(&ring, &token, 1900 + LEEWAY_SECS), Err(TokenError::Expired));
     assert!(verify(&ring, &token, 1000 - LEEWAY_SECS).is_ok());
-    assert_eq!(
-        verify(&ring, &token, 1000 - LEEWAY_SECS - 1),
-        Err(TokenError::NotYetValid)
-    );
+    assert_eq!(verify(&ring, &token, 1000 - LEEWAY_SECS - 1), Err(TokenError::NotYetValid));
 }
 
 #[test]
 fn issuer_audience_key_and_shape_are_checked() {
     let ring = ring();
     let token = ring.sign(&claims(1000)).unwrap_or_default();
-    assert_eq!(
-        ring.verify(&token, "http://other", "tessera", 1000),
-        Err(TokenError::WrongIssuerOrAudience)
-    );
-    assert_eq!(
-        ring.verify(&token, "http://issuer", "other", 1000),
-        Err(TokenError::WrongIssuerOrAudience)
-    );
+    assert_eq!(ring.verify(&token, "http://other", "tessera", 1000), Err(TokenError::WrongIssuerOrAudience));
+    assert_eq!(ring.verify(&token, "http://issuer", "other", 1000), Err(TokenError::WrongIssuerOrAudience));
     let stranger = KeyRing::new(("k9".into(), ed_key(9)), []);
     assert_eq!(verify(&stranger, &token, 1000), Err(TokenError::UnknownKey));
     assert_eq!(verify(&ring, "garbage", 1000), Err(TokenError::Malformed));
@@ -127,11 +96,8 @@ fn a_token_of_another_type_is_refused() {
         return;
     };
     let header = r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#;
-    let unsigned = format!(
-        "{}.{}",
-        B64.encode(header),
-        B64.encode(serde_json::to_vec(&claims(1000)).unwrap_or_default())
-    );
+    let unsigned =
+        format!("{}.{}", B64.encode(header), B64.encode(serde_json::to_vec(&claims(1000)).unwrap_or_default()));
     let signature = key.sign(unsigned.as_bytes()).to_bytes();
     let token = format!("{unsigned}.{}", B64.encode(signature));
     assert_eq!(verify(&ring, &token, 1000), Err(TokenError::WrongType));

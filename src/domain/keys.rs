@@ -26,7 +26,8 @@ pub struct Keys {
     store: Store,
     hmac_secret: Option<SecretString>,
     ring: RwLock<Arc<KeyRing>>,
-    last_reload: Mutex<Instant>,
+    /// When a token with an unknown `kid` last caused a reload.
+    last_on_demand: Mutex<Option<Instant>>,
 }
 
 impl Keys {
@@ -39,20 +40,12 @@ impl Keys {
     /// Loads the keys, creating the first Ed25519 key on a fresh database.
     pub async fn load(store: Store, hmac_secret: Option<SecretString>) -> Result<Self, Error> {
         let ring = build_ring(&store, hmac_secret.as_ref()).await?;
-        Ok(Self {
-            store,
-            hmac_secret,
-            ring: RwLock::new(Arc::new(ring)),
-            last_reload: Mutex::new(Instant::now()),
-        })
+        Ok(Self { store, hmac_secret, ring: RwLock::new(Arc::new(ring)), last_on_demand: Mutex::new(None) })
     }
 
     /// The ring in use now.
     pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.read().map_or_else(
-            |poisoned| poisoned.into_inner().clone(),
-            |ring| ring.clone(),
-        )
+        self.ring.read().map_or_else(|poisoned| poisoned.into_inner().clone(), |ring| ring.clone())
     }
 
     /// Re-reads the keys from the database.
@@ -60,9 +53,6 @@ impl Keys {
         let ring = build_ring(&self.store, self.hmac_secret.as_ref()).await?;
         if let Ok(mut slot) = self.ring.write() {
             *slot = Arc::new(ring);
-        }
-        if let Ok(mut last) = self.last_reload.lock() {
-            *last = Instant::now();
         }
         Ok(())
     }
@@ -86,10 +76,16 @@ impl Keys {
         }
     }
 
+    /// Whether an unknown `kid` may cause a reload now; claims the slot when it may.
     fn may_reload(&self) -> bool {
-        self.last_reload
-            .lock()
-            .is_ok_and(|last| last.elapsed() >= Self::MIN_RELOAD_GAP)
+        let Ok(mut last) = self.last_on_demand.lock() else {
+            return false;
+        };
+        if last.is_some_and(|at| at.elapsed() < Self::MIN_RELOAD_GAP) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// The JWKS document: every Ed25519 public key still verifying (none in HMAC mode).
@@ -117,9 +113,7 @@ pub async fn rotate(store: &Store, keep_retired: Duration) -> Result<String, Err
     let mut tx = store.begin().await?;
     signing_keys::insert(&mut tx, &key).await?;
     signing_keys::retire_all_except(&mut tx, &key.kid, now).await?;
-    tx.commit()
-        .await
-        .map_err(crate::storage::StoreError::from)?;
+    tx.commit().await.map_err(crate::storage::StoreError::from)?;
     prune(store, keep_retired).await?;
     Ok(key.kid)
 }
@@ -143,14 +137,9 @@ async fn build_ring(store: &Store, hmac_secret: Option<&SecretString>) -> Result
         // Re-read: when nodes race on a fresh database, all of them pick the same newest key.
         stored = signing_keys::list(&mut conn).await?;
     }
-    let mut keys = stored
-        .iter()
-        .filter_map(|key| Some((key.clone(), material(key)?)));
+    let mut keys = stored.iter().filter_map(|key| Some((key.clone(), material(key)?)));
     let current = match hmac_secret {
-        Some(secret) => (
-            hmac_kid(secret),
-            KeyMaterial::Hmac(secret.expose_secret().as_bytes().to_vec()),
-        ),
+        Some(secret) => (hmac_kid(secret), KeyMaterial::Hmac(secret.expose_secret().as_bytes().to_vec())),
         None => {
             let (key, material) = keys
                 .by_ref()
@@ -169,17 +158,14 @@ fn is_current_candidate(key: &StoredKey) -> bool {
 
 /// A `kid` for an HMAC secret that reveals nothing about it.
 fn hmac_kid(secret: &SecretString) -> String {
-    let digest =
-        Sha256::digest([b"tessera-hs256-kid:", secret.expose_secret().as_bytes()].concat());
+    let digest = Sha256::digest([b"tessera-hs256-kid:", secret.expose_secret().as_bytes()].concat());
     format!("hs256-{}", B64.encode(&digest[..12]))
 }
 
 /// A new Ed25519 key whose `kid` is its RFC 7638 JWK thumbprint.
 fn generate() -> StoredKey {
     let secret = random_bytes();
-    let public = ed25519_dalek::SigningKey::from_bytes(&secret)
-        .verifying_key()
-        .to_bytes();
+    let public = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key().to_bytes();
     StoredKey {
         kid: thumbprint(&public),
         algorithm: "EdDSA".into(),
@@ -191,10 +177,7 @@ fn generate() -> StoredKey {
 
 /// RFC 7638 thumbprint of an Ed25519 public key, base64url.
 pub fn thumbprint(public: &[u8; 32]) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        B64.encode(public)
-    );
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, B64.encode(public));
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
@@ -203,9 +186,7 @@ fn material(key: &StoredKey) -> Option<KeyMaterial> {
     match key.algorithm.as_str() {
         "EdDSA" => {
             let seed: [u8; 32] = bytes.try_into().ok()?;
-            Some(KeyMaterial::Ed25519(ed25519_dalek::SigningKey::from_bytes(
-                &seed,
-            )))
+            Some(KeyMaterial::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)))
         }
         _ => {
             tracing::warn!(kid = %key.kid, algorithm = %key.algorithm, "ignoring a signing key of unknown algorithm");

@@ -11,12 +11,8 @@ use super::error::Invalid;
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 /// The entries long enough to pass the length rule: the only ones worth looking up.
-static COMMON: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    COMMON_PASSWORDS
-        .lines()
-        .filter(|line| line.chars().count() >= Password::MIN_CHARS)
-        .collect()
-});
+static COMMON: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| COMMON_PASSWORDS.lines().filter(|line| line.chars().count() >= Password::MIN_CHARS).collect());
 
 /// A password that passed the policy. Never printed: `Debug` shows a placeholder.
 #[derive(Debug, Clone)]
@@ -36,20 +32,11 @@ impl Password {
             return Err(Invalid::new("too_long", "must be at most 128 characters"));
         }
         let lowered = raw.to_lowercase();
-        if identifiers
-            .iter()
-            .any(|id| !id.is_empty() && id.trim().to_lowercase() == lowered)
-        {
-            return Err(Invalid::new(
-                "matches_identifier",
-                "must not be the same as the username or e-mail",
-            ));
+        if identifiers.iter().any(|id| !id.is_empty() && id.trim().to_lowercase() == lowered) {
+            return Err(Invalid::new("matches_identifier", "must not be the same as the username or e-mail"));
         }
         if is_common(&lowered) {
-            return Err(Invalid::new(
-                "too_common",
-                "is one of the most commonly used passwords",
-            ));
+            return Err(Invalid::new("too_common", "is one of the most commonly used passwords"));
         }
         Ok(Self(SecretString::from(raw)))
     }
@@ -80,10 +67,7 @@ mod tests {
     use super::*;
 
     fn code(raw: &str, ids: &[&str]) -> &'static str {
-        Password::parse(raw, ids)
-            .err()
-            .map(|e| e.code)
-            .unwrap_or("ok")
+        Password::parse(raw, ids).err().map(|e| e.code).unwrap_or("ok")
     }
 
     #[test]
@@ -101,14 +85,8 @@ mod tests {
         assert_eq!(code(&"x".repeat(129), &[]), "too_long");
         assert_eq!(code("password", &[]), "too_common");
         assert_eq!(code("PassWord1", &[]), "too_common");
-        assert_eq!(
-            code("Ada.Lovelace", &["ada.lovelace"]),
-            "matches_identifier"
-        );
-        assert_eq!(
-            code("ada@example.com", &["", "ADA@example.com"]),
-            "matches_identifier"
-        );
+        assert_eq!(code("Ada.Lovelace", &["ada.lovelace"]), "matches_identifier");
+        assert_eq!(code("ada@example.com", &["", "ADA@example.com"]), "matches_identifier");
     }
 
     #[test]

@@ -28,14 +28,10 @@ impl Auth {
         // The conditional write comes first: it makes racing refreshes of one token agree on a
         // single winner, and on SQLite it takes the write lock before anything is read.
         let won = refresh_tokens::mark_rotated(&mut tx, &digest, now).await?;
-        let record = refresh_tokens::find(&mut tx, &digest)
-            .await?
-            .ok_or(Error::InvalidToken)?;
+        let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
         let (session, user) = live_session(&mut tx, &record, now).await?;
         if won {
-            let issued = self
-                .rotate(&mut tx, &presented, &session, user, now)
-                .await?;
+            let issued = self.rotate(&mut tx, &presented, &session, user, now).await?;
             tx.commit().await.map_err(StoreError::from)?;
             return Ok(issued);
         }
@@ -63,14 +59,7 @@ impl Auth {
         let s = self.tokens.settings();
         let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
         let (successor, jti) = self.tokens.successor(presented);
-        refresh_tokens::insert(
-            tx,
-            &secrets::digest(&successor),
-            session.id,
-            now,
-            expires_at,
-        )
-        .await?;
+        refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
         sessions::extend(tx, session.id, now, expires_at).await?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, jti)?,
@@ -92,9 +81,7 @@ impl Auth {
         let s = self.tokens.settings();
         let (successor, jti) = self.tokens.successor(presented);
         Ok(IssuedTokens {
-            access_token: self
-                .tokens
-                .access_token(&user, session.id, rotated_at, jti)?,
+            access_token: self.tokens.access_token(&user, session.id, rotated_at, jti)?,
             expires_in: s.access_ttl.as_secs(),
             refresh_token: successor,
             refresh_expires_in: Tokens::seconds_between(rotated_at, session.expires_at),
@@ -112,15 +99,11 @@ async fn live_session(
     if record.expires_at <= now {
         return Err(Error::InvalidToken);
     }
-    let session = sessions::find(conn, record.session_id)
-        .await?
-        .ok_or(Error::InvalidToken)?;
+    let session = sessions::find(conn, record.session_id).await?.ok_or(Error::InvalidToken)?;
     if session.revoked_at.is_some() || session.expires_at <= now {
         return Err(Error::InvalidToken);
     }
-    let user = users::find_by_id(conn, session.user_id)
-        .await?
-        .ok_or(Error::InvalidToken)?;
+    let user = users::find_by_id(conn, session.user_id).await?.ok_or(Error::InvalidToken)?;
     if user.status != UserStatus::Active {
         return Err(Error::AccountDisabled);
     }

@@ -70,10 +70,7 @@ mod tests {
     #[test]
     fn parses_offsets_into_utc() {
         let t = Timestamp::parse_rfc3339("2026-11-23T11:00:00+01:00");
-        assert_eq!(
-            t.map(Timestamp::to_rfc3339).as_deref(),
-            Some("2026-11-23T10:00:00Z")
-        );
+        assert_eq!(t.map(Timestamp::to_rfc3339).as_deref(), Some("2026-11-23T10:00:00Z"));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 

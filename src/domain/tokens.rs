@@ -58,19 +58,11 @@ pub struct Tokens {
 
 impl Tokens {
     /// Loads the shared successor secret (creating it on a fresh database).
-    pub async fn load(
-        store: &Store,
-        keys: Arc<Keys>,
-        settings: TokenSettings,
-    ) -> Result<Self, Error> {
+    pub async fn load(store: &Store, keys: Arc<Keys>, settings: TokenSettings) -> Result<Self, Error> {
         let fresh = B64.encode(random_bytes());
         let mut conn = store.conn().await?;
         let secret = server_secrets::get_or_create(&mut conn, "refresh_successor", &fresh).await?;
-        Ok(Self {
-            keys,
-            settings: Arc::new(settings),
-            successor_secret: Arc::new(SecretString::from(secret)),
-        })
+        Ok(Self { keys, settings: Arc::new(settings), successor_secret: Arc::new(SecretString::from(secret)) })
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -82,13 +74,7 @@ impl Tokens {
     }
 
     /// An access token for `user` in `session_id`, issued at `at`.
-    pub fn access_token(
-        &self,
-        user: &User,
-        session_id: Uuid,
-        at: Timestamp,
-        jti: Uuid,
-    ) -> Result<String, Error> {
+    pub fn access_token(&self, user: &User, session_id: Uuid, at: Timestamp, jti: Uuid) -> Result<String, Error> {
         let s = &self.settings;
         let claims = AccessClaims {
             iss: s.issuer.clone(),
@@ -101,10 +87,7 @@ impl Tokens {
             exp: at.plus(s.access_ttl).as_secs(),
             jti: jti.to_string(),
         };
-        self.keys
-            .ring()
-            .sign(&claims)
-            .map_err(|e| Error::Internal(format!("signing an access token: {e}")))
+        self.keys.ring().sign(&claims).map_err(|e| Error::Internal(format!("signing an access token: {e}")))
     }
 
     /// The successor of a presented refresh token, and the `jti` of the access token issued
@@ -130,17 +113,11 @@ impl Tokens {
     /// Verifies an access token's signature and claims (not its session).
     pub async fn verify(&self, token: &str, now: Timestamp) -> Result<AccessClaims, TokenError> {
         let s = &self.settings;
-        self.keys
-            .verify(token, &s.issuer, &s.audience, now.as_secs())
-            .await
+        self.keys.verify(token, &s.issuer, &s.audience, now.as_secs()).await
     }
 
     /// Seconds from `now` until `until`, never negative.
     pub fn seconds_between(now: Timestamp, until: Timestamp) -> u64 {
-        until
-            .as_secs()
-            .saturating_sub(now.as_secs())
-            .max(0)
-            .unsigned_abs()
+        until.as_secs().saturating_sub(now.as_secs()).max(0).unsigned_abs()
     }
 }

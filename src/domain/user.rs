@@ -45,9 +45,7 @@ impl UserStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [UserStatus::Active, UserStatus::Disabled]
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        [UserStatus::Active, UserStatus::Disabled].into_iter().find(|status| status.as_str() == text)
     }
 }
 
@@ -81,10 +79,7 @@ pub struct User {
 impl User {
     /// Identifiers a new password must not equal.
     pub fn identifiers(&self) -> [&str; 2] {
-        [
-            self.profile.username.as_deref().unwrap_or(""),
-            self.profile.email.as_deref().unwrap_or(""),
-        ]
+        [self.profile.username.as_deref().unwrap_or(""), self.profile.email.as_deref().unwrap_or("")]
     }
 }
 

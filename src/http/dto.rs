@@ -161,9 +161,7 @@ pub struct UpdateMeRequest {
 }
 
 /// A field that is present (even as `null`) becomes `Some`, so `null` can mean "clear".
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

@@ -32,15 +32,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: None,
-            errors: Vec::new(),
-            retry_after: None,
-            cause: None,
-        }
+        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None, cause: None }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -59,21 +51,12 @@ impl ApiError {
     }
 
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "Malformed request",
-        )
-        .detail(detail)
+        Self::new(StatusCode::BAD_REQUEST, "malformed_request", "Malformed request").detail(detail)
     }
 
     pub fn unauthenticated() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Authentication required",
-        )
-        .detail("a valid bearer access token is required")
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required")
+            .detail("a valid bearer access token is required")
     }
 
     pub fn not_found() -> Self {
@@ -81,40 +64,24 @@ impl ApiError {
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Request validation failed",
-        )
-        .detail(detail);
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "Request validation failed")
+            .detail(detail);
         error.errors = errors;
         error
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal server error",
-        )
-        .detail("something went wrong on our side; it has been logged")
-        .cause(cause)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error")
+            .detail("something went wrong on our side; it has been logged")
+            .cause(cause)
     }
 
     pub fn unavailable(cause: impl std::fmt::Display, retry_after: u64) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-        )
-        .detail("the service cannot answer right now; try again shortly")
-        .retry_after(retry_after)
-        .cause(cause)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            .detail("the service cannot answer right now; try again shortly")
+            .retry_after(retry_after)
+            .cause(cause)
     }
 
     /// The answer for a plain error response that axum or a layer produced by status alone.
@@ -122,12 +89,10 @@ impl ApiError {
         match status {
             StatusCode::NOT_FOUND => Self::not_found().detail("no such route"),
             StatusCode::METHOD_NOT_ALLOWED => {
-                Self::new(status, "method_not_allowed", "Method not allowed")
-                    .detail("see the Allow header")
+                Self::new(status, "method_not_allowed", "Method not allowed").detail("see the Allow header")
             }
             StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::new(status, "payload_too_large", "Payload too large")
-                    .detail("bodies may be at most 64 KiB")
+                Self::new(status, "payload_too_large", "Payload too large").detail("bodies may be at most 64 KiB")
             }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::unsupported_media_type(),
             s if s.is_server_error() => Self::internal(format!("plain {s} response")),
@@ -136,12 +101,8 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type() -> Self {
-        Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-        )
-        .detail("send the body as JSON with Content-Type: application/json")
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            .detail("send the body as JSON with Content-Type: application/json")
     }
 
     fn body(&self, request_id: Option<&str>) -> String {
@@ -155,11 +116,8 @@ impl ApiError {
             body["detail"] = json!(detail);
         }
         if !self.errors.is_empty() {
-            body["errors"] = self
-                .errors
-                .iter()
-                .map(|e| json!({"field": e.field, "code": e.code, "message": e.message}))
-                .collect();
+            body["errors"] =
+                self.errors.iter().map(|e| json!({"field": e.field, "code": e.code, "message": e.message})).collect();
         }
         if let Some(id) = request_id {
             body["request_id"] = json!(id);
@@ -170,21 +128,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, PROBLEM_JSON)],
-            self.body(None),
-        )
-            .into_response();
+        let mut response = (self.status, [(header::CONTENT_TYPE, PROBLEM_JSON)], self.body(None)).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthenticated" {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
         }
         response.extensions_mut().insert(self);
         response
@@ -200,33 +150,19 @@ impl From<domain::Error> for ApiError {
                 .detail("an account with this username already exists"),
             E::EmailTaken => Self::new(StatusCode::CONFLICT, "email_taken", "E-mail taken")
                 .detail("an account with this e-mail address already exists"),
-            E::InvalidCredentials => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid credentials",
-            )
-            .detail("the username, e-mail or password is wrong"),
-            E::WrongPassword => {
-                Self::new(StatusCode::FORBIDDEN, "wrong_password", "Wrong password")
-                    .detail("the password given to confirm this change is wrong")
-            }
-            E::AccountDisabled => Self::new(
-                StatusCode::FORBIDDEN,
-                "account_disabled",
-                "Account disabled",
-            )
-            .detail("this account has been disabled"),
+            E::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "Invalid credentials")
+                .detail("the username, e-mail or password is wrong"),
+            E::WrongPassword => Self::new(StatusCode::FORBIDDEN, "wrong_password", "Wrong password")
+                .detail("the password given to confirm this change is wrong"),
+            E::AccountDisabled => Self::new(StatusCode::FORBIDDEN, "account_disabled", "Account disabled")
+                .detail("this account has been disabled"),
             E::Unauthenticated => Self::unauthenticated(),
-            E::InvalidToken => {
-                Self::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
-                    .detail("the token is unknown, expired or already used")
+            E::InvalidToken => Self::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
+                .detail("the token is unknown, expired or already used"),
+            E::RefreshTokenReused => {
+                Self::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "Refresh token reused")
+                    .detail("this refresh token was already used; its session has been revoked")
             }
-            E::RefreshTokenReused => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
-                "Refresh token reused",
-            )
-            .detail("this refresh token was already used; its session has been revoked"),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),
@@ -241,13 +177,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound => Self::not_found(),
-            StoreError::Unavailable(source) => {
-                Self::unavailable(format!("database unavailable: {source}"), 5)
-            }
+            StoreError::Unavailable(source) => Self::unavailable(format!("database unavailable: {source}"), 5),
             other => {
-                let source = std::error::Error::source(&other)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let source = std::error::Error::source(&other).map(ToString::to_string).unwrap_or_default();
                 Self::internal(format!("{other}: {source}"))
             }
         }
@@ -256,10 +188,7 @@ impl From<StoreError> for ApiError {
 
 /// Writes every error response as problem+json with the request id, and logs 5xx causes.
 pub async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone());
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
     let mut response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -275,9 +204,7 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         }
     }
     let (mut parts, _) = response.into_parts();
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, problem.body(request_id.as_deref()).into())
 }

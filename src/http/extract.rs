@@ -36,17 +36,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let headers = request.headers();
-        let length = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok());
-        let empty = length == Some("0")
-            || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
+        let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+        let empty = length == Some("0") || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
         if empty {
             return Ok(Self(None));
         }
-        AppJson::<T>::from_request(request, state)
-            .await
-            .map(|AppJson(value)| Self(Some(value)))
+        AppJson::<T>::from_request(request, state).await.map(|AppJson(value)| Self(Some(value)))
     }
 }
 
@@ -54,15 +49,11 @@ fn json_problem(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::unsupported_media_type(),
         JsonRejection::JsonSyntaxError(_) => ApiError::malformed("the body is not valid JSON"),
-        JsonRejection::JsonDataError(error) => {
-            ApiError::validation(vec![field_error(&error.body_text())])
+        JsonRejection::JsonDataError(error) => ApiError::validation(vec![field_error(&error.body_text())]),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large")
+                .detail("bodies may be at most 64 KiB")
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
-        )
-        .detail("bodies may be at most 64 KiB"),
         _ => ApiError::malformed("the body could not be read"),
     }
 }
@@ -70,9 +61,7 @@ fn json_problem(rejection: &JsonRejection) -> ApiError {
 /// Turns serde's sentence ("Failed to deserialize …: username: invalid type: …") into a field
 /// error naming the field, so clients can show it beside the right input.
 fn field_error(text: &str) -> FieldError {
-    let message = text
-        .split_once("target type: ")
-        .map_or(text, |(_, rest)| rest);
+    let message = text.split_once("target type: ").map_or(text, |(_, rest)| rest);
     let message = message.split(" at line ").next().unwrap_or(message);
     if let Some(name) = between(message, "unknown field `", "`") {
         return FieldError {
@@ -82,23 +71,13 @@ fn field_error(text: &str) -> FieldError {
         };
     }
     if let Some(name) = between(message, "missing field `", "`") {
-        return FieldError {
-            field: name.to_owned().into(),
-            code: "required",
-            message: "is required".into(),
-        };
+        return FieldError { field: name.to_owned().into(), code: "required", message: "is required".into() };
     }
     match message.split_once(": ") {
-        Some((path, rest)) if !path.contains(' ') => FieldError {
-            field: path.to_owned().into(),
-            code: "invalid_type",
-            message: rest.to_owned(),
-        },
-        _ => FieldError {
-            field: "body".into(),
-            code: "invalid_type",
-            message: message.to_owned(),
-        },
+        Some((path, rest)) if !path.contains(' ') => {
+            FieldError { field: path.to_owned().into(), code: "invalid_type", message: rest.to_owned() }
+        }
+        _ => FieldError { field: "body".into(), code: "invalid_type", message: message.to_owned() },
     }
 }
 
@@ -113,10 +92,7 @@ pub struct AuthUser(pub Principal);
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -136,10 +112,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
@@ -158,27 +131,16 @@ mod tests {
         let unknown = field_error(
             "Failed to deserialize the JSON body into the target type: unknown field `role`, expected one of `username`, `email` at line 1 column 7",
         );
-        assert_eq!(
-            (unknown.field.as_ref(), unknown.code),
-            ("role", "unknown_field")
-        );
+        assert_eq!((unknown.field.as_ref(), unknown.code), ("role", "unknown_field"));
         let missing = field_error(
             "Failed to deserialize the JSON body into the target type: missing field `password` at line 1 column 2",
         );
-        assert_eq!(
-            (missing.field.as_ref(), missing.code),
-            ("password", "required")
-        );
+        assert_eq!((missing.field.as_ref(), missing.code), ("password", "required"));
         let typed = field_error(
             "Failed to deserialize the JSON body into the target type: username: invalid type: integer `5`, expected a string at line 1 column 14",
         );
-        assert_eq!(
-            (typed.field.as_ref(), typed.code),
-            ("username", "invalid_type")
-        );
-        let unknown = field_error(
-            "Failed to deserialize the JSON body into the target type: unknown field `is_admin`",
-        );
+        assert_eq!((typed.field.as_ref(), typed.code), ("username", "invalid_type"));
+        let unknown = field_error("Failed to deserialize the JSON body into the target type: unknown field `is_admin`");
         assert_eq!(unknown.field, "is_admin");
         let root = field_error(
             "Failed to deserialize the JSON body into the target type: invalid type: integer `5`, expected struct X",

@@ -56,34 +56,11 @@ impl Metrics {
         let hash_busy = Gauge::default();
         let hash_capacity = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to answer HTTP requests",
-            latency.clone(),
-        );
-        registry.register(
-            "hash_pool_waiting",
-            "Password hashing calls waiting for the pool",
-            hash_waiting.clone(),
-        );
-        registry.register(
-            "hash_pool_busy",
-            "Password hashing calls running",
-            hash_busy.clone(),
-        );
-        registry.register(
-            "hash_pool_capacity",
-            "Password hashing calls that may run at once",
-            hash_capacity.clone(),
-        );
-        Arc::new(Self {
-            registry,
-            requests,
-            latency,
-            hash_waiting,
-            hash_busy,
-            hash_capacity,
-        })
+        registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
+        registry.register("hash_pool_waiting", "Password hashing calls waiting for the pool", hash_waiting.clone());
+        registry.register("hash_pool_busy", "Password hashing calls running", hash_busy.clone());
+        registry.register("hash_pool_capacity", "Password hashing calls that may run at once", hash_capacity.clone());
+        Arc::new(Self { registry, requests, latency, hash_waiting, hash_busy, hash_capacity })
     }
 
     /// The text exposition, with the pool gauges read now.
@@ -107,26 +84,14 @@ fn gauge_value(n: usize) -> i64 {
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route =
+        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     metrics
         .latency
-        .get_or_create(&RouteLabels {
-            method: method.clone(),
-            route: route.clone(),
-        })
+        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
         .observe(started.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method,
-            route,
-            status,
-        })
-        .inc();
+    metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     response
 }

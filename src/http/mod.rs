@@ -60,13 +60,7 @@ fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
 
 /// The span of one request: method, matched route and request id; never headers or bodies.
 fn span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let id = request
-        .extensions()
-        .get::<RequestId>()
-        .map_or("", |id| id.0.as_str());
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let id = request.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
     tracing::info_span!("request", method = %request.method(), route, request_id = id)
 }

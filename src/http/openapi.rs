@@ -32,10 +32,7 @@ struct BearerScheme;
 
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .bearer_format("JWT")
-            .build();
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
         openapi
             .components
             .get_or_insert_with(Default::default)
@@ -57,8 +54,6 @@ pub fn document() -> String {
 
 /// `/openapi.json` and `/docs`.
 pub fn router() -> Router<AppState> {
-    let ui = SwaggerUi::new("/docs")
-        .url("/openapi.json", api_doc())
-        .config(Config::default().validator_url("none"));
+    let ui = SwaggerUi::new("/docs").url("/openapi.json", api_doc()).config(Config::default().validator_url("none"));
     Router::new().merge(ui)
 }

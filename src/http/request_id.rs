@@ -24,9 +24,7 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
     let header = HeaderValue::from_str(&id).ok();
     if let Some(value) = &header {
-        request
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), value.clone());
+        request.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
     }
     request.extensions_mut().insert(RequestId(id));
     let mut response = next.run(request).await;

@@ -30,11 +30,9 @@ impl StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict {
-                constraint: db
-                    .constraint()
-                    .map_or_else(|| db.message().to_owned(), str::to_owned),
-            },
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Conflict { constraint: db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned) }
+            }
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -19,16 +19,8 @@ struct Migration {
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "accounts",
-        text: include_str!("../../migrations/0001_accounts.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "server_secrets",
-        text: include_str!("../../migrations/0002_server_secrets.sql"),
-    },
+    Migration { version: 1, name: "accounts", text: include_str!("../../migrations/0001_accounts.sql") },
+    Migration { version: 2, name: "server_secrets", text: include_str!("../../migrations/0002_server_secrets.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -53,10 +45,7 @@ async fn apply_pending(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError>
     let mut done = Vec::new();
     for migration in MIGRATIONS {
         let checksum = sha256_hex(migration.text.as_bytes());
-        match applied
-            .iter()
-            .find(|(version, _)| *version == migration.version)
-        {
+        match applied.iter().find(|(version, _)| *version == migration.version) {
             Some((_, recorded)) if *recorded == checksum => continue,
             Some(_) => {
                 return Err(StoreError::Corrupt(format!(
@@ -67,29 +56,20 @@ async fn apply_pending(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError>
             None => {}
         }
         if apply(conn, migration, &checksum).await? {
-            tracing::info!(
-                version = migration.version,
-                name = migration.name,
-                "applied migration"
-            );
+            tracing::info!(version = migration.version, name = migration.name, "applied migration");
             done.push(migration.version);
         }
     }
     if let Some((newest, _)) = applied.iter().max_by_key(|(v, _)| *v) {
         if MIGRATIONS.iter().all(|m| m.version < *newest) {
-            tracing::warn!(
-                version = newest,
-                "the database schema is newer than this binary"
-            );
+            tracing::warn!(version = newest, "the database schema is newer than this binary");
         }
     }
     Ok(done)
 }
 
 async fn applied(conn: &mut AnyConnection) -> Result<Vec<(i64, String)>, StoreError> {
-    let rows = sqlx::query("SELECT version, checksum FROM tessera_migrations")
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query("SELECT version, checksum FROM tessera_migrations").fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| Ok((row.try_get("version")?, row.try_get("checksum")?)))
         .collect::<Result<_, sqlx::Error>>()
@@ -97,21 +77,10 @@ async fn applied(conn: &mut AnyConnection) -> Result<Vec<(i64, String)>, StoreEr
 }
 
 /// Applies one migration in a transaction; `false` when another process claimed it first.
-async fn apply(
-    conn: &mut AnyConnection,
-    migration: &Migration,
-    checksum: &str,
-) -> Result<bool, StoreError> {
-    let options = if is(conn, Backend::MySql) {
-        MYSQL_TABLE_OPTIONS
-    } else {
-        ""
-    };
+async fn apply(conn: &mut AnyConnection, migration: &Migration, checksum: &str) -> Result<bool, StoreError> {
+    let options = if is(conn, Backend::MySql) { MYSQL_TABLE_OPTIONS } else { "" };
     let mut tx = conn.begin().await?;
-    let claim = sql(
-        &tx,
-        "INSERT INTO tessera_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
-    );
+    let claim = sql(&tx, "INSERT INTO tessera_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)");
     let claimed = sqlx::query(&claim)
         .bind(migration.version)
         .bind(migration.name)
@@ -134,27 +103,15 @@ async fn apply(
 
 /// The statements of a migration file: comments dropped, split at `;`.
 fn statements(text: &str) -> Vec<String> {
-    let without_comments: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect();
-    without_comments
-        .join("\n")
-        .split(';')
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+    let without_comments: Vec<&str> = text.lines().filter(|line| !line.trim_start().starts_with("--")).collect();
+    without_comments.join("\n").split(';').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
 }
 
 async fn lock(conn: &mut AnyConnection) -> Result<(), StoreError> {
     if is(conn, Backend::Postgres) {
-        sqlx::query(&format!("SELECT pg_advisory_lock({LOCK_ID})"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(&format!("SELECT pg_advisory_lock({LOCK_ID})")).execute(&mut *conn).await?;
     } else if is(conn, Backend::MySql) {
-        sqlx::query("SELECT GET_LOCK('tessera_migrations', 120)")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query("SELECT GET_LOCK('tessera_migrations', 120)").execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -178,13 +135,8 @@ mod tests {
 
     #[test]
     fn statements_are_split_and_comments_dropped() {
-        let parts = statements(
-            "-- a comment; here\nCREATE TABLE a (x BIGINT);\n\nINSERT INTO a VALUES (1);\n",
-        );
-        assert_eq!(
-            parts,
-            vec!["CREATE TABLE a (x BIGINT)", "INSERT INTO a VALUES (1)"]
-        );
+        let parts = statements("-- a comment; here\nCREATE TABLE a (x BIGINT);\n\nINSERT INTO a VALUES (1);\n");
+        assert_eq!(parts, vec!["CREATE TABLE a (x BIGINT)", "INSERT INTO a VALUES (1)"]);
     }
 
     #[test]

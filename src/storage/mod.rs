@@ -35,9 +35,7 @@ impl Store {
     /// created when the URL says `mode=rwc`; it runs in WAL mode with a busy timeout.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let backend = Backend::from_url(url).ok_or_else(|| {
-            StoreError::Corrupt(
-                "the database URL must start with sqlite:, postgres: or mysql:".into(),
-            )
+            StoreError::Corrupt("the database URL must start with sqlite:, postgres: or mysql:".into())
         })?;
         install_default_drivers();
         let pool = AnyPoolOptions::new()
@@ -47,8 +45,7 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
-                            .await?;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())
                 })

@@ -23,10 +23,8 @@ pub async fn insert(
     created_at: Timestamp,
     expires_at: Timestamp,
 ) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-    );
+    let text =
+        sql(conn, "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?, ?, ?, ?)");
     sqlx::query(&text)
         .bind(digest.to_owned())
         .bind(session_id.to_string())
@@ -37,19 +35,9 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find(
-    conn: &mut AnyConnection,
-    digest: &str,
-) -> Result<Option<RefreshRecord>, StoreError> {
-    let text = sql(
-        conn,
-        "SELECT session_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = ?",
-    );
-    let Some(row) = sqlx::query(&text)
-        .bind(digest.to_owned())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+pub async fn find(conn: &mut AnyConnection, digest: &str) -> Result<Option<RefreshRecord>, StoreError> {
+    let text = sql(conn, "SELECT session_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = ?");
+    let Some(row) = sqlx::query(&text).bind(digest.to_owned()).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
     let session_id: String = row.try_get("session_id")?;
@@ -57,49 +45,22 @@ pub async fn find(
         session_id: Uuid::try_parse(&session_id)
             .map_err(|_| StoreError::Corrupt(format!("session id {session_id}")))?,
         expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
-        rotated_at: row
-            .try_get::<Option<i64>, _>("rotated_at")?
-            .map(Timestamp::from_micros),
+        rotated_at: row.try_get::<Option<i64>, _>("rotated_at")?.map(Timestamp::from_micros),
     }))
 }
 
 /// Marks the token rotated at `now` unless it already was; `true` when this call did it.
 /// The condition makes concurrent refreshes of one token agree on a single winner.
-pub async fn mark_rotated(
-    conn: &mut AnyConnection,
-    digest: &str,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL",
-    );
-    let result = sqlx::query(&text)
-        .bind(now.as_micros())
-        .bind(digest.to_owned())
-        .execute(&mut *conn)
-        .await?;
+pub async fn mark_rotated(conn: &mut AnyConnection, digest: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let text = sql(conn, "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND rotated_at IS NULL");
+    let result = sqlx::query(&text).bind(now.as_micros()).bind(digest.to_owned()).execute(&mut *conn).await?;
     Ok(result.rows_affected() == 1)
 }
 
 /// Deletes up to `limit` tokens that expired before `before`; answers how many.
-pub async fn delete_expired(
-    conn: &mut AnyConnection,
-    before: Timestamp,
-    limit: i64,
-) -> Result<u64, StoreError> {
-    let text = sql(
-        conn,
-        "SELECT token_hash FROM refresh_tokens WHERE expires_at < ? LIMIT ?",
-    );
-    let rows = sqlx::query(&text)
-        .bind(before.as_micros())
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let digests = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("token_hash"))
-        .collect::<Result<Vec<_>, _>>()?;
+pub async fn delete_expired(conn: &mut AnyConnection, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
+    let text = sql(conn, "SELECT token_hash FROM refresh_tokens WHERE expires_at < ? LIMIT ?");
+    let rows = sqlx::query(&text).bind(before.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
+    let digests = rows.iter().map(|r| r.try_get::<String, _>("token_hash")).collect::<Result<Vec<_>, _>>()?;
     Ok(delete_where_in(conn, "refresh_tokens", "token_hash", &digests).await?)
 }

@@ -8,15 +8,8 @@ use crate::domain::time::Timestamp;
 
 /// The secret called `name`, storing `fresh` first when there is none yet. When several
 /// nodes race, one insert wins and every node reads the winner's value.
-pub async fn get_or_create(
-    conn: &mut AnyConnection,
-    name: &str,
-    fresh: &str,
-) -> Result<String, StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?)",
-    );
+pub async fn get_or_create(conn: &mut AnyConnection, name: &str, fresh: &str) -> Result<String, StoreError> {
+    let text = sql(conn, "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?)");
     let inserted = sqlx::query(&text)
         .bind(name.to_owned())
         .bind(fresh.to_owned())
@@ -29,9 +22,6 @@ pub async fn get_or_create(
         Err(other) => return Err(other),
     }
     let text = sql(conn, "SELECT secret FROM server_secrets WHERE name = ?");
-    let row = sqlx::query(&text)
-        .bind(name.to_owned())
-        .fetch_one(&mut *conn)
-        .await?;
+    let row = sqlx::query(&text).bind(name.to_owned()).fetch_one(&mut *conn).await?;
     Ok(row.try_get("secret")?)
 }

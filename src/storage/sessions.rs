@@ -34,35 +34,24 @@ pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), S
 
 /// The session and its user, as an authenticated request needs them; `None` when the session
 /// (or its user) no longer exists.
-pub async fn state(
-    conn: &mut AnyConnection,
-    session_id: Uuid,
-) -> Result<Option<SessionState>, StoreError> {
+pub async fn state(conn: &mut AnyConnection, session_id: Uuid) -> Result<Option<SessionState>, StoreError> {
     let text = sql(
         conn,
         "SELECT s.user_id, s.expires_at, s.revoked_at, u.role, u.status \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
     );
-    let Some(row) = sqlx::query(&text)
-        .bind(session_id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
+    let Some(row) = sqlx::query(&text).bind(session_id.to_string()).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
     let user_id: String = row.try_get("user_id")?;
     let role: String = row.try_get("role")?;
     let status: String = row.try_get("status")?;
     Ok(Some(SessionState {
-        user_id: Uuid::try_parse(&user_id)
-            .map_err(|_| StoreError::Corrupt(format!("user id {user_id}")))?,
+        user_id: Uuid::try_parse(&user_id).map_err(|_| StoreError::Corrupt(format!("user id {user_id}")))?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        user_status: UserStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        user_status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(Timestamp::from_micros),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp::from_micros),
     }))
 }
 
@@ -73,10 +62,7 @@ pub async fn revoke_all_except(
     keep: Option<Uuid>,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
-    );
+    let text = sql(conn, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL");
     let result = sqlx::query(&text)
         .bind(now.as_micros())
         .bind(user_id.to_string())
@@ -86,35 +72,23 @@ pub async fn revoke_all_except(
     Ok(result.rows_affected())
 }
 
-const COLUMNS: &str =
-    "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
+const COLUMNS: &str = "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
 
 pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Session>, StoreError> {
     let statement = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?");
     let text = sql(conn, &statement);
-    let row = sqlx::query(&text)
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
     row.as_ref().map(session_from_row).transpose()
 }
 
 /// The sessions of `user_id` that are neither revoked nor expired at `now`, newest first.
-pub async fn list_live(
-    conn: &mut AnyConnection,
-    user_id: Uuid,
-    now: Timestamp,
-) -> Result<Vec<Session>, StoreError> {
+pub async fn list_live(conn: &mut AnyConnection, user_id: Uuid, now: Timestamp) -> Result<Vec<Session>, StoreError> {
     let statement = format!(
         "SELECT {COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
          ORDER BY created_at DESC, id DESC"
     );
     let text = sql(conn, &statement);
-    let rows = sqlx::query(&text)
-        .bind(user_id.to_string())
-        .bind(now.as_micros())
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(&text).bind(user_id.to_string()).bind(now.as_micros()).fetch_all(&mut *conn).await?;
     rows.iter().map(session_from_row).collect()
 }
 
@@ -125,10 +99,7 @@ pub async fn extend(
     now: Timestamp,
     expires_at: Timestamp,
 ) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?",
-    );
+    let text = sql(conn, "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?");
     sqlx::query(&text)
         .bind(now.as_micros())
         .bind(expires_at.as_micros())
@@ -139,12 +110,7 @@ pub async fn extend(
 }
 
 /// Revokes one live session of `user_id`; `false` when there is no such live session.
-pub async fn revoke(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    user_id: Uuid,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
+pub async fn revoke(conn: &mut AnyConnection, id: Uuid, user_id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
     let text = sql(
         conn,
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL AND expires_at > ?",
@@ -167,20 +133,14 @@ pub async fn delete_ended(
     revoked_before: Timestamp,
     limit: i64,
 ) -> Result<u64, StoreError> {
-    let text = sql(
-        conn,
-        "SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?",
-    );
+    let text = sql(conn, "SELECT id FROM sessions WHERE expires_at < ? OR revoked_at < ? LIMIT ?");
     let rows = sqlx::query(&text)
         .bind(expired_before.as_micros())
         .bind(revoked_before.as_micros())
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    let ids = rows
-        .iter()
-        .map(|r| r.try_get::<String, _>("id"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
     delete_where_in(conn, "refresh_tokens", "session_id", &ids).await?;
     Ok(delete_where_in(conn, "sessions", "id", &ids).await?)
 }
@@ -188,9 +148,7 @@ pub async fn delete_ended(
 fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
     let id: String = row.try_get("id")?;
     let user_id: String = row.try_get("user_id")?;
-    let parse = |text: &str| {
-        Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("session row id {text}")))
-    };
+    let parse = |text: &str| Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("session row id {text}")));
     Ok(Session {
         id: parse(&id)?,
         user_id: parse(&user_id)?,
@@ -198,9 +156,7 @@ fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
         last_used_at: Timestamp::from_micros(row.try_get("last_used_at")?),
         expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
         max_expires_at: Timestamp::from_micros(row.try_get("max_expires_at")?),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(Timestamp::from_micros),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp::from_micros),
         user_agent: row.try_get("user_agent")?,
         ip: row.try_get("ip")?,
     })

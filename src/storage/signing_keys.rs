@@ -43,9 +43,7 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<StoredKey>, StoreError
                 algorithm: row.try_get("algorithm")?,
                 secret_key: text_column(row, "secret_key")?,
                 created_at: Timestamp::from_micros(row.try_get("created_at")?),
-                retired_at: row
-                    .try_get::<Option<i64>, _>("retired_at")?
-                    .map(Timestamp::from_micros),
+                retired_at: row.try_get::<Option<i64>, _>("retired_at")?.map(Timestamp::from_micros),
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -69,32 +67,15 @@ pub async fn insert(conn: &mut AnyConnection, key: &StoredKey) -> Result<(), Sto
 }
 
 /// Marks every unretired key except `current` as retired at `now`.
-pub async fn retire_all_except(
-    conn: &mut AnyConnection,
-    current: &str,
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL",
-    );
-    let result = sqlx::query(&text)
-        .bind(now.as_micros())
-        .bind(current.to_owned())
-        .execute(&mut *conn)
-        .await?;
+pub async fn retire_all_except(conn: &mut AnyConnection, current: &str, now: Timestamp) -> Result<u64, StoreError> {
+    let text = sql(conn, "UPDATE signing_keys SET retired_at = ? WHERE kid <> ? AND retired_at IS NULL");
+    let result = sqlx::query(&text).bind(now.as_micros()).bind(current.to_owned()).execute(&mut *conn).await?;
     Ok(result.rows_affected())
 }
 
 /// Deletes keys retired before `before`: no token they signed can still be alive.
-pub async fn delete_retired_before(
-    conn: &mut AnyConnection,
-    before: Timestamp,
-) -> Result<u64, StoreError> {
+pub async fn delete_retired_before(conn: &mut AnyConnection, before: Timestamp) -> Result<u64, StoreError> {
     let text = sql(conn, "DELETE FROM signing_keys WHERE retired_at < ?");
-    let result = sqlx::query(&text)
-        .bind(before.as_micros())
-        .execute(&mut *conn)
-        .await?;
+    let result = sqlx::query(&text).bind(before.as_micros()).execute(&mut *conn).await?;
     Ok(result.rows_affected())
 }

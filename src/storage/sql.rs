@@ -116,14 +116,8 @@ mod tests {
 
     #[test]
     fn backends_are_named_by_scheme() {
-        assert_eq!(
-            Backend::from_url("sqlite://x.db?mode=rwc"),
-            Some(Backend::Sqlite)
-        );
-        assert_eq!(
-            Backend::from_url("postgres://u@h/db"),
-            Some(Backend::Postgres)
-        );
+        assert_eq!(Backend::from_url("sqlite://x.db?mode=rwc"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("postgres://u@h/db"), Some(Backend::Postgres));
         assert_eq!(Backend::from_url("mysql://root@h/db"), Some(Backend::MySql));
         assert_eq!(Backend::from_url("oracle://h"), None);
     }

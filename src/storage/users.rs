@@ -63,10 +63,7 @@ pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Use
     fetch_one_user(conn, text, id.to_string()).await
 }
 
-pub async fn find_by_login(
-    conn: &mut AnyConnection,
-    name: LoginName<'_>,
-) -> Result<Option<User>, StoreError> {
+pub async fn find_by_login(conn: &mut AnyConnection, name: LoginName<'_>) -> Result<Option<User>, StoreError> {
     let (column, value) = match name {
         LoginName::Username(u) => ("username_lower", u.trim().to_lowercase()),
         LoginName::Email(e) => ("email_lower", e.trim().to_lowercase()),
@@ -75,16 +72,9 @@ pub async fn find_by_login(
     fetch_one_user(conn, text, value).await
 }
 
-async fn fetch_one_user(
-    conn: &mut AnyConnection,
-    text: String,
-    key: String,
-) -> Result<Option<User>, StoreError> {
+async fn fetch_one_user(conn: &mut AnyConnection, text: String, key: String) -> Result<Option<User>, StoreError> {
     let text = sql(conn, &text);
-    let row = sqlx::query(&text)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(&text).bind(key).fetch_optional(&mut *conn).await?;
     row.as_ref().map(user_from_row).transpose()
 }
 
@@ -123,65 +113,40 @@ pub async fn set_password_hash(
     hash: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-    );
-    let result = sqlx::query(&text)
-        .bind(hash.to_owned())
-        .bind(now.as_micros())
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    let text = sql(conn, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
+    let result =
+        sqlx::query(&text).bind(hash.to_owned()).bind(now.as_micros()).bind(id.to_string()).execute(&mut *conn).await?;
     found(result.rows_affected())
 }
 
-pub async fn record_login(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    now: Timestamp,
-) -> Result<(), StoreError> {
+pub async fn record_login(conn: &mut AnyConnection, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
     let text = sql(conn, "UPDATE users SET last_login_at = ? WHERE id = ?");
-    sqlx::query(&text)
-        .bind(now.as_micros())
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(&text).bind(now.as_micros()).bind(id.to_string()).execute(&mut *conn).await?;
     Ok(())
 }
 
 pub async fn delete(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError> {
     let text = sql(conn, "DELETE FROM users WHERE id = ?");
-    let result = sqlx::query(&text)
-        .bind(id.to_string())
-        .execute(&mut *conn)
-        .await?;
+    let result = sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
     found(result.rows_affected())
 }
 
 /// Takes the owners guard for the rest of the transaction: every change that could leave the
 /// service without an active owner takes it first, so such changes run one after another.
 pub async fn lock_owners(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    sqlx::query("UPDATE guards SET version = version + 1 WHERE name = 'owners'")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query("UPDATE guards SET version = version + 1 WHERE name = 'owners'").execute(&mut *conn).await?;
     Ok(())
 }
 
 pub async fn count_active_owners(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    let row =
-        sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
-            .fetch_one(&mut *conn)
-            .await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE role = 'owner' AND status = 'active'")
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(row.try_get::<i64, _>("n")?)
 }
 
 fn found(rows: u64) -> Result<(), StoreError> {
-    if rows == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
+    if rows == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
 fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
@@ -200,17 +165,12 @@ fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
             display_name: row.try_get("display_name")?,
             metadata: Metadata::from_stored(&metadata),
         },
-        email_verified_at: row
-            .try_get::<Option<i64>, _>("email_verified_at")?
-            .map(Timestamp::from_micros),
+        email_verified_at: row.try_get::<Option<i64>, _>("email_verified_at")?.map(Timestamp::from_micros),
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        status: UserStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
         password_hash: row.try_get("password_hash")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
-        last_login_at: row
-            .try_get::<Option<i64>, _>("last_login_at")?
-            .map(Timestamp::from_micros),
+        last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(Timestamp::from_micros),
     })
 }

@@ -31,12 +31,7 @@ fn admin_create(database_url: &str, args: &[&str], password: &str) -> std::proce
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -55,11 +50,7 @@ fn help_lists_every_setting_with_its_variable() {
 
 #[test]
 fn a_bad_setting_stops_with_exit_code_2_naming_the_variable() {
-    let output = tessera()
-        .env("TESSERA_ACCESS_TOKEN_TTL", "forever")
-        .arg("migrate")
-        .output()
-        .unwrap();
+    let output = tessera().env("TESSERA_ACCESS_TOKEN_TTL", "forever").arg("migrate").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -115,11 +106,7 @@ each_backend! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let db = TestDb::create(Backend::Sqlite).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = tessera()
         .env("TESSERA_DATABASE_URL", &db.url)
         .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
@@ -130,12 +117,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..200 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-        {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
             ready = true;
             break;
         }
@@ -164,17 +146,11 @@ async fn sigterm_lets_in_flight_requests_finish() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(killed.success());
     for login in logins {
         assert_eq!(login.await.unwrap().unwrap(), StatusCode::OK);
     }
-    let status = tokio::task::spawn_blocking(move || server.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -56,9 +56,7 @@ impl Backend {
     }
 
     fn server_url(self) -> Option<String> {
-        std::env::var(self.variable())
-            .ok()
-            .filter(|v| !v.is_empty())
+        std::env::var(self.variable()).ok().filter(|v| !v.is_empty())
     }
 
     /// Whether this backend's server is configured; says once per run when it is skipped.
@@ -66,17 +64,10 @@ impl Backend {
     pub fn available(self) -> bool {
         let available = self == Backend::Sqlite || self.server_url().is_some();
         if !available {
-            let notice = if self == Backend::Postgres {
-                &PG_NOTICE
-            } else {
-                &MYSQL_NOTICE
-            };
+            let notice = if self == Backend::Postgres { &PG_NOTICE } else { &MYSQL_NOTICE };
             notice.call_once(|| {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "NOTICE: {self:?} tests skipped: set {} to run them",
-                    self.variable()
-                );
+                let _ =
+                    writeln!(std::io::stderr(), "NOTICE: {self:?} tests skipped: set {} to run them", self.variable());
             });
         }
         available
@@ -109,12 +100,8 @@ impl TestDb {
             }
             Backend::Postgres | Backend::MySql => {
                 let server_url = backend.server_url().expect("the backend is available");
-                let mut conn = AnyConnection::connect(&server_url)
-                    .await
-                    .expect("connect to the test server");
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create a test database");
+                let mut conn = AnyConnection::connect(&server_url).await.expect("connect to the test server");
+                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create a test database");
                 conn.close().await.ok();
                 Self {
                     url: replace_database(&server_url, &name),
@@ -133,7 +120,19 @@ impl TestDb {
         let mut conn = AnyConnection::connect(&self.url).await.unwrap();
         let row = sqlx::query(query).fetch_one(&mut conn).await.unwrap();
         conn.close().await.ok();
-        row.try_get::<String, _>(0).unwrap()
+        // MySQL reports TEXT columns as blobs through the Any driver.
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<Vec<u8>, _>(0).map(|b| String::from_utf8(b).unwrap()))
+            .unwrap()
+    }
+
+    /// The number `query` (a `SELECT COUNT(*) …`) answers.
+    pub async fn count(&self, query: &str) -> i64 {
+        use sqlx::Row as _;
+        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        let row = sqlx::query(query).fetch_one(&mut conn).await.unwrap();
+        conn.close().await.ok();
+        row.try_get::<i64, _>(0).unwrap()
     }
 
     /// Runs a statement on the test database directly (for set-ups the API does not offer).
@@ -145,13 +144,9 @@ impl TestDb {
 }
 
 fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
+    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(query) = query {
         out.push('?');
@@ -168,17 +163,12 @@ impl Drop for TestDb {
             }
             return;
         }
-        let (Some(server_url), name, backend) =
-            (self.server_url.clone(), self.name.clone(), self.backend)
-        else {
+        let (Some(server_url), name, backend) = (self.server_url.clone(), self.name.clone(), self.backend) else {
             return;
         };
         // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let mut conn = AnyConnection::connect(&server_url).await?;
                 let statement = match backend {
@@ -190,21 +180,32 @@ impl Drop for TestDb {
             })
         });
         if let Ok(Err(error)) = dropped.join() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "could not drop test database {}: {error}",
-                self.name
-            );
+            let _ = writeln!(std::io::stderr(), "could not drop test database {}: {error}", self.name);
         }
     }
 }
+
+/// The issuer every test application uses, so tokens survive a restart on another port.
+pub const PUBLIC_URL: &str = "http://tessera.test";
 
 /// A running application on its own database.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub db: TestDb,
-    shutdown: Option<oneshot::Sender<()>>,
+    pub db: Arc<TestDb>,
+    args: SettingsArgs,
+    _server: StopOnDrop,
+}
+
+/// Stops the server when the test app goes away.
+struct StopOnDrop(Option<oneshot::Sender<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop.send(()).ok();
+        }
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -221,37 +222,40 @@ pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut SettingsArgs)) -> Tes
     let mut args = SettingsArgs {
         database_url: Some(db.url.clone()),
         listen: Some("127.0.0.1:0".into()),
+        public_url: Some(PUBLIC_URL.into()),
         hash_concurrency: Some("2".into()),
         database_max_connections: Some("5".into()),
         ..SettingsArgs::default()
     };
     adjust(&mut args);
+    serve(Arc::new(db), args).await
+}
+
+async fn serve(db: Arc<TestDb>, args: SettingsArgs) -> TestApp {
     let config = Config::load(&args).expect("test configuration");
-    let app = Application::build(&config)
-        .await
-        .expect("build the application");
+    let app = Application::build(&config).await.expect("build the application");
     let address = format!("http://{}", app.address());
-    let (shutdown, stopped) = oneshot::channel();
+    let (stop, stopped) = oneshot::channel();
     tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        db,
-        shutdown: Some(shutdown),
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            shutdown.send(()).ok();
-        }
-    }
+    TestApp { address, client: reqwest::Client::new(), db, args, _server: StopOnDrop(Some(stop)) }
 }
 
 impl TestApp {
+    /// A second node with the same settings on the same database.
+    pub async fn another_node(&self) -> TestApp {
+        serve(self.db.clone(), self.args.clone()).await
+    }
+
+    /// Stops this node and starts a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { db, args, _server, .. } = self;
+        drop(_server);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        serve(db, args).await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -264,13 +268,7 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    pub async fn send_json(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: &Value,
-    ) -> Response {
+    pub async fn send_json(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: &Value) -> Response {
         let mut request = self.client.request(method, self.url(path)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -279,8 +277,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        self.send_json(reqwest::Method::POST, path, None, body)
-            .await
+        self.send_json(reqwest::Method::POST, path, None, body).await
     }
 
     pub async fn register(&self, body: &Value) -> Response {
@@ -296,11 +293,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post(
-            "/v1/auth/login",
-            &json!({"username": username, "password": password}),
-        )
-        .await
+        self.post("/v1/auth/login", &json!({"username": username, "password": password})).await
     }
 
     /// Signs in and answers the access token.
@@ -322,10 +315,7 @@ impl TestApp {
 /// Asserts a problem+json answer with `status` and `code`; answers the body.
 pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
@@ -341,12 +331,7 @@ pub fn field_codes(problem: &Value) -> Vec<(String, String)> {
         .map(|errors| {
             errors
                 .iter()
-                .map(|e| {
-                    (
-                        e["field"].as_str().unwrap_or("").to_owned(),
-                        e["code"].as_str().unwrap_or("").to_owned(),
-                    )
-                })
+                .map(|e| (e["field"].as_str().unwrap_or("").to_owned(), e["code"].as_str().unwrap_or("").to_owned()))
                 .collect()
         })
         .unwrap_or_default()

@@ -39,7 +39,7 @@ each_backend! {
         assert!(header["kid"].is_string());
         let claims = decode(parts[1]);
         assert_eq!(claims["sub"], id.as_str());
-        assert_eq!(claims["iss"], app.address.as_str());
+        assert_eq!(claims["iss"], PUBLIC_URL);
         assert_eq!(claims["aud"], "tessera");
         assert_eq!(claims["role"], "user");
         for claim in ["sid", "jti"] {

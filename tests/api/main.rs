@@ -12,4 +12,7 @@ mod errors;
 mod login;
 mod me;
 mod ops;
+mod refresh;
 mod register;
+mod sessions;
+mod tokens;

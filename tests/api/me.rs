@@ -4,16 +4,11 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn patch_me(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.send_json(Method::PATCH, "/v1/me", Some(token), &body)
-        .await
+    app.send_json(Method::PATCH, "/v1/me", Some(token), &body).await
 }
 
 async fn make_owner(app: &TestApp, id: &str) {
-    app.db
-        .execute(&format!(
-            "UPDATE users SET role = 'owner' WHERE id = '{id}'"
-        ))
-        .await;
+    app.db.execute(&format!("UPDATE users SET role = 'owner' WHERE id = '{id}'")).await;
 }
 
 each_backend! {

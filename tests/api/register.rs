@@ -7,10 +7,7 @@ use crate::helpers::*;
 async fn refused(app: &TestApp, body: Value, field: &str, code: &str) {
     let problem = assert_problem(app.register(&body).await, 422, "validation_failed").await;
     let codes = field_codes(&problem);
-    assert!(
-        codes.contains(&(field.to_owned(), code.to_owned())),
-        "{body} gave {codes:?}, wanted {field}/{code}"
-    );
+    assert!(codes.contains(&(field.to_owned(), code.to_owned())), "{body} gave {codes:?}, wanted {field}/{code}");
 }
 
 each_backend! {

@@ -10,8 +10,7 @@ use crate::app::AppState;
 use crate::domain::Error;
 use crate::domain::accounts::NewAccount;
 use crate::http::dto::{
-    Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse,
-    UserEnvelope, UserView,
+    Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse, UserEnvelope, UserView,
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client, OptionalJson};
@@ -39,12 +38,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<UserEnvelope>), ApiError> {
     let account = NewAccount::parse(request.into())?;
     let user = state.accounts.register(account).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(UserEnvelope {
-            user: UserView::from(&user),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(UserEnvelope { user: UserView::from(&user) })))
 }
 
 /// Sign in with a username or an e-mail and a password.
@@ -64,18 +58,10 @@ pub async fn login(
         (Some(username), None) => LoginName::Username(username),
         (None, Some(email)) => LoginName::Email(email),
         _ => {
-            return Err(Error::invalid(
-                "username",
-                "exactly_one",
-                "give exactly one of username and email",
-            )
-            .into());
+            return Err(Error::invalid("username", "exactly_one", "give exactly one of username and email").into());
         }
     };
-    let tokens = state
-        .auth
-        .login(name, SecretString::from(request.password), client)
-        .await?;
+    let tokens = state.auth.login(name, SecretString::from(request.password), client).await?;
     Ok(Json(tokens.into()))
 }
 
@@ -90,10 +76,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     AppJson(request): AppJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let tokens = state
-        .auth
-        .refresh(SecretString::from(request.refresh_token))
-        .await?;
+    let tokens = state.auth.refresh(SecretString::from(request.refresh_token)).await?;
     Ok(Json(tokens.into()))
 }
 
@@ -108,10 +91,7 @@ pub async fn logout(
     AuthUser(me): AuthUser,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .auth
-        .logout(me, request.unwrap_or_default().all)
-        .await?;
+    state.auth.logout(me, request.unwrap_or_default().all).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

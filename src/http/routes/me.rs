@@ -7,9 +7,7 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::app::AppState;
-use crate::http::dto::{
-    ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView,
-};
+use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser};
 
@@ -25,10 +23,7 @@ pub fn router() -> Router<AppState> {
         (status = 200, body = UserView),
         (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
     ))]
-pub async fn get_me(
-    State(state): State<AppState>,
-    AuthUser(me): AuthUser,
-) -> Result<Json<UserView>, ApiError> {
+pub async fn get_me(State(state): State<AppState>, AuthUser(me): AuthUser) -> Result<Json<UserView>, ApiError> {
     let user = state.accounts.get(me.user_id).await?;
     Ok(Json(UserView::from(&user)))
 }
@@ -46,10 +41,7 @@ pub async fn update_me(
     AuthUser(me): AuthUser,
     AppJson(request): AppJson<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = state
-        .accounts
-        .update_profile(me.user_id, request.into())
-        .await?;
+    let user = state.accounts.update_profile(me.user_id, request.into()).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -66,10 +58,7 @@ pub async fn delete_me(
     AuthUser(me): AuthUser,
     AppJson(request): AppJson<PasswordConfirmation>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .accounts
-        .delete_self(me.user_id, SecretString::from(request.password))
-        .await?;
+    state.accounts.delete_self(me.user_id, SecretString::from(request.password)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -88,9 +77,6 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     let current = SecretString::from(request.current_password);
     let new = SecretString::from(request.new_password);
-    state
-        .accounts
-        .change_password(me.user_id, me.session_id, current, new)
-        .await?;
+    state.accounts.change_password(me.user_id, me.session_id, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,9 +12,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::AuthUser;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/me/sessions", get(list_sessions))
-        .route("/v1/me/sessions/{id}", delete(revoke_session))
+    Router::new().route("/v1/me/sessions", get(list_sessions)).route("/v1/me/sessions/{id}", delete(revoke_session))
 }
 
 /// The live sessions, newest first; `current` marks the caller's.
@@ -28,10 +26,7 @@ pub async fn list_sessions(
     AuthUser(me): AuthUser,
 ) -> Result<Json<SessionList>, ApiError> {
     let sessions = state.auth.sessions(me).await?;
-    let items = sessions
-        .iter()
-        .map(|s| SessionView::new(s, me.session_id))
-        .collect();
+    let items = sessions.iter().map(|s| SessionView::new(s, me.session_id)).collect();
     Ok(Json(SessionList { items }))
 }
 
