@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
 use crate::domain::auth::Auth;
+use crate::domain::auth_cache::AuthCache;
 use crate::domain::cleanup;
 use crate::domain::hashing::PasswordHasher;
 use crate::domain::jwt::LEEWAY_SECS;
@@ -73,9 +74,10 @@ impl Application {
             refresh_reuse_grace: config.refresh_reuse_grace,
         };
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
+        let cache = AuthCache::new(config.session_cache_ttl);
         let state = AppState {
-            accounts: Accounts::new(store.clone(), hasher.clone()),
-            auth: Auth::new(store.clone(), hasher.clone(), tokens),
+            accounts: Accounts::new(store.clone(), hasher.clone(), cache.clone()),
+            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache),
             store: store.clone(),
             hasher,
             metrics: Metrics::new(),

@@ -62,6 +62,8 @@ settings! {
     session_max_age => "TESSERA_SESSION_MAX_AGE",
     /// How long a just-rotated refresh token still returns the same successor pair; 0s turns the grace off [default: 10s]
     refresh_reuse_grace => "TESSERA_REFRESH_REUSE_GRACE",
+    /// How long a node may trust a session it has read; a revocation on another node is seen within this. 0s reads it on every request [default: 2s]
+    session_cache_ttl => "TESSERA_SESSION_CACHE_TTL",
     /// Sign with HS256 and this shared secret (at least 32 bytes) instead of EdDSA keys; no JWKS is then published
     jwt_secret => "TESSERA_JWT_SECRET",
     /// Log format: text or json [default: text]
@@ -128,6 +130,7 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub session_max_age: Duration,
     pub refresh_reuse_grace: Duration,
+    pub session_cache_ttl: Duration,
     pub jwt_secret: Option<SecretString>,
     pub log_format: LogFormat,
     pub hash_concurrency: usize,
@@ -189,6 +192,10 @@ impl Config {
             session_max_age,
             refresh_reuse_grace: sources.parse("refresh_reuse_grace", "10s", |v| {
                 humantime::parse_duration(v).map_err(|_| "expected a duration like 10s, or 0s".to_owned())
+            })?,
+            session_cache_ttl: sources.parse("session_cache_ttl", "2s", |v| match humantime::parse_duration(v) {
+                Ok(d) if d <= Duration::from_secs(5) => Ok(d),
+                _ => Err("expected a duration from 0s to 5s".to_owned()),
             })?,
             jwt_secret: sources
                 .value("jwt_secret")

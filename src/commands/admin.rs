@@ -8,7 +8,10 @@ use secrecy::SecretString;
 use crate::cli::{CreateAccountArgs, RoleArg};
 use crate::config::Config;
 use crate::domain::Error;
+use std::time::Duration;
+
 use crate::domain::accounts::{Accounts, NewAccount, RegistrationInput};
+use crate::domain::auth_cache::AuthCache;
 use crate::domain::hashing::PasswordHasher;
 use crate::domain::user::Role;
 use crate::storage::Store;
@@ -26,7 +29,7 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
     account.email_verified = true;
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
-    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1));
+    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO));
     let created = accounts.register(account).await.map_err(explain);
     store.close().await;
     let user = created?;

@@ -1,9 +1,12 @@
 //! Self-service account operations: register, read, edit, change password, delete.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::auth_cache::AuthCache;
 use super::error::{Error, Invalid};
 use super::fields::{Email, Metadata, PersonName, Phone, Username};
 use super::hashing::PasswordHasher;
@@ -93,11 +96,13 @@ pub struct ProfilePatchInput {
 pub struct Accounts {
     store: Store,
     hasher: PasswordHasher,
+    cache: Arc<AuthCache>,
 }
 
 impl Accounts {
-    pub fn new(store: Store, hasher: PasswordHasher) -> Self {
-        Self { store, hasher }
+    /// `cache` is told of every change, so this node never serves a stale account.
+    pub fn new(store: Store, hasher: PasswordHasher, cache: Arc<AuthCache>) -> Self {
+        Self { store, hasher, cache }
     }
 
     /// Creates an account; `409` when the username or e-mail is taken in any case.
@@ -136,6 +141,7 @@ impl Accounts {
         user.updated_at = Timestamp::now();
         let mut conn = self.store.conn().await?;
         users::update(&mut conn, &user).await.map_err(uniqueness)?;
+        self.cache.forget_user(id);
         Ok(user)
     }
 
@@ -158,6 +164,7 @@ impl Accounts {
         users::set_password_hash(&mut tx, id, &hash, now).await?;
         sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(id);
         Ok(())
     }
 
@@ -175,6 +182,7 @@ impl Accounts {
         }
         users::delete(&mut tx, id).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(id);
         tracing::info!(user_id = %id, "account deleted");
         Ok(())
     }

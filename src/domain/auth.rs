@@ -1,14 +1,20 @@
 //! Signing in and recognising signed-in requests.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::auth_cache::{AuthCache, VerifiedToken};
 use super::error::Error;
 use super::hashing::{PasswordHasher, needs_rehash};
 use super::ids::{new_id, parse_id};
+use super::jwt::LEEWAY_SECS;
 use super::password::is_oversized;
 use super::secrets;
 use super::session::Session;
+use super::session::SessionState;
 use super::time::Timestamp;
 use super::tokens::{IssuedTokens, Tokens};
 use super::user::{Role, User, UserStatus};
@@ -22,12 +28,14 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
 }
 
-/// The caller behind a verified access token whose session is live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The caller behind a verified access token whose session is live, with the session and
+/// user as read (at most the cache's time-to-live ago).
+#[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: Uuid,
     pub session_id: Uuid,
     pub role: Role,
+    pub state: Arc<SessionState>,
 }
 
 /// Sign-in, token refresh, sign-out and session checks.
@@ -36,11 +44,12 @@ pub struct Auth {
     pub(super) store: Store,
     hasher: PasswordHasher,
     pub(super) tokens: Tokens,
+    pub(super) cache: Arc<AuthCache>,
 }
 
 impl Auth {
-    pub fn new(store: Store, hasher: PasswordHasher, tokens: Tokens) -> Self {
-        Self { store, hasher, tokens }
+    pub fn new(store: Store, hasher: PasswordHasher, tokens: Tokens, cache: Arc<AuthCache>) -> Self {
+        Self { store, hasher, tokens, cache }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -79,6 +88,7 @@ impl Auth {
         let now = Timestamp::now();
         user.last_login_at = Some(now);
         let issued = self.open_session(user, client, now).await?;
+        self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
     }
@@ -126,10 +136,34 @@ impl Auth {
     }
 
     /// The caller behind a bearer token: the signature and claims must verify and the session
-    /// must be live, its user active — checked against the database on every request, so a
-    /// revocation anywhere takes effect at once on every node. Any failure is `Unauthenticated`.
+    /// must be live, its user active. A token verified before is not verified again until it
+    /// expires, and the session is read from the database unless this node read it less than
+    /// the cache's time-to-live ago (see [`AuthCache`]). Any failure is `Unauthenticated`.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, Error> {
         let now = Timestamp::now();
+        let verified = self.verified(token, now).await?;
+        let state = match self.cache.session(verified.session_id) {
+            Some(state) => state,
+            None => {
+                let mut conn = self.store.conn().await?;
+                let state =
+                    Arc::new(sessions::state(&mut conn, verified.session_id).await?.ok_or(Error::Unauthenticated)?);
+                self.cache.remember_session(verified.session_id, state.clone());
+                state
+            }
+        };
+        if state.user.id != verified.user_id || !state.is_live(now) {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(Principal { user_id: verified.user_id, session_id: verified.session_id, role: state.user.role, state })
+    }
+
+    /// The token's subject and session, from the cache or by full verification.
+    async fn verified(&self, token: &str, now: Timestamp) -> Result<VerifiedToken, Error> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(verified) = self.cache.verified(&digest, now.as_secs()) {
+            return Ok(verified);
+        }
         let claims = self.tokens.verify(token, now).await.map_err(|reason| {
             tracing::debug!(%reason, "bearer token refused");
             Error::Unauthenticated
@@ -137,12 +171,8 @@ impl Auth {
         let (Some(user_id), Some(session_id)) = (parse_id(&claims.sub), parse_id(&claims.sid)) else {
             return Err(Error::Unauthenticated);
         };
-        let mut conn = self.store.conn().await?;
-        match sessions::state(&mut conn, session_id).await? {
-            Some(state) if state.user_id == user_id && state.is_live(now) => {
-                Ok(Principal { user_id, session_id, role: state.role })
-            }
-            _ => Err(Error::Unauthenticated),
-        }
+        let verified = VerifiedToken { user_id, session_id, valid_until: claims.exp + LEEWAY_SECS };
+        self.cache.remember_token(digest, verified);
+        Ok(verified)
     }
 }

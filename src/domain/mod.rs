@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod auth_cache;
 pub mod cleanup;
 pub mod error;
 pub mod fields;

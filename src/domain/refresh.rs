@@ -33,6 +33,7 @@ impl Auth {
         if won {
             let issued = self.rotate(&mut tx, &presented, &session, user, now).await?;
             tx.commit().await.map_err(StoreError::from)?;
+            self.cache.forget_session(session.id);
             return Ok(issued);
         }
         let rotated_at = record.rotated_at.ok_or(Error::InvalidToken)?;
@@ -43,6 +44,7 @@ impl Auth {
         }
         sessions::revoke(&mut tx, session.id, session.user_id, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_session(session.id);
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reused: session revoked");
         Err(Error::RefreshTokenReused)
     }

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::time::Timestamp;
-use super::user::{Role, UserStatus};
+use super::user::{User, UserStatus};
 
 /// A session row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +21,11 @@ pub struct Session {
     pub ip: Option<String>,
 }
 
-/// What a request needs to know about the session behind its access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a request needs to know about the session behind its access token: the session's
+/// window and its user as they were read.
+#[derive(Debug, Clone)]
 pub struct SessionState {
-    pub user_id: Uuid,
-    pub role: Role,
-    pub user_status: UserStatus,
+    pub user: User,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -34,6 +33,6 @@ pub struct SessionState {
 impl SessionState {
     /// Whether a request under this session may proceed at `now`.
     pub fn is_live(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now && self.user_status == UserStatus::Active
+        self.revoked_at.is_none() && self.expires_at > now && self.user.status == UserStatus::Active
     }
 }

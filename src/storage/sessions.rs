@@ -1,15 +1,17 @@
 //! The `sessions` and `refresh_tokens` tables.
 
+use std::sync::LazyLock;
+
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
 use super::sql::{delete_where_in, sql};
-use sqlx::any::AnyRow;
+use super::users;
 
 use crate::domain::session::{Session, SessionState};
 use crate::domain::time::Timestamp;
-use crate::domain::user::{Role, UserStatus};
 
 pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), StoreError> {
     let text = sql(
@@ -32,26 +34,25 @@ pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), S
     Ok(())
 }
 
-/// The session and its user, as an authenticated request needs them; `None` when the session
-/// (or its user) no longer exists.
+/// The session and its whole user in one query, as an authenticated request needs them;
+/// `None` when the session (or its user) no longer exists.
 pub async fn state(conn: &mut AnyConnection, session_id: Uuid) -> Result<Option<SessionState>, StoreError> {
-    let text = sql(
-        conn,
-        "SELECT s.user_id, s.expires_at, s.revoked_at, u.role, u.status \
-         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
-    );
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+        let user_columns: Vec<String> = users::COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
+        format!(
+            "SELECT s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, {} \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+            user_columns.join(", ")
+        )
+    });
+    let text = sql(conn, &STATEMENT);
     let Some(row) = sqlx::query(&text).bind(session_id.to_string()).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
-    let user_id: String = row.try_get("user_id")?;
-    let role: String = row.try_get("role")?;
-    let status: String = row.try_get("status")?;
     Ok(Some(SessionState {
-        user_id: Uuid::try_parse(&user_id).map_err(|_| StoreError::Corrupt(format!("user id {user_id}")))?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
-        user_status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp::from_micros),
+        user: users::user_from_row(&row)?,
+        expires_at: Timestamp::from_micros(row.try_get("session_expires_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("session_revoked_at")?.map(Timestamp::from_micros),
     }))
 }
 

@@ -16,7 +16,7 @@ pub const USERNAME_INDEX: &str = "username_lower";
 /// The unique index on lower-cased e-mail addresses.
 pub const EMAIL_INDEX: &str = "email_lower";
 
-const COLUMNS: &str = "id, username, email, email_verified_at, phone, first_name, last_name, \
+pub(super) const COLUMNS: &str = "id, username, email, email_verified_at, phone, first_name, last_name, \
      display_name, role, status, metadata, password_hash, created_at, updated_at, last_login_at";
 
 /// Which unique identifier a sign-in names.
@@ -149,7 +149,7 @@ fn found(rows: u64) -> Result<(), StoreError> {
     if rows == 0 { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
+pub(super) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
     let id: String = row.try_get("id")?;
     let role: String = row.try_get("role")?;
     let status: String = row.try_get("status")?;

@@ -83,13 +83,32 @@ each_backend! {
         assert_problem(garbage, 404, "not_found").await;
     }
 
-    async fn a_logout_on_one_node_is_honoured_by_another_at_once(backend) {
-        let first_node = spawn_app(backend).await;
+    async fn a_logout_on_one_node_is_honoured_by_another_within_the_cache_bound(backend) {
+        let first_node = spawn_app_with(backend, |args| args.session_cache_ttl = Some("1s".into())).await;
+        let second_node = first_node.another_node().await;
+        let (_, token) = first_node.signed_in("ada").await;
+        // The second node reads the session now and may trust that read for up to 1 s.
+        assert_eq!(second_node.get("/v1/me", Some(&token)).await.status(), StatusCode::OK);
+        assert_eq!(logout(&first_node, &token, None).await.status(), StatusCode::NO_CONTENT);
+        assert_problem(first_node.get("/v1/me", Some(&token)).await, 401, "unauthenticated").await;
+        let logged_out = std::time::Instant::now();
+        loop {
+            let status = second_node.get("/v1/me", Some(&token)).await.status();
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert_eq!(status, StatusCode::OK);
+            assert!(logged_out.elapsed() < std::time::Duration::from_millis(1_500), "still accepted after the bound");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn without_the_cache_a_logout_on_one_node_is_honoured_by_another_at_once(backend) {
+        let first_node = spawn_app_with(backend, |args| args.session_cache_ttl = Some("0s".into())).await;
         let second_node = first_node.another_node().await;
         let (_, token) = first_node.signed_in("ada").await;
         assert_eq!(second_node.get("/v1/me", Some(&token)).await.status(), StatusCode::OK);
         assert_eq!(logout(&first_node, &token, None).await.status(), StatusCode::NO_CONTENT);
-        // The bound is zero: every request checks its session in the shared database.
         assert_problem(second_node.get("/v1/me", Some(&token)).await, 401, "unauthenticated").await;
     }
 

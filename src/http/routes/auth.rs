@@ -91,7 +91,7 @@ pub async fn logout(
     AuthUser(me): AuthUser,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.logout(me, request.unwrap_or_default().all).await?;
+    state.auth.logout(&me, request.unwrap_or_default().all).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -25,7 +25,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<SessionList>, ApiError> {
-    let sessions = state.auth.sessions(me).await?;
+    let sessions = state.auth.sessions(&me).await?;
     let items = sessions.iter().map(|s| SessionView::new(s, me.session_id)).collect();
     Ok(Json(SessionList { items }))
 }
@@ -44,6 +44,6 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id).ok_or_else(ApiError::not_found)?;
-    state.auth.revoke_session(me, id).await?;
+    state.auth.revoke_session(&me, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,232 @@
+//! tessera-bench: drives the release `tessera` binary over loopback and sets every figure
+//! beside a ceiling measured in the same run on the same machine.
+//!
+//! `cargo build --release --workspace && cargo run --release -p tessera-bench -- --scenario all`
+
+mod ceilings;
+mod load;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use sqlx::{AnyConnection, Connection as _, Executor as _};
+
+use load::{Load, drive};
+use report::Report;
+use scenarios::{Healthz, Login, Me, Refresh, Register, seed_user, sign_in};
+use server::{Server, ServerConfig};
+
+const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"];
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera-bench", about = "Load tests tessera against this machine's own ceilings")]
+struct Args {
+    /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Concurrent connections.
+    #[arg(short = 'c', long, default_value_t = 64)]
+    concurrency: usize,
+    /// Measured seconds per scenario.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// A PostgreSQL or MySQL server URL; a fresh database is made on it. Default: a fresh SQLite file.
+    #[arg(long)]
+    db: Option<String>,
+    /// The server binary [default: target/release/tessera of this workspace].
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Password hashes the server computes at once [default: number of cores].
+    #[arg(long)]
+    hash_concurrency: Option<usize>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let scenarios: Vec<String> = if args.scenario == "all" {
+        SCENARIOS.iter().map(|s| (*s).to_owned()).collect()
+    } else {
+        args.scenario.split(',').map(|s| s.trim().to_owned()).collect()
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hash_concurrency = args.hash_concurrency.unwrap_or(cores);
+    let binary = args
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tessera"));
+    anyhow::ensure!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
+    let config = match &args.db {
+        None => ServerConfig::sqlite(&binary, hash_concurrency),
+        Some(server_url) => {
+            ServerConfig { binary: binary.clone(), database_url: fresh_database(server_url).await?, hash_concurrency }
+        }
+    };
+    let load = Load {
+        concurrency: args.concurrency,
+        warmup: Duration::from_secs_f64(args.warmup),
+        duration: Duration::from_secs_f64(args.seconds),
+    };
+    let mut report = Report {
+        machine: ceilings::machine(),
+        backend: config.database_url.split(':').next().unwrap_or("?").to_owned(),
+        concurrency: args.concurrency,
+        seconds: args.seconds,
+        hash_concurrency,
+        ..Report::default()
+    };
+
+    eprintln!("measuring the hash ceiling…");
+    report.hash_ceiling_per_second =
+        Some(ceilings::hashes_per_second(hash_concurrency, load.duration.min(Duration::from_secs(5))).await);
+    let (server, _) = Server::start(&config).await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    let base = server.base.clone();
+    report.idle_rss_mib = Some(server.memory_kib().0 as f64 / 1024.0);
+    let seeded = seed_user(&client, &base, "bench").await?;
+
+    eprintln!("measuring the HTTP ceiling…");
+    let http = drive(&client, Arc::new(Healthz { base: base.clone() }), load).await;
+    let http_ceiling = http.per_second;
+    report.http_ceiling = Some(http);
+    let hash_ceiling = report.hash_ceiling_per_second.unwrap_or(0.0);
+    let token = seeded["access_token"].as_str().context("no access token")?.to_owned();
+
+    for name in &scenarios {
+        eprintln!("running {name}…");
+        match name.as_str() {
+            "me" => {
+                let m = drive(&client, Arc::new(Me { base: base.clone(), token: token.clone() }), load).await;
+                report.add("me", m, Some(http_ceiling));
+            }
+            "login" => {
+                let m = drive(&client, Arc::new(Login { base: base.clone(), username: "bench".into() }), load).await;
+                report.add("login", m, Some(hash_ceiling));
+            }
+            "register" => {
+                let run = uuid::Uuid::now_v7().simple().to_string()[..8].to_owned();
+                let m = drive(&client, Arc::new(Register { base: base.clone(), run, next: 0.into() }), load).await;
+                report.add("register", m, Some(hash_ceiling));
+            }
+            "refresh" => {
+                let mut chains = Vec::new();
+                for _ in 0..load.concurrency {
+                    let body = sign_in(&client, &base, "bench").await?;
+                    chains.push(Mutex::new(body["refresh_token"].as_str().unwrap_or_default().to_owned()));
+                }
+                let m = drive(&client, Arc::new(Refresh { base: base.clone(), chains }), load).await;
+                report.add("refresh", m, None);
+            }
+            "login-flood" => login_flood(&mut report, &client, &base, &token, load, hash_concurrency).await,
+            other => anyhow::bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
+        }
+    }
+
+    eprintln!("measuring peak memory under 256 connections…");
+    let wide = Load { concurrency: 256, warmup: Duration::from_secs(1), duration: Duration::from_secs(3) };
+    let m = drive(&client, Arc::new(Me { base: base.clone(), token: token.clone() }), wide).await;
+    report.add("me (c=256)", m, Some(http_ceiling));
+    report.peak_rss_mib = Some(server.memory_kib().1 as f64 / 1024.0);
+    server.stop().await?;
+
+    eprintln!("measuring start-up on the existing database…");
+    let mut startups = Vec::new();
+    for _ in 0..3 {
+        let (server, ready_after) = Server::start(&config).await?;
+        startups.push(ready_after.as_secs_f64() * 1000.0);
+        server.stop().await?;
+    }
+    startups.sort_by(f64::total_cmp);
+    report.startup_ms = startups.get(1).copied();
+
+    judge(&mut report, hash_concurrency);
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// p99 of `/v1/me` alone, then while logins keep the hash pool saturated.
+async fn login_flood(
+    report: &mut Report,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    load: Load,
+    hash_concurrency: usize,
+) {
+    let me = Arc::new(Me { base: base.to_owned(), token: token.to_owned() });
+    let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
+    let alone = drive(client, me.clone(), probes).await;
+    report.add("me alone (flood ref.)", alone, None);
+    let flood = Load { concurrency: hash_concurrency * 8, ..load };
+    let login = Arc::new(Login { base: base.to_owned(), username: "bench".into() });
+    let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
+    report.add("me under login flood", under, None);
+    report.add("login (the flood)", logins, None);
+}
+
+fn judge(report: &mut Report, hash_concurrency: usize) {
+    let share = |report: &Report, name: &str| report.scenario(name).and_then(|s| s.share_of_ceiling);
+    if let Some(v) = share(report, "me") {
+        report.judge("me ≥ 50 % of the HTTP ceiling", format!("{:.0} %", v * 100.0), v >= 0.5);
+    }
+    for name in ["login", "register"] {
+        if let Some(v) = share(report, name) {
+            report.judge(&format!("{name} ≥ 85 % of the hash ceiling"), format!("{:.0} %", v * 100.0), v >= 0.85);
+        }
+    }
+    let p99 =
+        |report: &Report, name: &str| report.scenario(name).map(|s| (s.measured.p99_ms, s.measured.error_count()));
+    let flood =
+        (p99(report, "me alone (flood ref.)"), p99(report, "me under login flood"), p99(report, "login (the flood)"));
+    if let (Some((alone, _)), Some((under, errors)), Some((_, flood_errors))) = flood {
+        let ratio = under / alone.max(0.001);
+        report.judge(
+            "login-flood: p99 of /v1/me ≤ 3 × alone, no errors",
+            format!("{under:.2} ms vs {alone:.2} ms ({ratio:.1} ×), {} errors", errors + flood_errors),
+            ratio <= 3.0 && errors + flood_errors == 0,
+        );
+    }
+    if let Some(idle) = report.idle_rss_mib {
+        report.judge("idle RSS ≤ 20 MiB", format!("{idle:.1} MiB"), idle <= 20.0);
+    }
+    if let Some(peak) = report.peak_rss_mib {
+        let budget = 64.0 + hash_concurrency as f64 * 19.0;
+        report.judge(
+            &format!("peak RSS ≤ {budget:.0} MiB (64 + {hash_concurrency} × 19)"),
+            format!("{peak:.1} MiB"),
+            peak <= budget,
+        );
+    }
+    if let Some(ms) = report.startup_ms {
+        report.judge("start-up to /readyz ≤ 200 ms", format!("{ms:.0} ms"), ms <= 200.0);
+    }
+}
+
+/// Makes a fresh database on a PostgreSQL or MySQL server and answers its URL.
+async fn fresh_database(server_url: &str) -> anyhow::Result<String> {
+    sqlx::any::install_default_drivers();
+    let name = format!("tessera_bench_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = AnyConnection::connect(server_url).await.context("connecting to the database server")?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.close().await?;
+    let (base, query) = server_url.split_once('?').map_or((server_url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
+    Ok(format!("{}/{name}{}", &base[..path], query.map(|q| format!("?{q}")).unwrap_or_default()))
+}

@@ -1,0 +1,95 @@
+//! The results: a table on stdout, PASS/FAIL lines against the targets, and JSON.
+
+use serde::Serialize;
+
+use crate::load::Measured;
+
+#[derive(Serialize, Default)]
+pub struct Report {
+    pub machine: String,
+    pub backend: String,
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub hash_concurrency: usize,
+    pub http_ceiling: Option<Measured>,
+    pub hash_ceiling_per_second: Option<f64>,
+    pub scenarios: Vec<Scenario>,
+    pub idle_rss_mib: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub startup_ms: Option<f64>,
+    pub verdicts: Vec<Verdict>,
+}
+
+#[derive(Serialize)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(flatten)]
+    pub measured: Measured,
+    /// The ceiling this scenario is compared with, and its share of it.
+    pub ceiling: Option<f64>,
+    pub share_of_ceiling: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Verdict {
+    pub target: String,
+    pub measured: String,
+    pub pass: bool,
+}
+
+impl Report {
+    pub fn add(&mut self, name: &str, measured: Measured, ceiling: Option<f64>) {
+        let share = ceiling.filter(|c| *c > 0.0).map(|c| measured.per_second / c);
+        self.scenarios.push(Scenario { name: name.to_owned(), measured, ceiling, share_of_ceiling: share });
+    }
+
+    pub fn judge(&mut self, target: &str, measured: String, pass: bool) {
+        self.verdicts.push(Verdict { target: target.to_owned(), measured, pass });
+    }
+
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    pub fn print(&self) {
+        println!(
+            "\ntessera benchmark — {} — {} — c={} for {:.0} s",
+            self.machine, self.backend, self.concurrency, self.seconds
+        );
+        if let Some(h) = &self.http_ceiling {
+            println!("HTTP ceiling (GET /healthz): {:.0} req/s, p99 {:.2} ms", h.per_second, h.p99_ms);
+        }
+        if let Some(h) = self.hash_ceiling_per_second {
+            println!("hash ceiling (Argon2id m=19 MiB t=2 on {} threads): {h:.1} hashes/s", self.hash_concurrency);
+        }
+        println!(
+            "\n{:<22} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "ceiling"
+        );
+        for s in &self.scenarios {
+            let m = &s.measured;
+            let share = s.share_of_ceiling.map_or_else(|| "-".to_owned(), |v| format!("{:.0} %", v * 100.0));
+            println!(
+                "{:<22} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9}",
+                s.name,
+                m.per_second,
+                m.p50_ms,
+                m.p90_ms,
+                m.p99_ms,
+                m.max_ms,
+                m.error_count(),
+                share
+            );
+        }
+        if let (Some(idle), Some(peak)) = (self.idle_rss_mib, self.peak_rss_mib) {
+            println!("\nmemory: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB");
+        }
+        if let Some(ms) = self.startup_ms {
+            println!("start-up to /readyz on an existing database: {ms:.0} ms");
+        }
+        println!();
+        for v in &self.verdicts {
+            println!("{} {} — {}", if v.pass { "PASS" } else { "FAIL" }, v.target, v.measured);
+        }
+    }
+}

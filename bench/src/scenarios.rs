@@ -1,0 +1,116 @@
+//! What each scenario sends, and the seeding it needs.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use crate::load::{Request, status_of};
+
+/// The password every seeded account has.
+pub const PASSWORD: &str = "bench password that is long enough";
+
+/// `GET /healthz`: the HTTP ceiling.
+pub struct Healthz {
+    pub base: String,
+}
+
+impl Request for Healthz {
+    async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
+        status_of(client.get(format!("{}/healthz", self.base)).send().await).await
+    }
+}
+
+/// `GET /v1/me` with a valid access token.
+pub struct Me {
+    pub base: String,
+    pub token: String,
+}
+
+impl Request for Me {
+    async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
+        status_of(client.get(format!("{}/v1/me", self.base)).bearer_auth(&self.token).send().await).await
+    }
+}
+
+/// `POST /v1/auth/login` with the right password.
+pub struct Login {
+    pub base: String,
+    pub username: String,
+}
+
+impl Request for Login {
+    async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
+        let body = json!({"username": self.username, "password": PASSWORD});
+        status_of(client.post(format!("{}/v1/auth/login", self.base)).json(&body).send().await).await
+    }
+}
+
+/// `POST /v1/auth/register` with a new name each time.
+pub struct Register {
+    pub base: String,
+    pub run: String,
+    pub next: AtomicU64,
+}
+
+impl Request for Register {
+    async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"username": format!("r{}x{n}", self.run), "password": PASSWORD});
+        status_of(client.post(format!("{}/v1/auth/register", self.base)).json(&body).send().await).await
+    }
+
+    fn expected(&self) -> u16 {
+        201
+    }
+}
+
+/// `POST /v1/auth/refresh`, each worker following its own chain of rotated tokens.
+pub struct Refresh {
+    pub base: String,
+    pub chains: Vec<Mutex<String>>,
+}
+
+impl Request for Refresh {
+    async fn send(&self, worker: usize, client: &reqwest::Client) -> u16 {
+        let Some(chain) = self.chains.get(worker) else { return 0 };
+        let token = chain.lock().map(|t| t.clone()).unwrap_or_default();
+        let sent =
+            client.post(format!("{}/v1/auth/refresh", self.base)).json(&json!({"refresh_token": token})).send().await;
+        let Ok(response) = sent else { return 0 };
+        let status = response.status().as_u16();
+        if let Ok(body) = response.json::<Value>().await {
+            if let (Some(next), Ok(mut slot)) = (body["refresh_token"].as_str(), chain.lock()) {
+                *slot = next.to_owned();
+            }
+        }
+        status
+    }
+}
+
+/// Registers `username` and answers a fresh sign-in's body.
+pub async fn seed_user(client: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<Value> {
+    let registered = client
+        .post(format!("{base}/v1/auth/register"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await?;
+    if registered.status().as_u16() != 201 && registered.status().as_u16() != 409 {
+        bail!("seeding {username}: {}", registered.status());
+    }
+    sign_in(client, base, username).await
+}
+
+/// A sign-in's body.
+pub async fn sign_in(client: &reqwest::Client, base: &str, username: &str) -> anyhow::Result<Value> {
+    let response = client
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"username": username, "password": PASSWORD}))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("signing in {username}: {}", response.status());
+    }
+    response.json().await.context("reading the sign-in")
+}

@@ -1,0 +1,96 @@
+//! The server under test: the release `tessera` binary as a child process on a fresh database.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::process::{Child, Command};
+
+/// A running tessera child process.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub pid: u32,
+}
+
+/// Where the database lives and how the server is configured.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub binary: PathBuf,
+    pub database_url: String,
+    pub hash_concurrency: usize,
+}
+
+impl ServerConfig {
+    /// A fresh SQLite file in a temporary directory, or the given server URL with a fresh
+    /// database created on it by the caller.
+    pub fn sqlite(binary: &Path, hash_concurrency: usize) -> Self {
+        let file = std::env::temp_dir().join(format!("tessera-bench-{}.db", uuid::Uuid::now_v7().simple()));
+        Self {
+            binary: binary.to_owned(),
+            database_url: format!("sqlite://{}?mode=rwc", file.display()),
+            hash_concurrency,
+        }
+    }
+}
+
+impl Server {
+    /// Starts the binary on a free port and waits for `/readyz`; answers the server and the
+    /// time from spawning the process to the first `200`.
+    pub async fn start(config: &ServerConfig) -> anyhow::Result<(Self, Duration)> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let started = Instant::now();
+        let child = Command::new(&config.binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TESSERA_DATABASE_URL", &config.database_url)
+            .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TESSERA_HASH_CONCURRENCY", config.hash_concurrency.to_string())
+            .env("TESSERA_RATE_LIMIT", "0")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", config.binary.display()))?;
+        let pid = child.id().context("the server exited at once")?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+                if response.status().is_success() {
+                    break;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the server did not become ready within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let ready_after = started.elapsed();
+        Ok((Self { child, base, pid }, ready_after))
+    }
+
+    /// Resident memory now and at its peak, in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status();
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??;
+        Ok(())
+    }
+}
