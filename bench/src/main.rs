@@ -51,6 +51,13 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Extra settings for the server, e.g. `--server-env TESSERA_SESSION_CACHE_TTL=0s` (repeatable).
+    #[arg(long, value_parser = parse_setting)]
+    server_env: Vec<(String, String)>,
+}
+
+fn parse_setting(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| "expected NAME=VALUE".to_owned())
 }
 
 #[tokio::main]
@@ -68,12 +75,16 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tessera"));
     anyhow::ensure!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
-    let config = match &args.db {
+    let mut config = match &args.db {
         None => ServerConfig::sqlite(&binary, hash_concurrency),
-        Some(server_url) => {
-            ServerConfig { binary: binary.clone(), database_url: fresh_database(server_url).await?, hash_concurrency }
-        }
+        Some(server_url) => ServerConfig {
+            binary: binary.clone(),
+            database_url: fresh_database(server_url).await?,
+            hash_concurrency,
+            env: Vec::new(),
+        },
     };
+    config.env.clone_from(&args.server_env);
     let load = Load {
         concurrency: args.concurrency,
         warmup: Duration::from_secs_f64(args.warmup),

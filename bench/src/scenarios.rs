@@ -80,10 +80,10 @@ impl Request for Refresh {
             client.post(format!("{}/v1/auth/refresh", self.base)).json(&json!({"refresh_token": token})).send().await;
         let Ok(response) = sent else { return 0 };
         let status = response.status().as_u16();
-        if let Ok(body) = response.json::<Value>().await {
-            if let (Some(next), Ok(mut slot)) = (body["refresh_token"].as_str(), chain.lock()) {
-                *slot = next.to_owned();
-            }
+        if let Ok(body) = response.json::<Value>().await
+            && let (Some(next), Ok(mut slot)) = (body["refresh_token"].as_str(), chain.lock())
+        {
+            *slot = next.to_owned();
         }
         status
     }

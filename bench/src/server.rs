@@ -21,6 +21,8 @@ pub struct ServerConfig {
     pub binary: PathBuf,
     pub database_url: String,
     pub hash_concurrency: usize,
+    /// Further `TESSERA_*` settings.
+    pub env: Vec<(String, String)>,
 }
 
 impl ServerConfig {
@@ -32,6 +34,7 @@ impl ServerConfig {
             binary: binary.to_owned(),
             database_url: format!("sqlite://{}?mode=rwc", file.display()),
             hash_concurrency,
+            env: Vec::new(),
         }
     }
 }
@@ -50,6 +53,7 @@ impl Server {
             .env("TESSERA_HASH_CONCURRENCY", config.hash_concurrency.to_string())
             .env("TESSERA_RATE_LIMIT", "0")
             .env("RUST_LOG", "error")
+            .envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -59,10 +63,10 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         loop {
-            if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
-                if response.status().is_success() {
-                    break;
-                }
+            if let Ok(response) = client.get(format!("{base}/readyz")).send().await
+                && response.status().is_success()
+            {
+                break;
             }
             if started.elapsed() > Duration::from_secs(30) {
                 bail!("the server did not become ready within 30 s");

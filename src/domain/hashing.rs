@@ -119,8 +119,11 @@ impl PasswordHasher {
     }
 }
 
-/// One hashing thread: takes jobs until the pool is dropped, reusing one buffer.
+/// One hashing thread: takes jobs until the pool is dropped, reusing one buffer. It runs at a
+/// lower scheduling priority (nice 10), so that under a login flood the threads answering
+/// other requests are served first, while hashing still gets every cycle they leave.
 fn work(receiver: &Mutex<mpsc::Receiver<Job>>, busy: &AtomicUsize) {
+    lower_priority();
     let mut memory = Vec::new();
     loop {
         let job = match receiver.lock() {
@@ -131,6 +134,17 @@ fn work(receiver: &Mutex<mpsc::Receiver<Job>>, busy: &AtomicUsize) {
         busy.fetch_add(1, Ordering::Relaxed);
         job(&mut memory);
         busy.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // thread-priority maps 0..=99 onto nice values; 22 is nice 10 on Linux (a test checks it).
+    let lowered = ThreadPriorityValue::try_from(22_u8)
+        .map_err(|e| e.to_string())
+        .and_then(|value| ThreadPriority::Crossplatform(value).set_for_current().map_err(|e| format!("{e:?}")));
+    if let Err(error) = lowered {
+        tracing::warn!(%error, "could not lower the priority of a hashing thread");
     }
 }
 
@@ -215,6 +229,29 @@ pub fn needs_rehash(stored: &str) -> bool {
 mod tests {
     use super::*;
     use argon2::password_hash::{PasswordHasher as _, SaltString};
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_nice_10() {
+        let hasher = PasswordHasher::new(1);
+        // The thread lowers its priority when it starts; one hash makes sure it has.
+        let _ = hasher.hash(SecretString::from("warm up")).await;
+        let nice_of_hash_threads: Vec<i64> = std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("tessera-hash"))
+            })
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Field 19 is the nice value; fields after the ")" that ends the name, counting from 3.
+                stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+            })
+            .collect();
+        assert!(!nice_of_hash_threads.is_empty());
+        assert!(nice_of_hash_threads.iter().all(|nice| *nice == 10), "{nice_of_hash_threads:?}");
+    }
 
     #[test]
     fn the_dummy_hash_is_a_current_argon2id_hash() {
