@@ -1,8 +1,9 @@
 //! The `users` table. Uniqueness of username and e-mail, ignoring case, is the database's job:
 //! the lower-cased copies carry unique indexes and a violation comes back as a conflict.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row as _};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
@@ -34,9 +35,21 @@ pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
          created_at, updated_at, last_login_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
+    bind_account(sqlx::query(&text).bind(user.id.to_string()), user)
+        .bind(user.password_hash.clone())
+        .bind(user.created_at.as_micros())
+        .bind(user.updated_at.as_micros())
+        .bind(user.last_login_at.map(Timestamp::as_micros))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Binds the twelve columns from `username` to `metadata`, in table order, that both an
+/// insert and an update write.
+fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Query<'q, Any, AnyArguments<'q>> {
     let p = &user.profile;
-    sqlx::query(&text)
-        .bind(user.id.to_string())
+    query
         .bind(p.username.clone())
         .bind(p.username.as_deref().map(str::to_lowercase))
         .bind(p.email.clone())
@@ -49,13 +62,6 @@ pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
         .bind(user.role.as_str())
         .bind(user.status.as_str())
         .bind(p.metadata.to_stored())
-        .bind(user.password_hash.clone())
-        .bind(user.created_at.as_micros())
-        .bind(user.updated_at.as_micros())
-        .bind(user.last_login_at.map(Timestamp::as_micros))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -86,20 +92,7 @@ pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
          email_verified_at = ?, phone = ?, first_name = ?, last_name = ?, display_name = ?, \
          role = ?, status = ?, metadata = ?, updated_at = ? WHERE id = ?",
     );
-    let p = &user.profile;
-    let result = sqlx::query(&text)
-        .bind(p.username.clone())
-        .bind(p.username.as_deref().map(str::to_lowercase))
-        .bind(p.email.clone())
-        .bind(p.email.as_deref().map(str::to_lowercase))
-        .bind(user.email_verified_at.map(Timestamp::as_micros))
-        .bind(p.phone.clone())
-        .bind(p.first_name.clone())
-        .bind(p.last_name.clone())
-        .bind(p.display_name.clone())
-        .bind(user.role.as_str())
-        .bind(user.status.as_str())
-        .bind(p.metadata.to_stored())
+    let result = bind_account(sqlx::query(&text), user)
         .bind(user.updated_at.as_micros())
         .bind(user.id.to_string())
         .execute(&mut *conn)
