@@ -122,9 +122,12 @@ impl Auth {
         };
         let refresh_token = secrets::new_token();
         let mut tx = self.store.begin().await?;
+        // The user row is written first: inserting the session takes a shared lock on it for the
+        // foreign key, and on MySQL two logins holding that lock and then both updating the row
+        // would deadlock. Locking it for writing first makes concurrent logins queue instead.
+        users::record_login(&mut tx, user.id, now).await?;
         sessions::insert(&mut tx, &session).await?;
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
-        users::record_login(&mut tx, user.id, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, new_id())?,

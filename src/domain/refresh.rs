@@ -61,8 +61,10 @@ impl Auth {
         let s = self.tokens.settings();
         let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
         let (successor, jti) = self.tokens.successor(presented);
-        refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
+        // The session row is written before the successor's insert locks it for the foreign
+        // key (the order that cannot deadlock on MySQL; see `Auth::open_session`).
         sessions::extend(tx, session.id, now, expires_at).await?;
+        refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, jti)?,
             expires_in: s.access_ttl.as_secs(),

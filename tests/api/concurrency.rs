@@ -26,6 +26,37 @@ each_backend! {
         assert_eq!((created, conflicts), (1, 19), "{statuses:?}");
     }
 
+    async fn concurrent_logins_and_refreshes_of_one_account_all_succeed(backend) {
+        // Each login writes the user row and inserts rows that reference it; in the wrong order
+        // InnoDB deadlocks two such transactions.
+        let app = Arc::new(spawn_app_with(backend, |args| args.hash_concurrency = Some("4".into())).await);
+        app.register_user("ada").await;
+        let logins: Vec<_> = (0..32)
+            .map(|_| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let response = app.login("ada", PASSWORD).await;
+                    assert_eq!(response.status(), StatusCode::OK);
+                    response.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        let mut refresh_tokens = Vec::new();
+        for login in logins {
+            refresh_tokens.push(login.await.unwrap());
+        }
+        let refreshes: Vec<_> = refresh_tokens
+            .into_iter()
+            .map(|token| {
+                let app = app.clone();
+                tokio::spawn(async move { app.post("/v1/auth/refresh", &json!({"refresh_token": token})).await.status() })
+            })
+            .collect();
+        for refresh in refreshes {
+            assert_eq!(refresh.await.unwrap(), StatusCode::OK);
+        }
+    }
+
     async fn healthz_and_me_keep_answering_while_the_hash_pool_is_saturated(backend) {
         let app = Arc::new(spawn_app_with(backend, |args| args.hash_concurrency = Some("1".into())).await);
         let (_, token) = app.signed_in("ada").await;
