@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::audit::{AuditEvent, EventType};
+use super::auth::ClientInfo;
 use super::auth_cache::AuthCache;
 use super::error::{Error, Invalid};
 use super::fields::{Email, Metadata, PersonName, Phone, Username};
@@ -14,7 +16,7 @@ use super::ids::new_id;
 use super::password::Password;
 use super::time::Timestamp;
 use super::user::{Profile, Role, User, UserStatus};
-use crate::storage::{Store, StoreError, sessions, users};
+use crate::storage::{Store, StoreError, audit, sessions, users};
 use crate::validated;
 
 /// A registration as received, before any rule is checked.
@@ -107,7 +109,7 @@ impl Accounts {
 
     /// Creates an account; `409` when the username or e-mail is taken in any case.
     #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn register(&self, account: NewAccount) -> Result<User, Error> {
+    pub async fn register(&self, account: NewAccount, client: &ClientInfo) -> Result<User, Error> {
         let password_hash = self.hasher.hash(account.password.secret().clone()).await?;
         let now = Timestamp::now();
         let user = User {
@@ -121,8 +123,17 @@ impl Accounts {
             updated_at: now,
             last_login_at: None,
         };
-        let mut conn = self.store.conn().await?;
-        users::insert(&mut conn, &user).await.map_err(uniqueness)?;
+        let mut tx = self.store.begin().await?;
+        users::insert(&mut tx, &user).await.map_err(uniqueness)?;
+        let event = AuditEvent::new(
+            EventType::UserRegistered,
+            None,
+            Some(user.id),
+            client,
+            json!({"role": user.role.as_str()}),
+        );
+        audit::insert(&mut tx, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(user_id = %user.id, "account registered");
         Ok(user)
     }
@@ -135,12 +146,17 @@ impl Accounts {
     /// Applies a profile patch. A changed e-mail becomes unverified; the account must keep a
     /// username or an e-mail.
     #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
-    pub async fn update_profile(&self, id: Uuid, patch: ProfilePatchInput) -> Result<User, Error> {
+    pub async fn update_profile(&self, id: Uuid, patch: ProfilePatchInput, client: &ClientInfo) -> Result<User, Error> {
         let mut user = self.get(id).await?;
+        let before = user.profile.clone();
         apply_patch(&mut user, patch)?;
         user.updated_at = Timestamp::now();
-        let mut conn = self.store.conn().await?;
-        users::update(&mut conn, &user).await.map_err(uniqueness)?;
+        let mut tx = self.store.begin().await?;
+        users::update(&mut tx, &user).await.map_err(uniqueness)?;
+        let changed = changed_fields(&before, &user.profile);
+        let event = AuditEvent::by_self(EventType::ProfileUpdated, id, client, json!({ "fields": changed }));
+        audit::insert(&mut tx, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(id);
         Ok(user)
     }
@@ -153,6 +169,7 @@ impl Accounts {
         current_session: Uuid,
         current: SecretString,
         new: SecretString,
+        client: &ClientInfo,
     ) -> Result<(), Error> {
         let user = self.get(id).await?;
         let password = Password::parse(new.expose_secret(), &user.identifiers())
@@ -162,7 +179,9 @@ impl Accounts {
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
         users::set_password_hash(&mut tx, id, &hash, now).await?;
-        sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
+        let revoked = sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
+        let event = AuditEvent::by_self(EventType::PasswordChanged, id, client, json!({ "sessions_revoked": revoked }));
+        audit::insert(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(id);
         Ok(())
@@ -170,7 +189,7 @@ impl Accounts {
 
     /// Deletes the account after checking its password; the last active owner cannot go.
     #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
-    pub async fn delete_self(&self, id: Uuid, password: SecretString) -> Result<(), Error> {
+    pub async fn delete_self(&self, id: Uuid, password: SecretString, client: &ClientInfo) -> Result<(), Error> {
         let user = self.get(id).await?;
         self.confirm(&user, password).await?;
         let mut tx = self.store.begin().await?;
@@ -181,6 +200,9 @@ impl Accounts {
             }
         }
         users::delete(&mut tx, id).await?;
+        let event =
+            AuditEvent::by_self(EventType::UserDeleted, id, client, json!({ "username": user.profile.username }));
+        audit::insert(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(id);
         tracing::info!(user_id = %id, "account deleted");
@@ -259,6 +281,21 @@ fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
         return Err(Error::invalid("username", "required", "a username or an e-mail is required"));
     }
     Ok(())
+}
+
+/// The names of the profile fields that differ (never their values: the audit trail records
+/// what changed, not personal data).
+fn changed_fields(before: &Profile, after: &Profile) -> Vec<&'static str> {
+    let pairs = [
+        ("username", before.username != after.username),
+        ("email", before.email != after.email),
+        ("phone", before.phone != after.phone),
+        ("first_name", before.first_name != after.first_name),
+        ("last_name", before.last_name != after.last_name),
+        ("display_name", before.display_name != after.display_name),
+        ("metadata", before.metadata != after.metadata),
+    ];
+    pairs.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect()
 }
 
 /// Turns a uniqueness conflict into the answer that names the taken field.

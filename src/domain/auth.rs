@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use secrecy::SecretString;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::audit::{AuditEvent, EventType};
 use super::auth_cache::{AuthCache, VerifiedToken};
 use super::error::Error;
 use super::hashing::{PasswordHasher, needs_rehash};
@@ -19,7 +21,7 @@ use super::time::Timestamp;
 use super::tokens::{IssuedTokens, Tokens};
 use super::user::{Role, User, UserStatus};
 use crate::storage::users::LoginName;
-use crate::storage::{Store, StoreError, refresh_tokens, sessions, users};
+use crate::storage::{Store, StoreError, audit, refresh_tokens, sessions, users};
 
 /// Where a sign-in came from, kept on the session for the user to recognise it.
 #[derive(Debug, Clone, Default)]
@@ -75,11 +77,15 @@ impl Auth {
         };
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.hasher.verify(password.clone(), stored_hash).await?;
+        let target = user.as_ref().map(|u| u.id);
         let Some(mut user) = user.filter(|_| verified) else {
             tracing::info!("sign-in refused: invalid credentials");
+            self.record_failure(target, &client, if target.is_some() { "wrong_password" } else { "unknown_account" })
+                .await;
             return Err(Error::InvalidCredentials);
         };
         if user.status != UserStatus::Active {
+            self.record_failure(Some(user.id), &client, "account_disabled").await;
             return Err(Error::AccountDisabled);
         }
         if needs_rehash(&user.password_hash) {
@@ -91,6 +97,19 @@ impl Auth {
         self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
+    }
+
+    /// Records a refused sign-in. Nothing else changes, so it has a statement of its own; if it
+    /// cannot be written the refusal still stands, and the failure is logged.
+    async fn record_failure(&self, user_id: Option<Uuid>, client: &ClientInfo, reason: &str) {
+        let event = AuditEvent::new(EventType::LoginFailed, None, user_id, client, json!({ "reason": reason }));
+        let outcome = async {
+            let mut conn = self.store.conn().await?;
+            audit::insert(&mut conn, &event).await
+        };
+        if let Err(error) = outcome.await {
+            tracing::warn!(%error, "could not record a refused sign-in");
+        }
     }
 
     /// Replaces a hash made with older parameters; a failure only delays the upgrade.
@@ -117,10 +136,17 @@ impl Auth {
             expires_at: now.plus(s.refresh_ttl).min(max_expires_at),
             max_expires_at,
             revoked_at: None,
-            user_agent: client.user_agent,
-            ip: client.ip,
+            user_agent: client.user_agent.clone(),
+            ip: client.ip.clone(),
         };
         let refresh_token = secrets::new_token();
+        let event = AuditEvent::new(
+            EventType::LoginSucceeded,
+            Some(user.id),
+            Some(user.id),
+            &client,
+            json!({ "session_id": session.id }),
+        );
         let mut tx = self.store.begin().await?;
         // The user row is written first: inserting the session takes a shared lock on it for the
         // foreign key, and on MySQL two logins holding that lock and then both updating the row
@@ -128,6 +154,7 @@ impl Auth {
         users::record_login(&mut tx, user.id, now).await?;
         sessions::insert(&mut tx, &session).await?;
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
+        audit::insert(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, new_id())?,

@@ -3,6 +3,7 @@
 //! the storage layer persists what the operations decide.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod auth_cache;
 pub mod cleanup;

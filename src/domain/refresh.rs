@@ -8,7 +8,10 @@
 
 use secrecy::SecretString;
 
-use super::auth::Auth;
+use serde_json::json;
+
+use super::audit::{AuditEvent, EventType};
+use super::auth::{Auth, ClientInfo};
 use super::error::Error;
 use super::secrets;
 use super::session::Session;
@@ -16,12 +19,12 @@ use super::time::Timestamp;
 use super::tokens::{IssuedTokens, Tokens};
 use super::user::{User, UserStatus};
 use crate::storage::refresh_tokens::{self, RefreshRecord};
-use crate::storage::{StoreError, sessions, users};
+use crate::storage::{StoreError, audit, sessions, users};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
     #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn refresh(&self, presented: SecretString) -> Result<IssuedTokens, Error> {
+    pub async fn refresh(&self, presented: SecretString, client: &ClientInfo) -> Result<IssuedTokens, Error> {
         let digest = secrets::digest(&presented);
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
@@ -43,6 +46,9 @@ impl Auth {
             return self.replay(&presented, &session, user, rotated_at);
         }
         sessions::revoke(&mut tx, session.id, session.user_id, now).await?;
+        let detail = json!({ "session_id": session.id, "rotated_at": rotated_at.to_rfc3339() });
+        let event = AuditEvent::new(EventType::RefreshTokenReused, None, Some(session.user_id), client, detail);
+        audit::insert(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_session(session.id);
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reused: session revoked");

@@ -21,6 +21,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "accounts", text: include_str!("../../migrations/0001_accounts.sql") },
     Migration { version: 2, name: "server_secrets", text: include_str!("../../migrations/0002_server_secrets.sql") },
+    Migration { version: 3, name: "audit_events", text: include_str!("../../migrations/0003_audit_events.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

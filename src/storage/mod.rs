@@ -5,6 +5,7 @@
 //! adapted per backend in [`sql`], and each aggregate has a module of functions over a
 //! connection, so one domain operation can write several tables in one transaction.
 
+pub mod audit;
 pub mod error;
 pub mod migrations;
 pub mod refresh_tokens;

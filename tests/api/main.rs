@@ -6,6 +6,7 @@
 #[macro_use]
 mod helpers;
 
+mod audit;
 mod cli;
 mod concurrency;
 mod errors;

@@ -34,10 +34,11 @@ pub fn router() -> Router<AppState> {
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    Client(client): Client,
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserEnvelope>), ApiError> {
     let account = NewAccount::parse(request.into())?;
-    let user = state.accounts.register(account).await?;
+    let user = state.accounts.register(account, &client).await?;
     Ok((StatusCode::CREATED, Json(UserEnvelope { user: UserView::from(&user) })))
 }
 
@@ -74,9 +75,10 @@ pub async fn login(
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    Client(client): Client,
     AppJson(request): AppJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let tokens = state.auth.refresh(SecretString::from(request.refresh_token)).await?;
+    let tokens = state.auth.refresh(SecretString::from(request.refresh_token), &client).await?;
     Ok(Json(tokens.into()))
 }
 
@@ -89,9 +91,10 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    Client(client): Client,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.logout(&me, request.unwrap_or_default().all).await?;
+    state.auth.logout(&me, request.unwrap_or_default().all, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

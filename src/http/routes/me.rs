@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::app::AppState;
 use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, AuthUser};
+use crate::http::extract::{AppJson, AuthUser, Client};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,9 +39,10 @@ pub async fn get_me(AuthUser(me): AuthUser) -> Json<UserView> {
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    Client(client): Client,
     AppJson(request): AppJson<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = state.accounts.update_profile(me.user_id, request.into()).await?;
+    let user = state.accounts.update_profile(me.user_id, request.into(), &client).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -56,9 +57,10 @@ pub async fn update_me(
 pub async fn delete_me(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    Client(client): Client,
     AppJson(request): AppJson<PasswordConfirmation>,
 ) -> Result<StatusCode, ApiError> {
-    state.accounts.delete_self(me.user_id, SecretString::from(request.password)).await?;
+    state.accounts.delete_self(me.user_id, SecretString::from(request.password), &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -73,10 +75,11 @@ pub async fn delete_me(
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    Client(client): Client,
     AppJson(request): AppJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let current = SecretString::from(request.current_password);
     let new = SecretString::from(request.new_password);
-    state.accounts.change_password(me.user_id, me.session_id, current, new).await?;
+    state.accounts.change_password(me.user_id, me.session_id, current, new, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use crate::app::AppState;
 use crate::domain::ids::parse_id;
 use crate::http::dto::{Problem, SessionList, SessionView};
 use crate::http::error::ApiError;
-use crate::http::extract::AuthUser;
+use crate::http::extract::{AuthUser, Client};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/me/sessions", get(list_sessions)).route("/v1/me/sessions/{id}", delete(revoke_session))
@@ -41,9 +41,10 @@ pub async fn list_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    Client(client): Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id).ok_or_else(ApiError::not_found)?;
-    state.auth.revoke_session(&me, id).await?;
+    state.auth.revoke_session(&me, id, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
