@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::domain::accounts::Accounts;
+use crate::domain::administration::Administration;
 use crate::domain::auth::Auth;
 use crate::domain::auth_cache::AuthCache;
 use crate::domain::cleanup;
@@ -29,6 +30,7 @@ use crate::storage::Store;
 #[derive(Clone)]
 pub struct AppState {
     pub accounts: Accounts,
+    pub admin: Administration,
     pub auth: Auth,
     pub store: Store,
     pub hasher: PasswordHasher,
@@ -75,8 +77,10 @@ impl Application {
         };
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
+        let accounts = Accounts::new(store.clone(), hasher.clone(), cache.clone());
         let state = AppState {
-            accounts: Accounts::new(store.clone(), hasher.clone(), cache.clone()),
+            admin: Administration::new(store.clone(), accounts.clone(), cache.clone()),
+            accounts,
             auth: Auth::new(store.clone(), hasher.clone(), tokens, cache),
             store: store.clone(),
             hasher,

@@ -31,7 +31,7 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
     let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO));
-    let created = accounts.register(account, &ClientInfo::default()).await.map_err(explain);
+    let created = accounts.register(account, None, &ClientInfo::default()).await.map_err(explain);
     store.close().await;
     let user = created?;
     println!(

@@ -109,7 +109,8 @@ impl Accounts {
 
     /// Creates an account; `409` when the username or e-mail is taken in any case.
     #[tracing::instrument(skip_all, err(level = "debug"))]
-    pub async fn register(&self, account: NewAccount, client: &ClientInfo) -> Result<User, Error> {
+    /// `actor` is the administrator creating the account, `None` for a self-registration.
+    pub async fn register(&self, account: NewAccount, actor: Option<Uuid>, client: &ClientInfo) -> Result<User, Error> {
         let password_hash = self.hasher.hash(account.password.secret().clone()).await?;
         let now = Timestamp::now();
         let user = User {
@@ -127,7 +128,7 @@ impl Accounts {
         users::insert(&mut tx, &user).await.map_err(uniqueness)?;
         let event = AuditEvent::new(
             EventType::UserRegistered,
-            None,
+            actor,
             Some(user.id),
             client,
             json!({"role": user.role.as_str()}),
@@ -237,7 +238,7 @@ fn patched<T>(
     }
 }
 
-fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
+pub(super) fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
     let username = patched(patch.username, Username::parse, "username");
     let email = patched(patch.email, Email::parse, "email");
     let phone = patched(patch.phone, Phone::parse, "phone");
@@ -285,7 +286,7 @@ fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
 
 /// The names of the profile fields that differ (never their values: the audit trail records
 /// what changed, not personal data).
-fn changed_fields(before: &Profile, after: &Profile) -> Vec<&'static str> {
+pub(super) fn changed_fields(before: &Profile, after: &Profile) -> Vec<&'static str> {
     let pairs = [
         ("username", before.username != after.username),
         ("email", before.email != after.email),

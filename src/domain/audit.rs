@@ -21,6 +21,8 @@ pub enum EventType {
     ProfileUpdated,
     UserDeleted,
     SessionRevoked,
+    RoleChanged,
+    StatusChanged,
 }
 
 impl EventType {
@@ -35,6 +37,8 @@ impl EventType {
             Self::ProfileUpdated => "user.profile_updated",
             Self::UserDeleted => "user.deleted",
             Self::SessionRevoked => "session.revoked",
+            Self::RoleChanged => "user.role_changed",
+            Self::StatusChanged => "user.status_changed",
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum Error {
     RefreshTokenReused,
     #[error("last owner")]
     LastOwner,
+    /// Authenticated, but not allowed (role, rank, another user's resource).
+    #[error("forbidden")]
+    Forbidden,
     #[error("not found")]
     NotFound,
     /// The password-hashing pool has more work queued than it may hold.

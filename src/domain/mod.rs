@@ -3,6 +3,7 @@
 //! the storage layer persists what the operations decide.
 
 pub mod accounts;
+pub mod administration;
 pub mod audit;
 pub mod auth;
 pub mod auth_cache;
@@ -14,6 +15,7 @@ pub mod ids;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod ranks;
 pub mod refresh;
 pub mod secrets;
 pub mod session;

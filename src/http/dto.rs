@@ -282,3 +282,88 @@ pub struct Jwks {
     #[schema(value_type = Vec<Object>, example = json!([{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "…", "alg": "EdDSA", "use": "sig"}]))]
     pub keys: Value,
 }
+
+/// `POST /v1/users`: a registration, plus what only administrators may set.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    #[schema(format = Password)]
+    pub password: String,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// `user` (the default), `admin` or `owner`; only roles below the caller's own.
+    #[schema(example = "user")]
+    pub role: Option<String>,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<String>,
+    pub email_verified: Option<bool>,
+}
+
+impl CreateUserRequest {
+    /// Splits the request into the registration and the administrative fields.
+    pub fn split(self) -> (RegistrationInput, Option<String>, Option<String>, Option<bool>) {
+        let registration = RegisterRequest {
+            username: self.username,
+            email: self.email,
+            password: self.password,
+            phone: self.phone,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            display_name: self.display_name,
+            metadata: self.metadata,
+        };
+        (registration.into(), self.role, self.status, self.email_verified)
+    }
+}
+
+/// `PATCH /v1/users/{ref}`: as `PATCH /v1/me`, plus `role`, `status` and `email_verified`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub username: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Option<Value>>,
+    pub role: Option<String>,
+    pub status: Option<String>,
+    pub email_verified: Option<bool>,
+}
+
+impl UpdateUserRequest {
+    /// The profile part, as `PATCH /v1/me` takes it, and the administrative fields.
+    pub fn split(self) -> (ProfilePatchInput, Option<String>, Option<String>, Option<bool>) {
+        let profile = ProfilePatchInput {
+            username: self.username,
+            email: self.email,
+            phone: self.phone,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            display_name: self.display_name,
+            metadata: self.metadata,
+        };
+        (profile, self.role, self.status, self.email_verified)
+    }
+}

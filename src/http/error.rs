@@ -166,6 +166,9 @@ impl From<domain::Error> for ApiError {
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),
+            E::Forbidden => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail("your role does not allow this")
+            }
             E::Overloaded => Self::unavailable("password hashing queue full", 1),
             E::Store(store) => store.into(),
             E::Internal(cause) => Self::internal(cause),

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::auth::router())
         .merge(routes::me::router())
         .merge(routes::sessions::router())
+        .merge(routes::users::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -17,3 +17,4 @@ mod refresh;
 mod register;
 mod sessions;
 mod tokens;
+mod users;

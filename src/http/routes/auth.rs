@@ -38,7 +38,7 @@ pub async fn register(
     AppJson(request): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserEnvelope>), ApiError> {
     let account = NewAccount::parse(request.into())?;
-    let user = state.accounts.register(account, &client).await?;
+    let user = state.accounts.register(account, None, &client).await?;
     Ok((StatusCode::CREATED, Json(UserEnvelope { user: UserView::from(&user) })))
 }
 

@@ -1,0 +1,183 @@
+//! Managing other accounts: find, create, edit, disable, delete, and force sign-outs, under the
+//! rank rules of [`super::ranks`]. Every change writes its audit event in the same transaction.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::accounts::{Accounts, NewAccount, ProfilePatchInput, apply_patch, changed_fields, uniqueness};
+use super::audit::{AuditEvent, EventType};
+use super::auth::{ClientInfo, Principal};
+use super::auth_cache::AuthCache;
+use super::error::Error;
+use super::ids::parse_id;
+use super::ranks::{Action, is_administrator, may_create, permits};
+use super::session::Session;
+use super::time::Timestamp;
+use super::user::{Role, User, UserStatus};
+use crate::storage::users::LoginName;
+use crate::storage::{Store, StoreError, audit, sessions, users};
+
+/// An administrator's change to an account: profile fields as in `PATCH /v1/me`, and more.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    pub profile: ProfilePatchInput,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub email_verified: Option<bool>,
+}
+
+/// Administration of accounts other than one's own.
+#[derive(Clone)]
+pub struct Administration {
+    store: Store,
+    accounts: Accounts,
+    cache: Arc<AuthCache>,
+}
+
+impl Administration {
+    pub fn new(store: Store, accounts: Accounts, cache: Arc<AuthCache>) -> Self {
+        Self { store, accounts, cache }
+    }
+
+    /// The account `reference` names (an id or a username), if `actor` may read it. A
+    /// non-administrator is refused before anything is looked up.
+    pub async fn find(&self, actor: &Principal, reference: &str) -> Result<User, Error> {
+        self.target(actor, reference, Action::Read).await
+    }
+
+    /// Creates an account with a role below the actor's own.
+    pub async fn create(&self, actor: &Principal, account: NewAccount, client: &ClientInfo) -> Result<User, Error> {
+        if !may_create(actor.role, account.role) {
+            return Err(Error::Forbidden);
+        }
+        self.accounts.register(account, Some(actor.user_id), client).await
+    }
+
+    /// Applies `changes`, each part under its own permission; disabling an account signs it
+    /// out everywhere.
+    pub async fn update(
+        &self,
+        actor: &Principal,
+        reference: &str,
+        changes: AccountChanges,
+        client: &ClientInfo,
+    ) -> Result<User, Error> {
+        let mut user = self.target(actor, reference, Action::Read).await?;
+        let allowed = |action| permits(actor.role, actor.user_id, action, user.role, user.id);
+        let touches_profile = changes.email_verified.is_some() || has_profile_changes(&changes.profile);
+        if (touches_profile && !allowed(Action::UpdateProfile))
+            || changes.role.is_some_and(|role| !allowed(Action::ChangeRole(role)))
+            || (changes.status.is_some() && !allowed(Action::ChangeStatus))
+        {
+            return Err(Error::Forbidden);
+        }
+        let before = user.clone();
+        apply_patch(&mut user, changes.profile)?;
+        if let Some(verified) = changes.email_verified {
+            user.email_verified_at = if verified { before.email_verified_at.or(Some(Timestamp::now())) } else { None };
+        }
+        user.role = changes.role.unwrap_or(user.role);
+        user.status = changes.status.unwrap_or(user.status);
+        user.updated_at = Timestamp::now();
+        let events = change_events(actor, &before, &user, client);
+        let mut tx = self.store.begin().await?;
+        users::update(&mut tx, &user).await.map_err(uniqueness)?;
+        if user.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
+            sessions::revoke_all_except(&mut tx, user.id, None, user.updated_at).await?;
+        }
+        for event in &events {
+            audit::insert(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(user.id);
+        Ok(user)
+    }
+
+    /// Deletes an account of a lower rank.
+    pub async fn delete(&self, actor: &Principal, reference: &str, client: &ClientInfo) -> Result<(), Error> {
+        let user = self.target(actor, reference, Action::Delete).await?;
+        let mut tx = self.store.begin().await?;
+        users::delete(&mut tx, user.id).await?;
+        let detail = json!({ "username": user.profile.username, "role": user.role.as_str() });
+        audit::insert(
+            &mut tx,
+            &AuditEvent::new(EventType::UserDeleted, Some(actor.user_id), Some(user.id), client, detail),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(user.id);
+        Ok(())
+    }
+
+    /// The account's live sessions.
+    pub async fn sessions(&self, actor: &Principal, reference: &str) -> Result<Vec<Session>, Error> {
+        let user = self.target(actor, reference, Action::ListSessions).await?;
+        let mut conn = self.store.conn().await?;
+        Ok(sessions::list_live(&mut conn, user.id, Timestamp::now()).await?)
+    }
+
+    /// Signs the account out everywhere, at once.
+    pub async fn revoke_sessions(&self, actor: &Principal, reference: &str, client: &ClientInfo) -> Result<(), Error> {
+        let user = self.target(actor, reference, Action::RevokeSessions).await?;
+        let mut tx = self.store.begin().await?;
+        let revoked = sessions::revoke_all_except(&mut tx, user.id, None, Timestamp::now()).await?;
+        let detail = json!({ "all": true, "sessions_revoked": revoked });
+        audit::insert(
+            &mut tx,
+            &AuditEvent::new(EventType::SessionRevoked, Some(actor.user_id), Some(user.id), client, detail),
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(user.id);
+        Ok(())
+    }
+
+    /// Resolves `reference` and checks `action` on it; non-administrators get `Forbidden`
+    /// whether or not the account exists.
+    async fn target(&self, actor: &Principal, reference: &str, action: Action) -> Result<User, Error> {
+        if !is_administrator(actor.role) {
+            return Err(Error::Forbidden);
+        }
+        let mut conn = self.store.conn().await?;
+        let user = match parse_id(reference) {
+            Some(id) => users::find_by_id(&mut conn, id).await?,
+            None => users::find_by_login(&mut conn, LoginName::Username(reference)).await?,
+        }
+        .ok_or(Error::NotFound)?;
+        if permits(actor.role, actor.user_id, action, user.role, user.id) { Ok(user) } else { Err(Error::Forbidden) }
+    }
+}
+
+fn has_profile_changes(patch: &ProfilePatchInput) -> bool {
+    patch.username.is_some()
+        || patch.email.is_some()
+        || patch.phone.is_some()
+        || patch.first_name.is_some()
+        || patch.last_name.is_some()
+        || patch.display_name.is_some()
+        || patch.metadata.is_some()
+}
+
+/// One event per kind of change made: profile fields, e-mail verification, role, status.
+fn change_events(actor: &Principal, before: &User, after: &User, client: &ClientInfo) -> Vec<AuditEvent> {
+    let event = |kind, detail| AuditEvent::new(kind, Some(actor.user_id), Some(after.id), client, detail);
+    let mut fields = changed_fields(&before.profile, &after.profile);
+    if before.email_verified_at.is_some() != after.email_verified_at.is_some() {
+        fields.push("email_verified");
+    }
+    let mut events = Vec::new();
+    if !fields.is_empty() {
+        events.push(event(EventType::ProfileUpdated, json!({ "fields": fields })));
+    }
+    if before.role != after.role {
+        events.push(event(EventType::RoleChanged, json!({ "from": before.role.as_str(), "to": after.role.as_str() })));
+    }
+    if before.status != after.status {
+        events.push(event(
+            EventType::StatusChanged,
+            json!({ "from": before.status.as_str(), "to": after.status.as_str() }),
+        ));
+    }
+    events
+}
