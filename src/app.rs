@@ -16,7 +16,8 @@ use crate::domain::accounts::Accounts;
 use crate::domain::administration::Administration;
 use crate::domain::auth::Auth;
 use crate::domain::auth_cache::AuthCache;
-use crate::domain::cleanup;
+use crate::domain::cleanup::{self, Retention};
+use crate::domain::cursor::Cursors;
 use crate::domain::hashing::PasswordHasher;
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::keys::Keys;
@@ -43,7 +44,7 @@ pub struct Application {
     address: SocketAddr,
     store: Store,
     keys: Arc<Keys>,
-    key_retention: Duration,
+    retention: Retention,
     router: axum::Router,
 }
 
@@ -79,14 +80,15 @@ impl Application {
         let cache = AuthCache::new(config.session_cache_ttl);
         let accounts = Accounts::new(store.clone(), hasher.clone(), cache.clone());
         let state = AppState {
-            admin: Administration::new(store.clone(), accounts.clone(), cache.clone()),
+            admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), Cursors::load(&store).await?),
             accounts,
             auth: Auth::new(store.clone(), hasher.clone(), tokens, cache),
             store: store.clone(),
             hasher,
             metrics: Metrics::new(),
         };
-        Ok(Self { listener, address, store, keys, key_retention: key_retention(config), router: http::router(state) })
+        let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
+        Ok(Self { listener, address, store, keys, retention, router: http::router(state) })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -105,7 +107,7 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "tessera listening");
-        let background = [spawn_key_reloader(self.keys.clone()), spawn_sweeper(self.store.clone(), self.key_retention)];
+        let background = [spawn_key_reloader(self.keys.clone()), spawn_sweeper(self.store.clone(), self.retention)];
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         for task in background {
@@ -132,12 +134,12 @@ fn spawn_key_reloader(keys: Arc<Keys>) -> JoinHandle<()> {
 }
 
 /// Deletes ended sessions and expired tokens shortly after start and then periodically.
-fn spawn_sweeper(store: Store, key_retention: Duration) -> JoinHandle<()> {
+fn spawn_sweeper(store: Store, retention: Retention) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
         loop {
             ticks.tick().await;
-            match cleanup::sweep(&store, Timestamp::now(), key_retention).await {
+            match cleanup::sweep(&store, Timestamp::now(), retention).await {
                 Ok(swept) => tracing::debug!(?swept, "swept ended sessions and tokens"),
                 Err(error) => tracing::warn!(%error, "sweep failed"),
             }

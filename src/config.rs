@@ -64,6 +64,8 @@ settings! {
     refresh_reuse_grace => "TESSERA_REFRESH_REUSE_GRACE",
     /// How long a node may trust a session it has read; a revocation on another node is seen within this. 0s reads it on every request [default: 2s]
     session_cache_ttl => "TESSERA_SESSION_CACHE_TTL",
+    /// How long audit events are kept before the sweeper deletes them [default: 365d]
+    audit_retention => "TESSERA_AUDIT_RETENTION",
     /// Sign with HS256 and this shared secret (at least 32 bytes) instead of EdDSA keys; no JWKS is then published
     jwt_secret => "TESSERA_JWT_SECRET",
     /// Log format: text or json [default: text]
@@ -131,6 +133,7 @@ pub struct Config {
     pub session_max_age: Duration,
     pub refresh_reuse_grace: Duration,
     pub session_cache_ttl: Duration,
+    pub audit_retention: Duration,
     pub jwt_secret: Option<SecretString>,
     pub log_format: LogFormat,
     pub hash_concurrency: usize,
@@ -197,6 +200,7 @@ impl Config {
                 Ok(d) if d <= Duration::from_secs(5) => Ok(d),
                 _ => Err("expected a duration from 0s to 5s".to_owned()),
             })?,
+            audit_retention: sources.parse("audit_retention", "365d", duration)?,
             jwt_secret: sources
                 .value("jwt_secret")
                 .map(|v| jwt_secret(&v))

@@ -9,12 +9,14 @@ use super::accounts::{Accounts, NewAccount, ProfilePatchInput, apply_patch, chan
 use super::audit::{AuditEvent, EventType};
 use super::auth::{ClientInfo, Principal};
 use super::auth_cache::AuthCache;
+use super::cursor::Cursors;
 use super::error::Error;
 use super::ids::parse_id;
 use super::ranks::{Action, is_administrator, may_create, permits};
 use super::session::Session;
 use super::time::Timestamp;
 use super::user::{Role, User, UserStatus};
+use crate::storage::audit::{AuditFilter, StoredEvent};
 use crate::storage::users::LoginName;
 use crate::storage::{Store, StoreError, audit, sessions, users};
 
@@ -33,11 +35,12 @@ pub struct Administration {
     store: Store,
     accounts: Accounts,
     cache: Arc<AuthCache>,
+    cursors: Cursors,
 }
 
 impl Administration {
-    pub fn new(store: Store, accounts: Accounts, cache: Arc<AuthCache>) -> Self {
-        Self { store, accounts, cache }
+    pub fn new(store: Store, accounts: Accounts, cache: Arc<AuthCache>, cursors: Cursors) -> Self {
+        Self { store, accounts, cache, cursors }
     }
 
     /// The account `reference` names (an id or a username), if `actor` may read it. A
@@ -131,6 +134,27 @@ impl Administration {
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(user.id);
         Ok(())
+    }
+
+    /// A page of audit events, newest first, for administrators.
+    pub async fn audit_events(
+        &self,
+        actor: &Principal,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<StoredEvent>, Option<String>), Error> {
+        if !is_administrator(actor.role) {
+            return Err(Error::Forbidden);
+        }
+        let before: Option<String> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
+        let mut conn = self.store.conn().await?;
+        // One more than asked tells whether another page follows.
+        let mut events = audit::list(&mut conn, filter, before.as_deref(), i64::from(limit) + 1).await?;
+        let more = events.len() > limit as usize;
+        events.truncate(limit as usize);
+        let next = more.then(|| events.last().map(|e| self.cursors.encode(&e.id))).flatten();
+        Ok((events, next))
     }
 
     /// Resolves `reference` and checks `action` on it; non-administrators get `Forbidden`

@@ -1,12 +1,13 @@
-//! The sweeper: deletes ended sessions, expired refresh tokens and signing keys no live token
-//! can need, in small batches so that no statement holds locks for long.
+//! The sweeper: deletes ended sessions, expired refresh tokens, signing keys no live token can
+//! need and audit events past their retention, in small batches so that no statement holds
+//! locks for long.
 
 use std::time::Duration;
 
 use super::error::Error;
 use super::keys;
 use super::time::Timestamp;
-use crate::storage::{Store, refresh_tokens, sessions};
+use crate::storage::{Store, audit, refresh_tokens, sessions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -19,10 +20,19 @@ pub struct Swept {
     pub sessions: u64,
     pub refresh_tokens: u64,
     pub signing_keys: u64,
+    pub audit_events: u64,
 }
 
-/// One sweep at `now`. `keep_retired_keys` is how long a retired key must keep verifying.
-pub async fn sweep(store: &Store, now: Timestamp, keep_retired_keys: Duration) -> Result<Swept, Error> {
+/// How long things are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// How long a retired signing key must keep verifying.
+    pub signing_keys: Duration,
+    pub audit_events: Duration,
+}
+
+/// One sweep at `now`.
+pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Result<Swept, Error> {
     let revoked_before = Timestamp::from_micros(now.as_micros() - micros(KEEP_REVOKED));
     let mut swept = Swept::default();
     loop {
@@ -43,7 +53,17 @@ pub async fn sweep(store: &Store, now: Timestamp, keep_retired_keys: Duration) -
         }
         tokio::task::yield_now().await;
     }
-    swept.signing_keys = keys::prune(store, keep_retired_keys).await?;
+    let audit_before = Timestamp::from_micros(now.as_micros() - micros(retention.audit_events));
+    loop {
+        let mut conn = store.conn().await?;
+        let n = audit::delete_before(&mut conn, audit_before, BATCH).await?;
+        swept.audit_events += n;
+        if n < BATCH.unsigned_abs() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    swept.signing_keys = keys::prune(store, retention.signing_keys).await?;
     Ok(swept)
 }
 

@@ -55,6 +55,9 @@ pub enum Error {
     RefreshTokenReused,
     #[error("last owner")]
     LastOwner,
+    /// A page cursor this service did not make (forged, garbled or from elsewhere).
+    #[error("bad cursor")]
+    BadCursor,
     /// Authenticated, but not allowed (role, rank, another user's resource).
     #[error("forbidden")]
     Forbidden,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_cache;
 pub mod cleanup;
+pub mod cursor;
 pub mod error;
 pub mod fields;
 pub mod hashing;

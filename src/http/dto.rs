@@ -10,6 +10,7 @@ use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
 use crate::domain::session::Session;
 use crate::domain::tokens::IssuedTokens;
 use crate::domain::user::User;
+use crate::storage::audit::StoredEvent;
 
 /// An account (API.md, "User").
 #[derive(Serialize, ToSchema)]
@@ -366,4 +367,55 @@ impl UpdateUserRequest {
         };
         (profile, self.role, self.status, self.email_verified)
     }
+}
+
+/// `GET /v1/audit-events` parameters.
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events about this account.
+    pub user_id: Option<String>,
+    /// Only events of this type, e.g. `login.failed`.
+    pub r#type: Option<String>,
+    /// 1 to 200 [default: 50].
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An audit event.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: String,
+    #[schema(example = "login.failed")]
+    pub r#type: String,
+    pub actor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub created_at: String,
+}
+
+impl From<StoredEvent> for AuditEventView {
+    fn from(event: StoredEvent) -> Self {
+        Self {
+            id: event.id,
+            r#type: event.kind,
+            actor_id: event.actor_id,
+            user_id: event.user_id,
+            ip: event.ip,
+            user_agent: event.user_agent,
+            detail: serde_json::from_str(&event.detail).unwrap_or(Value::Null),
+            created_at: event.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A page of audit events.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventPage {
+    pub items: Vec<AuditEventView>,
+    pub next_cursor: Option<String>,
 }

@@ -166,6 +166,7 @@ impl From<domain::Error> for ApiError {
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),
+            E::BadCursor => Self::malformed("cursor: not a cursor this service made"),
             E::Forbidden => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail("your role does not allow this")
             }

@@ -28,6 +28,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// Query parameters; one that cannot be parsed is `400 malformed_request` naming it.
+pub struct AppQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let reason = text.split_once("query string: ").map_or(text.as_str(), |(_, r)| r);
+                Err(ApiError::malformed(format!("query: {reason}")))
+            }
+        }
+    }
+}
+
 /// A JSON body that may be left out entirely (no body, no content type): then `None`.
 pub struct OptionalJson<T>(pub Option<T>);
 

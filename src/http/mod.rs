@@ -34,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::me::router())
         .merge(routes::sessions::router())
         .merge(routes::users::router())
+        .merge(routes::audit::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

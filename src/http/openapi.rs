@@ -17,7 +17,7 @@ use crate::app::AppState;
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
-        routes::users::list_user_sessions, routes::users::revoke_user_sessions,
+        routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::audit::list_audit_events,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(dto::Problem, dto::ProblemField)),

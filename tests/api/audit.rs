@@ -130,4 +130,59 @@ each_backend! {
             assert!(!dump.contains(secret), "a secret reached the audit trail");
         }
     }
+
+    async fn administrators_page_through_the_trail_seeing_each_event_exactly_once(backend) {
+        let app = spawn_app(backend).await;
+        let boss = app.register_user("boss").await["id"].as_str().unwrap().to_owned();
+        app.db.execute(&format!("UPDATE users SET role = 'admin' WHERE id = '{boss}'")).await;
+        let admin = app.token("boss", PASSWORD).await;
+        let ada = app.register_user("ada").await["id"].as_str().unwrap().to_owned();
+        for _ in 0..3 {
+            app.login("ada", "not the password").await;
+        }
+        let total = events(&app).await.len();
+        let mut seen = Vec::new();
+        let mut path = "/v1/audit-events?limit=2".to_owned();
+        loop {
+            let page: Value = app.get(&path, Some(&admin)).await.json().await.unwrap();
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2);
+            seen.extend(items.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/audit-events?limit=2&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), total);
+        let mut sorted = seen.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!(sorted, seen, "newest first, no repeats");
+
+        let failed: Value = app.get(&format!("/v1/audit-events?type=login.failed&user_id={ada}"), Some(&admin)).await.json().await.unwrap();
+        let failed = failed["items"].as_array().unwrap();
+        assert_eq!(failed.len(), 3);
+        assert!(failed.iter().all(|e| e["type"] == "login.failed" && e["user_id"] == ada.as_str() && e["detail"]["reason"] == "wrong_password"));
+    }
+
+    async fn the_audit_trail_refuses_strangers_forged_cursors_and_bad_parameters(backend) {
+        let app = spawn_app(backend).await;
+        let boss = app.register_user("boss").await["id"].as_str().unwrap().to_owned();
+        app.db.execute(&format!("UPDATE users SET role = 'owner' WHERE id = '{boss}'")).await;
+        let owner = app.token("boss", PASSWORD).await;
+        let (_, user) = app.signed_in("plain").await;
+        assert_problem(app.get("/v1/audit-events", Some(&user)).await, 403, "forbidden").await;
+        let page: Value = app.get("/v1/audit-events?limit=1", Some(&owner)).await.json().await.unwrap();
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let (body, tag) = cursor.split_once('.').unwrap();
+        let mut forged = body.to_owned();
+        forged.replace_range(0..1, if forged.starts_with('A') { "B" } else { "A" });
+        for bad in [format!("{forged}.{tag}"), format!("{body}.AAAA"), "garbage".to_owned()] {
+            assert_problem(app.get(&format!("/v1/audit-events?cursor={bad}"), Some(&owner)).await, 400, "malformed_request").await;
+        }
+        assert_problem(app.get("/v1/audit-events?limit=0", Some(&owner)).await, 422, "validation_failed").await;
+        assert_problem(app.get("/v1/audit-events?limit=201", Some(&owner)).await, 422, "validation_failed").await;
+        assert_problem(app.get("/v1/audit-events?limit=many", Some(&owner)).await, 400, "malformed_request").await;
+        assert_problem(app.get("/v1/audit-events?user_id=nope", Some(&owner)).await, 400, "malformed_request").await;
+    }
 }

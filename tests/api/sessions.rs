@@ -121,11 +121,20 @@ each_backend! {
         logout(&app, &token, None).await;
         let store = Store::connect(&app.db.url, 2).await.unwrap();
         let soon = Timestamp::now().plus(std::time::Duration::from_secs(60));
-        let swept = cleanup::sweep(&store, soon, std::time::Duration::from_secs(3600)).await.unwrap();
+        let retention = cleanup::Retention {
+            signing_keys: std::time::Duration::from_secs(3600),
+            audit_events: std::time::Duration::from_secs(365 * 86_400),
+        };
+        let swept = cleanup::sweep(&store, soon, retention).await.unwrap();
         assert_eq!(swept.sessions, 0, "live sessions and freshly revoked ones stay");
         let later = Timestamp::now().plus(std::time::Duration::from_secs(31 * 86_400));
-        let swept = cleanup::sweep(&store, later, std::time::Duration::from_secs(3600)).await.unwrap();
+        let swept = cleanup::sweep(&store, later, retention).await.unwrap();
         assert_eq!(swept.sessions, 2);
+        assert_eq!(swept.audit_events, 0, "a month is well within a year's retention");
+        let next_year = Timestamp::now().plus(std::time::Duration::from_secs(366 * 86_400));
+        let swept = cleanup::sweep(&store, next_year, retention).await.unwrap();
+        assert_eq!(swept.audit_events, 4, "registration, two sign-ins and a sign-out");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM audit_events").await, 0);
         assert_eq!(app.db.count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
         store.close().await;
     }

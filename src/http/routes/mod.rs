@@ -1,5 +1,6 @@
 //! The route groups, each a `Router<AppState>` of its own.
 
+pub mod audit;
 pub mod auth;
 pub mod me;
 pub mod sessions;

@@ -1,0 +1,43 @@
+//! The audit trail, for administrators.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::app::AppState;
+use crate::domain::Error;
+use crate::domain::ids::parse_id;
+use crate::http::dto::{AuditEventPage, AuditQuery, Problem};
+use crate::http::error::ApiError;
+use crate::http::extract::{AppQuery, AuthUser};
+use crate::storage::audit::AuditFilter;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/audit-events", get(list_audit_events))
+}
+
+/// Audit events, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/v1/audit-events", tag = "admin", security(("bearer" = [])), params(AuditQuery),
+    responses(
+        (status = 200, body = AuditEventPage),
+        (status = 400, description = "`malformed_request`: an unreadable parameter or a cursor this service did not make", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `limit` outside 1..200", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_audit_events(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    AppQuery(query): AppQuery<AuditQuery>,
+) -> Result<Json<AuditEventPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(Error::invalid("limit", "out_of_range", "must be from 1 to 200").into());
+    }
+    let user_id = match query.user_id.as_deref() {
+        Some(raw) => Some(parse_id(raw).ok_or_else(|| ApiError::malformed("user_id: not an id"))?),
+        None => None,
+    };
+    let filter = AuditFilter { user_id, kind: query.r#type };
+    let (events, next_cursor) = state.admin.audit_events(&me, &filter, query.cursor.as_deref(), limit).await?;
+    Ok(Json(AuditEventPage { items: events.into_iter().map(Into::into).collect(), next_cursor }))
+}
