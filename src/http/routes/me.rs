@@ -42,7 +42,7 @@ pub async fn update_me(
     Client(client): Client,
     AppJson(request): AppJson<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = state.accounts.update_profile(me.user_id, request.into(), &client).await?;
+    let user = state.accounts.update_profile(me.user_id, request.profile_patch(), &client).await?;
     Ok(Json(UserView::from(&user)))
 }
 

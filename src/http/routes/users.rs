@@ -10,7 +10,8 @@ use crate::domain::Error;
 use crate::domain::accounts::NewAccount;
 use crate::domain::administration::AccountChanges;
 use crate::domain::user::{Role, UserStatus};
-use crate::http::dto::{CreateUserRequest, Problem, SessionList, SessionView, UpdateUserRequest, UserView};
+use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest};
+use crate::http::dto::{Problem, SessionList, SessionView, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client};
 
@@ -95,8 +96,12 @@ pub async fn update_user(
     if !crate::domain::ranks::is_administrator(me.role) {
         return Err(Error::Forbidden.into());
     }
-    let (profile, role, status, email_verified) = request.split();
-    let changes = AccountChanges { profile, role: parse_role(role)?, status: parse_status(status)?, email_verified };
+    let changes = AccountChanges {
+        profile: request.profile_patch(),
+        role: parse_role(request.role)?,
+        status: parse_status(request.status)?,
+        email_verified: request.email_verified,
+    };
     Ok(Json(UserView::from(&state.admin.update(&me, &reference, changes, &client).await?)))
 }
 

@@ -1,6 +1,8 @@
 //! The JSON shapes of API.md, with their OpenAPI schemas. Request types reject unknown fields;
 //! none of them derives `Debug`, so passwords cannot reach a log through one.
 
+pub mod admin;
+
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -10,7 +12,6 @@ use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
 use crate::domain::session::Session;
 use crate::domain::tokens::IssuedTokens;
 use crate::domain::user::User;
-use crate::storage::audit::StoredEvent;
 
 /// An account (API.md, "User").
 #[derive(Serialize, ToSchema)]
@@ -134,50 +135,65 @@ impl From<IssuedTokens> for TokenResponse {
     }
 }
 
-/// `PATCH /v1/me`: absent fields stay, `null` clears.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateMeRequest {
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub username: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub last_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Option<Value>>,
+/// Declares a request body with the profile fields of `PATCH /v1/me` (absent stays, `null`
+/// clears) plus any further fields, and its conversion into a [`ProfilePatchInput`]. serde
+/// cannot combine `flatten` with `deny_unknown_fields`, so the shared fields are written here once.
+macro_rules! profile_patch {
+    ($(#[$meta:meta])* $name:ident { $($(#[$extra_meta:meta])* $extra:ident: $extra_type:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Deserialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub username: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub email: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub phone: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub first_name: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub last_name: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<String>)]
+            pub display_name: Option<Option<String>>,
+            #[serde(default, deserialize_with = "present")]
+            #[schema(value_type = Option<Object>)]
+            pub metadata: Option<Option<Value>>,
+            $($(#[$extra_meta])* pub $extra: $extra_type,)*
+        }
+
+        impl $name {
+            /// The profile part, as the domain takes it.
+            pub fn profile_patch(&self) -> ProfilePatchInput {
+                ProfilePatchInput {
+                    username: self.username.clone(),
+                    email: self.email.clone(),
+                    phone: self.phone.clone(),
+                    first_name: self.first_name.clone(),
+                    last_name: self.last_name.clone(),
+                    display_name: self.display_name.clone(),
+                    metadata: self.metadata.clone(),
+                }
+            }
+        }
+    };
+}
+pub(crate) use profile_patch;
+
+profile_patch! {
+    /// `PATCH /v1/me`: absent fields stay, `null` clears.
+    UpdateMeRequest {}
 }
 
 /// A field that is present (even as `null`) becomes `Some`, so `null` can mean "clear".
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-impl From<UpdateMeRequest> for ProfilePatchInput {
-    fn from(r: UpdateMeRequest) -> Self {
-        Self {
-            username: r.username,
-            email: r.email,
-            phone: r.phone,
-            first_name: r.first_name,
-            last_name: r.last_name,
-            display_name: r.display_name,
-            metadata: r.metadata,
-        }
-    }
 }
 
 /// `DELETE /v1/me`: the password, to confirm.
@@ -282,140 +298,4 @@ pub struct SessionList {
 pub struct Jwks {
     #[schema(value_type = Vec<Object>, example = json!([{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "…", "alg": "EdDSA", "use": "sig"}]))]
     pub keys: Value,
-}
-
-/// `POST /v1/users`: a registration, plus what only administrators may set.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    pub username: Option<String>,
-    pub email: Option<String>,
-    #[schema(format = Password)]
-    pub password: String,
-    pub phone: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub display_name: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-    /// `user` (the default), `admin` or `owner`; only roles below the caller's own.
-    #[schema(example = "user")]
-    pub role: Option<String>,
-    /// `active` (the default) or `disabled`.
-    pub status: Option<String>,
-    pub email_verified: Option<bool>,
-}
-
-impl CreateUserRequest {
-    /// Splits the request into the registration and the administrative fields.
-    pub fn split(self) -> (RegistrationInput, Option<String>, Option<String>, Option<bool>) {
-        let registration = RegisterRequest {
-            username: self.username,
-            email: self.email,
-            password: self.password,
-            phone: self.phone,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            display_name: self.display_name,
-            metadata: self.metadata,
-        };
-        (registration.into(), self.role, self.status, self.email_verified)
-    }
-}
-
-/// `PATCH /v1/users/{ref}`: as `PATCH /v1/me`, plus `role`, `status` and `email_verified`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUserRequest {
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub username: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub phone: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub first_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub last_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
-    pub display_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Option<Value>>,
-    pub role: Option<String>,
-    pub status: Option<String>,
-    pub email_verified: Option<bool>,
-}
-
-impl UpdateUserRequest {
-    /// The profile part, as `PATCH /v1/me` takes it, and the administrative fields.
-    pub fn split(self) -> (ProfilePatchInput, Option<String>, Option<String>, Option<bool>) {
-        let profile = ProfilePatchInput {
-            username: self.username,
-            email: self.email,
-            phone: self.phone,
-            first_name: self.first_name,
-            last_name: self.last_name,
-            display_name: self.display_name,
-            metadata: self.metadata,
-        };
-        (profile, self.role, self.status, self.email_verified)
-    }
-}
-
-/// `GET /v1/audit-events` parameters.
-#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    /// Only events about this account.
-    pub user_id: Option<String>,
-    /// Only events of this type, e.g. `login.failed`.
-    pub r#type: Option<String>,
-    /// 1 to 200 [default: 50].
-    pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// An audit event.
-#[derive(Serialize, ToSchema)]
-pub struct AuditEventView {
-    pub id: String,
-    #[schema(example = "login.failed")]
-    pub r#type: String,
-    pub actor_id: Option<String>,
-    pub user_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    #[schema(value_type = Object)]
-    pub detail: Value,
-    pub created_at: String,
-}
-
-impl From<StoredEvent> for AuditEventView {
-    fn from(event: StoredEvent) -> Self {
-        Self {
-            id: event.id,
-            r#type: event.kind,
-            actor_id: event.actor_id,
-            user_id: event.user_id,
-            ip: event.ip,
-            user_agent: event.user_agent,
-            detail: serde_json::from_str(&event.detail).unwrap_or(Value::Null),
-            created_at: event.created_at.to_rfc3339(),
-        }
-    }
-}
-
-/// A page of audit events.
-#[derive(Serialize, ToSchema)]
-pub struct AuditEventPage {
-    pub items: Vec<AuditEventView>,
-    pub next_cursor: Option<String>,
 }

@@ -1,0 +1,108 @@
+//! The administration routes' JSON shapes.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{RegisterRequest, present, profile_patch};
+use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
+use crate::storage::audit::StoredEvent;
+
+/// `POST /v1/users`: a registration, plus what only administrators may set.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    #[schema(format = Password)]
+    pub password: String,
+    pub phone: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// `user` (the default), `admin` or `owner`; only roles below the caller's own.
+    #[schema(example = "user")]
+    pub role: Option<String>,
+    /// `active` (the default) or `disabled`.
+    pub status: Option<String>,
+    pub email_verified: Option<bool>,
+}
+
+impl CreateUserRequest {
+    /// Splits the request into the registration and the administrative fields.
+    pub fn split(self) -> (RegistrationInput, Option<String>, Option<String>, Option<bool>) {
+        let registration = RegisterRequest {
+            username: self.username,
+            email: self.email,
+            password: self.password,
+            phone: self.phone,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            display_name: self.display_name,
+            metadata: self.metadata,
+        };
+        (registration.into(), self.role, self.status, self.email_verified)
+    }
+}
+
+profile_patch! {
+    /// `PATCH /v1/users/{ref}`: as `PATCH /v1/me`, plus `role`, `status` and `email_verified`.
+    UpdateUserRequest {
+        role: Option<String>,
+        status: Option<String>,
+        email_verified: Option<bool>,
+    }
+}
+
+/// `GET /v1/audit-events` parameters.
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only events about this account.
+    pub user_id: Option<String>,
+    /// Only events of this type, e.g. `login.failed`.
+    pub r#type: Option<String>,
+    /// 1 to 200 [default: 50].
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// An audit event.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: String,
+    #[schema(example = "login.failed")]
+    pub r#type: String,
+    pub actor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub created_at: String,
+}
+
+impl From<StoredEvent> for AuditEventView {
+    fn from(event: StoredEvent) -> Self {
+        Self {
+            id: event.id,
+            r#type: event.kind,
+            actor_id: event.actor_id,
+            user_id: event.user_id,
+            ip: event.ip,
+            user_agent: event.user_agent,
+            detail: serde_json::from_str(&event.detail).unwrap_or(Value::Null),
+            created_at: event.created_at.to_rfc3339(),
+        }
+    }
+}
+
+/// A page of audit events.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventPage {
+    pub items: Vec<AuditEventView>,
+    pub next_cursor: Option<String>,
+}
