@@ -7,6 +7,7 @@ mod ceilings;
 mod load;
 mod report;
 mod scenarios;
+mod scratch;
 mod server;
 
 use std::path::PathBuf;
@@ -15,11 +16,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use sqlx::{AnyConnection, Connection as _, Executor as _};
 
 use load::{Load, drive};
 use report::Report;
 use scenarios::{Healthz, Login, Me, Refresh, Register, seed_user, sign_in};
+use scratch::Scratch;
 use server::{Server, ServerConfig};
 
 const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"];
@@ -75,16 +76,16 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tessera"));
     anyhow::ensure!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
-    let mut config = match &args.db {
-        None => ServerConfig::sqlite(&binary, hash_concurrency),
-        Some(server_url) => ServerConfig {
-            binary: binary.clone(),
-            database_url: fresh_database(server_url).await?,
-            hash_concurrency,
-            env: Vec::new(),
-        },
-    };
-    config.env.clone_from(&args.server_env);
+    let (scratch, database_url) = Scratch::create(args.db.as_deref()).await?;
+    let config = ServerConfig { binary, database_url, hash_concurrency, env: args.server_env.clone() };
+    let outcome = run(&args, &scenarios, &config).await;
+    scratch.remove().await;
+    outcome
+}
+
+/// Measures the ceilings and every scenario, then prints and writes the report.
+async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow::Result<()> {
+    let hash_concurrency = config.hash_concurrency;
     let load = Load {
         concurrency: args.concurrency,
         warmup: Duration::from_secs_f64(args.warmup),
@@ -102,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("measuring the hash ceiling…");
     report.hash_ceiling_per_second =
         Some(ceilings::hashes_per_second(hash_concurrency, load.duration.min(Duration::from_secs(5))).await);
-    let (server, _) = Server::start(&config).await?;
+    let (server, _) = Server::start(config).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     let base = server.base.clone();
     report.idle_rss_mib = Some(server.memory_kib().0 as f64 / 1024.0);
@@ -115,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let hash_ceiling = report.hash_ceiling_per_second.unwrap_or(0.0);
     let token = seeded["access_token"].as_str().context("no access token")?.to_owned();
 
-    for name in &scenarios {
+    for name in scenarios {
         eprintln!("running {name}…");
         match name.as_str() {
             "me" => {
@@ -155,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("measuring start-up on the existing database…");
     let mut startups = Vec::new();
     for _ in 0..3 {
-        let (server, ready_after) = Server::start(&config).await?;
+        let (server, ready_after) = Server::start(config).await?;
         startups.push(ready_after.as_secs_f64() * 1000.0);
         server.stop().await?;
     }
@@ -227,17 +228,4 @@ fn judge(report: &mut Report, hash_concurrency: usize) {
     if let Some(ms) = report.startup_ms {
         report.judge("start-up to /readyz ≤ 200 ms", format!("{ms:.0} ms"), ms <= 200.0);
     }
-}
-
-/// Makes a fresh database on a PostgreSQL or MySQL server and answers its URL.
-async fn fresh_database(server_url: &str) -> anyhow::Result<String> {
-    sqlx::any::install_default_drivers();
-    let name = format!("tessera_bench_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = AnyConnection::connect(server_url).await.context("connecting to the database server")?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
-    conn.close().await?;
-    let (base, query) = server_url.split_once('?').map_or((server_url, None), |(b, q)| (b, Some(q)));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let path = base[authority..].find('/').map_or(base.len(), |i| authority + i);
-    Ok(format!("{}/{name}{}", &base[..path], query.map(|q| format!("?{q}")).unwrap_or_default()))
 }

@@ -1,7 +1,7 @@
 //! The server under test: the release `tessera` binary as a child process on a fresh database.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -23,20 +23,6 @@ pub struct ServerConfig {
     pub hash_concurrency: usize,
     /// Further `TESSERA_*` settings.
     pub env: Vec<(String, String)>,
-}
-
-impl ServerConfig {
-    /// A fresh SQLite file in a temporary directory, or the given server URL with a fresh
-    /// database created on it by the caller.
-    pub fn sqlite(binary: &Path, hash_concurrency: usize) -> Self {
-        let file = std::env::temp_dir().join(format!("tessera-bench-{}.db", uuid::Uuid::now_v7().simple()));
-        Self {
-            binary: binary.to_owned(),
-            database_url: format!("sqlite://{}?mode=rwc", file.display()),
-            hash_concurrency,
-            env: Vec::new(),
-        }
-    }
 }
 
 impl Server {
