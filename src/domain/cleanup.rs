@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::error::Error;
 use super::keys;
 use super::time::Timestamp;
-use crate::storage::{Store, audit, refresh_tokens, sessions};
+use sqlx::AnyConnection;
+
+use crate::storage::{Store, StoreError, audit, refresh_tokens, sessions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -33,40 +35,45 @@ pub struct Retention {
 
 /// One sweep at `now`.
 pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Result<Swept, Error> {
-    let revoked_before = Timestamp::from_micros(now.as_micros() - micros(KEEP_REVOKED));
-    let mut swept = Swept::default();
-    loop {
-        let mut conn = store.conn().await?;
-        let n = sessions::delete_ended(&mut conn, now, revoked_before, BATCH).await?;
-        swept.sessions += n;
-        if n < BATCH.unsigned_abs() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    loop {
-        let mut conn = store.conn().await?;
-        let n = refresh_tokens::delete_expired(&mut conn, now, BATCH).await?;
-        swept.refresh_tokens += n;
-        if n < BATCH.unsigned_abs() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let audit_before = Timestamp::from_micros(now.as_micros() - micros(retention.audit_events));
-    loop {
-        let mut conn = store.conn().await?;
-        let n = audit::delete_before(&mut conn, audit_before, BATCH).await?;
-        swept.audit_events += n;
-        if n < BATCH.unsigned_abs() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    swept.signing_keys = keys::prune(store, retention.signing_keys).await?;
-    Ok(swept)
+    Ok(Swept {
+        sessions: drain(store, Batch::EndedSessions { expired_before: now, revoked_before: now.minus(KEEP_REVOKED) })
+            .await?,
+        refresh_tokens: drain(store, Batch::ExpiredRefreshTokens { before: now }).await?,
+        audit_events: drain(store, Batch::OldAuditEvents { before: now.minus(retention.audit_events) }).await?,
+        signing_keys: keys::prune(store, retention.signing_keys).await?,
+    })
 }
 
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+/// What one batch deletes.
+#[derive(Clone, Copy)]
+enum Batch {
+    EndedSessions { expired_before: Timestamp, revoked_before: Timestamp },
+    ExpiredRefreshTokens { before: Timestamp },
+    OldAuditEvents { before: Timestamp },
+}
+
+impl Batch {
+    async fn delete(self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+        match self {
+            Self::EndedSessions { expired_before, revoked_before } => {
+                sessions::delete_ended(conn, expired_before, revoked_before, BATCH).await
+            }
+            Self::ExpiredRefreshTokens { before } => refresh_tokens::delete_expired(conn, before, BATCH).await,
+            Self::OldAuditEvents { before } => audit::delete_before(conn, before, BATCH).await,
+        }
+    }
+}
+
+/// Deletes batch after batch until one comes back short, each on a fresh connection with a
+/// yield in between, so other work gets the database and the runtime between batches.
+async fn drain(store: &Store, batch: Batch) -> Result<u64, Error> {
+    let mut total = 0;
+    loop {
+        let n = batch.delete(&mut *store.conn().await?).await?;
+        total += n;
+        if n < BATCH.unsigned_abs() {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
 }

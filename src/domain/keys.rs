@@ -120,13 +120,9 @@ pub async fn rotate(store: &Store, keep_retired: Duration) -> Result<String, Err
 
 /// Deletes keys retired more than `keep_retired` ago.
 pub async fn prune(store: &Store, keep_retired: Duration) -> Result<u64, Error> {
-    let before = Timestamp::from_micros(Timestamp::now().as_micros() - micros(keep_retired));
+    let before = Timestamp::now().minus(keep_retired);
     let mut conn = store.conn().await?;
     Ok(signing_keys::delete_retired_before(&mut conn, before).await?)
-}
-
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 async fn build_ring(store: &Store, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {

@@ -41,6 +41,12 @@ impl Timestamp {
         Self(self.0.saturating_add(micros))
     }
 
+    /// This instant moved back by `duration` (saturating).
+    pub fn minus(self, duration: Duration) -> Self {
+        let micros = i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_sub(micros))
+    }
+
     /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-23T10:00:00Z`.
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp(self.as_secs())
@@ -78,5 +84,6 @@ mod tests {
     fn plus_adds_durations() {
         let t = Timestamp::from_micros(0).plus(Duration::from_secs(90));
         assert_eq!(t.as_secs(), 90);
+        assert_eq!(t.minus(Duration::from_secs(30)).as_secs(), 60);
     }
 }

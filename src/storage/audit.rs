@@ -4,7 +4,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{delete_where_in, sql, text_column};
+use super::sql::{delete_older_than, sql, text_column};
 use crate::domain::audit::AuditEvent;
 use crate::domain::time::Timestamp;
 
@@ -100,8 +100,5 @@ pub async fn list(
 
 /// Deletes up to `limit` events older than `before`; answers how many.
 pub async fn delete_before(conn: &mut AnyConnection, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
-    let text = sql(conn, "SELECT id FROM audit_events WHERE created_at < ? LIMIT ?");
-    let rows = sqlx::query(&text).bind(before.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
-    let ids = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
-    Ok(delete_where_in(conn, "audit_events", "id", &ids).await?)
+    Ok(delete_older_than(conn, "audit_events", "id", "created_at", before.as_micros(), limit).await?)
 }

@@ -28,7 +28,6 @@ pub use sql::Backend;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    backend: Backend,
 }
 
 impl Store {
@@ -53,11 +52,7 @@ impl Store {
             })
             .connect_lazy(&normalise(url, backend))
             .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool, backend })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
+        Ok(Self { pool })
     }
 
     /// A pooled connection, for reads and single statements.

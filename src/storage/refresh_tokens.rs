@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{delete_where_in, sql};
+use super::sql::{delete_older_than, sql};
 use crate::domain::time::Timestamp;
 
 /// A stored refresh token.
@@ -59,8 +59,5 @@ pub async fn mark_rotated(conn: &mut AnyConnection, digest: &str, now: Timestamp
 
 /// Deletes up to `limit` tokens that expired before `before`; answers how many.
 pub async fn delete_expired(conn: &mut AnyConnection, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
-    let text = sql(conn, "SELECT token_hash FROM refresh_tokens WHERE expires_at < ? LIMIT ?");
-    let rows = sqlx::query(&text).bind(before.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
-    let digests = rows.iter().map(|r| r.try_get::<String, _>("token_hash")).collect::<Result<Vec<_>, _>>()?;
-    Ok(delete_where_in(conn, "refresh_tokens", "token_hash", &digests).await?)
+    Ok(delete_older_than(conn, "refresh_tokens", "token_hash", "expires_at", before.as_micros(), limit).await?)
 }

@@ -102,6 +102,24 @@ pub async fn delete_where_in(
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
+/// Deletes up to `limit` rows of `table` whose `time_column` is before `before` (microseconds),
+/// choosing the batch by `key_column` first so the delete holds its locks briefly; answers how
+/// many went.
+pub async fn delete_older_than(
+    conn: &mut AnyConnection,
+    table: &str,
+    key_column: &str,
+    time_column: &str,
+    before: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let statement = format!("SELECT {key_column} FROM {table} WHERE {time_column} < ? LIMIT ?");
+    let text = sql(conn, &statement);
+    let rows = sqlx::query(&text).bind(before).bind(limit).fetch_all(&mut *conn).await?;
+    let keys = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
+    delete_where_in(conn, table, key_column, &keys).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
