@@ -46,6 +46,22 @@ pub enum KeysCommand {
 pub enum AdminCommand {
     /// Create a verified account with a role, e.g. the first owner.
     Create(CreateAccountArgs),
+    /// Insert synthetic accounts (`user0000000`, …) for benchmarks and trials.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SeedArgs {
+    /// How many accounts to add.
+    #[arg(long)]
+    pub users: u64,
+    /// The start of every seeded username and e-mail address.
+    #[arg(long, default_value = "user")]
+    pub prefix: String,
+    /// Give the seeded accounts the password on standard input's first line, instead of a
+    /// random one nobody knows.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -4,6 +4,7 @@
 //! `cargo build --release --workspace && cargo run --release -p tessera-bench -- --scenario all`
 
 mod ceilings;
+mod listing;
 mod load;
 mod report;
 mod scenarios;
@@ -28,7 +29,8 @@ const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"
 #[derive(Parser, Debug)]
 #[command(name = "tessera-bench", about = "Load tests tessera against this machine's own ceilings")]
 struct Args {
-    /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all.
+    /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all. Or
+    /// `list-users` alone: `GET /v1/users` on freshly seeded databases of each `--sizes`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Concurrent connections.
@@ -52,6 +54,9 @@ struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Account counts for `list-users`, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
+    sizes: Vec<u64>,
     /// Extra settings for the server, e.g. `--server-env TESSERA_SESSION_CACHE_TTL=0s` (repeatable).
     #[arg(long, value_parser = parse_setting)]
     server_env: Vec<(String, String)>,
@@ -76,6 +81,22 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tessera"));
     anyhow::ensure!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
+    if scenarios == ["list-users"] {
+        let config =
+            ServerConfig { binary, database_url: String::new(), hash_concurrency, env: args.server_env.clone() };
+        // Latency, not throughput: one request in flight per core.
+        let load = Load {
+            concurrency: cores,
+            warmup: Duration::from_secs_f64(args.warmup),
+            duration: Duration::from_secs_f64(args.seconds),
+        };
+        let figures = listing::run(&args.sizes, args.db.as_deref(), &config, load).await?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let (scratch, database_url) = Scratch::create(args.db.as_deref()).await?;
     let config = ServerConfig { binary, database_url, hash_concurrency, env: args.server_env.clone() };
     let outcome = run(&args, &scenarios, &config).await;

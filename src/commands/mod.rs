@@ -4,4 +4,5 @@ pub mod admin;
 pub mod keys;
 pub mod migrate;
 pub mod openapi;
+pub mod seed;
 pub mod serve;

@@ -17,8 +17,9 @@ use super::session::Session;
 use super::time::Timestamp;
 use super::user::{Role, User, UserStatus};
 use crate::storage::audit::{AuditFilter, StoredEvent};
+use crate::storage::user_list::{Position, UserFilter, UserSort};
 use crate::storage::users::LoginName;
-use crate::storage::{Store, StoreError, audit, sessions, users};
+use crate::storage::{Store, StoreError, audit, sessions, user_list, users};
 
 /// An administrator's change to an account: profile fields as in `PATCH /v1/me`, and more.
 #[derive(Debug, Default)]
@@ -27,6 +28,14 @@ pub struct AccountChanges {
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
     pub email_verified: Option<bool>,
+}
+
+/// A page of `GET /v1/users`.
+#[derive(Debug)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    pub next_cursor: Option<String>,
+    pub total: Option<i64>,
 }
 
 /// Administration of accounts other than one's own.
@@ -134,6 +143,34 @@ impl Administration {
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(user.id);
         Ok(())
+    }
+
+    /// A page of accounts matching `filter` in `sort` order, with the total when asked. A
+    /// cursor from a list in another order is refused like a forged one.
+    pub async fn list(
+        &self,
+        actor: &Principal,
+        filter: &UserFilter,
+        sort: UserSort,
+        cursor: Option<&str>,
+        limit: u32,
+        include_total: bool,
+    ) -> Result<UserPage, Error> {
+        if !is_administrator(actor.role) {
+            return Err(Error::Forbidden);
+        }
+        let after: Option<Position> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
+        if after.as_ref().is_some_and(|position| position.sort != sort) {
+            return Err(Error::BadCursor);
+        }
+        let mut conn = self.store.conn().await?;
+        // One more than asked tells whether another page follows.
+        let mut users = user_list::list(&mut conn, filter, sort, after.as_ref(), i64::from(limit) + 1).await?;
+        let more = users.len() > limit as usize;
+        users.truncate(limit as usize);
+        let next_cursor = more.then(|| users.last().map(|u| self.cursors.encode(&Position::after(u, sort)))).flatten();
+        let total = if include_total { Some(user_list::count(&mut conn, filter).await?) } else { None };
+        Ok(UserPage { users, next_cursor, total })
     }
 
     /// A page of audit events, newest first, for administrators.

@@ -73,6 +73,12 @@ pub enum Error {
     Internal(String),
 }
 
+impl From<FieldError> for Error {
+    fn from(error: FieldError) -> Self {
+        Self::Validation(vec![error])
+    }
+}
+
 impl Error {
     /// One refused field.
     pub fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {

@@ -10,8 +10,9 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::domain::FieldError;
 use crate::domain::auth::{ClientInfo, Principal};
+use crate::domain::ranks::is_administrator;
+use crate::domain::{Error, FieldError};
 
 /// A JSON body whose every failure is a problem: wrong content type `415`, too large `413`,
 /// not JSON `400`, unknown or mistyped fields `422` naming the field.
@@ -120,6 +121,19 @@ impl FromRequestParts<AppState> for AuthUser {
             .map(|(_, token)| token.trim())
             .ok_or_else(ApiError::unauthenticated)?;
         Ok(Self(state.auth.authenticate(token).await?))
+    }
+}
+
+/// A signed-in administrator (`admin` or `owner`); anyone else is `403 forbidden` before the
+/// request is looked at further, so a refusal tells nothing about the targets or parameters.
+pub struct AdminUser(pub Principal);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
+        if is_administrator(principal.role) { Ok(Self(principal)) } else { Err(Error::Forbidden.into()) }
     }
 }
 

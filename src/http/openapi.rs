@@ -16,7 +16,7 @@ use crate::app::AppState;
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
-        routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
+        routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
         routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::audit::list_audit_events,
         ops::healthz, ops::readyz, ops::metrics,
     ),

@@ -22,9 +22,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "accounts", text: include_str!("../../migrations/0001_accounts.sql") },
     Migration { version: 2, name: "server_secrets", text: include_str!("../../migrations/0002_server_secrets.sql") },
     Migration { version: 3, name: "audit_events", text: include_str!("../../migrations/0003_audit_events.sql") },
+    Migration { version: 4, name: "user_listing", text: include_str!("../../migrations/0004_user_listing.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
+/// Byte-wise comparison for key columns whose ranges must not depend on the database's locale.
+const POSTGRES_BINARY_COLLATION: &str = "COLLATE \"C\"";
 const LOCK_ID: i64 = 0x7e55_e7a0;
 
 /// Applies every pending migration; answers the versions it applied.
@@ -80,6 +83,7 @@ async fn applied(conn: &mut AnyConnection) -> Result<Vec<(i64, String)>, StoreEr
 /// Applies one migration in a transaction; `false` when another process claimed it first.
 async fn apply(conn: &mut AnyConnection, migration: &Migration, checksum: &str) -> Result<bool, StoreError> {
     let options = if is(conn, Backend::MySql) { MYSQL_TABLE_OPTIONS } else { "" };
+    let collation = if is(conn, Backend::Postgres) { POSTGRES_BINARY_COLLATION } else { "" };
     let mut tx = conn.begin().await?;
     let claim = sql(&tx, "INSERT INTO tessera_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)");
     let claimed = sqlx::query(&claim)
@@ -95,7 +99,7 @@ async fn apply(conn: &mut AnyConnection, migration: &Migration, checksum: &str) 
         other => other?,
     };
     for statement in statements(migration.text) {
-        let statement = statement.replace("{table_options}", options);
+        let statement = statement.replace("{table_options}", options).replace("{binary_collation}", collation);
         sqlx::query(&statement).execute(&mut *tx).await?;
     }
     tx.commit().await?;

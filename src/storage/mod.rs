@@ -13,6 +13,7 @@ pub mod server_secrets;
 pub mod sessions;
 pub mod signing_keys;
 pub mod sql;
+pub mod user_list;
 pub mod users;
 
 use std::time::Duration;

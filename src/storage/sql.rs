@@ -69,6 +69,12 @@ fn numbered_placeholders(text: &str) -> String {
     out
 }
 
+/// `(?, ?), (?, ?), …`: the placeholders of a multi-row `VALUES` list.
+pub fn row_placeholders(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// A `TEXT` column as a string. MySQL reports `TEXT` as a blob through the `Any` driver, so
 /// when the value does not decode as text it is read as bytes and checked to be UTF-8.
 pub fn text_column(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
@@ -92,8 +98,7 @@ pub async fn delete_where_in(
     if keys.is_empty() {
         return Ok(0);
     }
-    let placeholders = vec!["?"; keys.len()].join(", ");
-    let statement = format!("DELETE FROM {table} WHERE {column} IN ({placeholders})");
+    let statement = format!("DELETE FROM {table} WHERE {column} IN {}", row_placeholders(1, keys.len()));
     let text = sql(conn, &statement);
     let mut query = sqlx::query(&text);
     for key in keys {

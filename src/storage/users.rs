@@ -7,7 +7,7 @@ use sqlx::{Any, AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{sql, text_column};
+use super::sql::{row_placeholders, sql, text_column};
 use crate::domain::fields::Metadata;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
@@ -28,24 +28,37 @@ pub enum LoginName<'a> {
 }
 
 pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO users (id, username, username_lower, email, email_lower, email_verified_at, \
-         phone, first_name, last_name, display_name, role, status, metadata, password_hash, \
-         created_at, updated_at, last_login_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    bind_account(sqlx::query(&text).bind(user.id.to_string()), user)
-        .bind(user.password_hash.clone())
-        .bind(user.created_at.as_micros())
-        .bind(user.updated_at.as_micros())
-        .bind(user.last_login_at.map(Timestamp::as_micros))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    insert_many(conn, std::slice::from_ref(user)).await
 }
 
-/// Binds the twelve columns from `username` to `metadata`, in table order, that both an
+/// Inserts `users` with their search keys in one statement per table; the seeding command
+/// sends thousands at a time.
+pub async fn insert_many(conn: &mut AnyConnection, users: &[User]) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let statement = format!(
+        "INSERT INTO users (id, username, username_lower, email, email_lower, email_verified_at, \
+         phone, first_name, last_name, display_name, role, status, metadata, sort_name, password_hash, \
+         created_at, updated_at, last_login_at) VALUES {}",
+        row_placeholders(users.len(), 18)
+    );
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text);
+    for user in users {
+        query = bind_account(query.bind(user.id.to_string()), user)
+            .bind(user.password_hash.clone())
+            .bind(user.created_at.as_micros())
+            .bind(user.updated_at.as_micros())
+            .bind(user.last_login_at.map(Timestamp::as_micros));
+    }
+    query.execute(&mut *conn).await?;
+    let keys: Vec<(String, Uuid)> =
+        users.iter().flat_map(|user| search_keys(&user.profile).into_iter().map(|key| (key, user.id))).collect();
+    insert_search_keys(conn, &keys).await
+}
+
+/// Binds the thirteen columns from `username` to `sort_name`, in table order, that both an
 /// insert and an update write.
 fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Query<'q, Any, AnyArguments<'q>> {
     let p = &user.profile;
@@ -62,6 +75,7 @@ fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Que
         .bind(user.role.as_str())
         .bind(user.status.as_str())
         .bind(p.metadata.to_stored())
+        .bind(sort_name(p))
 }
 
 pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -90,14 +104,48 @@ pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
         conn,
         "UPDATE users SET username = ?, username_lower = ?, email = ?, email_lower = ?, \
          email_verified_at = ?, phone = ?, first_name = ?, last_name = ?, display_name = ?, \
-         role = ?, status = ?, metadata = ?, updated_at = ? WHERE id = ?",
+         role = ?, status = ?, metadata = ?, sort_name = ?, updated_at = ? WHERE id = ?",
     );
     let result = bind_account(sqlx::query(&text), user)
         .bind(user.updated_at.as_micros())
         .bind(user.id.to_string())
         .execute(&mut *conn)
         .await?;
-    found(result.rows_affected())
+    found(result.rows_affected())?;
+    let text = sql(conn, "DELETE FROM user_search_keys WHERE user_id = ?");
+    sqlx::query(&text).bind(user.id.to_string()).execute(&mut *conn).await?;
+    let keys: Vec<(String, Uuid)> = search_keys(&user.profile).into_iter().map(|key| (key, user.id)).collect();
+    insert_search_keys(conn, &keys).await
+}
+
+/// The key of `sort=username`: the lower-cased username, else the e-mail address, so every
+/// account has one (registration requires one of the two).
+pub(super) fn sort_name(profile: &Profile) -> Option<String> {
+    profile.username.as_deref().or(profile.email.as_deref()).map(str::to_lowercase)
+}
+
+/// What a prefix search over this profile matches: each searchable field lower-cased, once.
+pub fn search_keys(profile: &Profile) -> Vec<String> {
+    let fields = [&profile.username, &profile.email, &profile.first_name, &profile.last_name, &profile.display_name];
+    let mut keys: Vec<String> = fields.into_iter().flatten().map(|value| value.to_lowercase()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+async fn insert_search_keys(conn: &mut AnyConnection, keys: &[(String, Uuid)]) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let statement =
+        format!("INSERT INTO user_search_keys (search_key, user_id) VALUES {}", row_placeholders(keys.len(), 2));
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text);
+    for (key, user_id) in keys {
+        query = query.bind(key.clone()).bind(user_id.to_string());
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 pub async fn set_password_hash(

@@ -10,17 +10,6 @@ use tessera::config::SettingsArgs;
 
 use crate::helpers::*;
 
-fn tessera() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TESSERA_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("RUST_LOG", "warn");
-    command
-}
-
 fn admin_create(database_url: &str, args: &[&str], password: &str) -> std::process::Output {
     let mut child = tessera()
         .env("TESSERA_DATABASE_URL", database_url)

@@ -197,6 +197,18 @@ pub struct TestApp {
     _server: StopOnDrop,
 }
 
+/// The built binary, with no `TESSERA_*` variables from the test's environment.
+pub fn tessera() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("TESSERA_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
 /// Stops the server when the test app goes away.
 struct StopOnDrop(Option<oneshot::Sender<()>>);
 
@@ -302,6 +314,16 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Adds `count` synthetic accounts (`{prefix}0000000`, …) with `tessera admin seed`.
+    pub fn seed(&self, count: u64, prefix: &str) {
+        let output = tessera()
+            .env("TESSERA_DATABASE_URL", &self.db.url)
+            .args(["admin", "seed", "--users", &count.to_string(), "--prefix", prefix])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
 
     /// Registers and signs in; answers the user id and an access token.

@@ -17,4 +17,5 @@ mod refresh;
 mod register;
 mod sessions;
 mod tokens;
+mod user_list;
 mod users;

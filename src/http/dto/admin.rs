@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{RegisterRequest, present, profile_patch};
+use super::{RegisterRequest, UserView, present, profile_patch};
 use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
 use crate::storage::audit::StoredEvent;
 
@@ -54,6 +54,42 @@ profile_patch! {
         status: Option<String>,
         email_verified: Option<bool>,
     }
+}
+
+/// `GET /v1/users` parameters.
+#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// 1 to 200 [default: 50].
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, listed in the same `sort`.
+    pub cursor: Option<String>,
+    /// A prefix of the username, e-mail address, first, last or display name, any case.
+    pub q: Option<String>,
+    /// `user`, `admin` or `owner`.
+    pub role: Option<String>,
+    /// `active` or `disabled`.
+    pub status: Option<String>,
+    pub email_verified: Option<bool>,
+    /// Only accounts created after this RFC 3339 instant.
+    pub created_after: Option<String>,
+    /// Only accounts created before this RFC 3339 instant.
+    pub created_before: Option<String>,
+    /// `created_at` (the default), `-created_at`, `username` or `-username`. Accounts without a
+    /// username sort by their e-mail address.
+    pub sort: Option<String>,
+    /// Adds `total`, the size of the filtered set; counting costs a pass over it.
+    pub include_total: Option<bool>,
+}
+
+/// A page of accounts.
+#[derive(Serialize, ToSchema)]
+pub struct UserPageView {
+    pub items: Vec<UserView>,
+    pub next_cursor: Option<String>,
+    /// With `include_total=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
 }
 
 /// `GET /v1/audit-events` parameters.

@@ -10,7 +10,7 @@ use crate::domain::ids::parse_id;
 use crate::http::dto::Problem;
 use crate::http::dto::admin::{AuditEventPage, AuditQuery};
 use crate::http::error::ApiError;
-use crate::http::extract::{AppQuery, AuthUser};
+use crate::http::extract::{AdminUser, AppQuery};
 use crate::storage::audit::AuditFilter;
 
 pub fn router() -> Router<AppState> {
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
     ))]
 pub async fn list_audit_events(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     AppQuery(query): AppQuery<AuditQuery>,
 ) -> Result<Json<AuditEventPage>, ApiError> {
     let limit = query.limit.unwrap_or(50);

@@ -6,32 +6,84 @@ use axum::routing::get;
 use axum::{Json, Router};
 
 use crate::app::AppState;
-use crate::domain::Error;
 use crate::domain::accounts::NewAccount;
 use crate::domain::administration::AccountChanges;
+use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
-use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest};
+use crate::domain::{FieldError, Invalid};
+use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest, UserListQuery, UserPageView};
 use crate::http::dto::{Problem, SessionList, SessionView, UserView};
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, AuthUser, Client};
+use crate::http::extract::{AdminUser, AppJson, AppQuery, AuthUser, Client};
+use crate::storage::user_list::{UserFilter, UserSort};
+use crate::validated;
+
+/// The longest search prefix: the longest searchable field, an e-mail address.
+const MAX_QUERY_CHARS: usize = 254;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/users", axum::routing::post(create_user))
+        .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{reference}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v1/users/{reference}/sessions", get(list_user_sessions).delete(revoke_user_sessions))
 }
 
-fn parse_role(raw: Option<String>) -> Result<Option<Role>, Error> {
-    raw.map(|r| Role::parse(&r).ok_or_else(|| Error::invalid("role", "invalid_role", "must be user, admin or owner")))
+fn parse_role(raw: Option<String>) -> Result<Option<Role>, FieldError> {
+    raw.map(|r| Role::parse(&r).ok_or_else(|| Invalid::new("invalid_role", "must be user, admin or owner").at("role")))
         .transpose()
 }
 
-fn parse_status(raw: Option<String>) -> Result<Option<UserStatus>, Error> {
+fn parse_status(raw: Option<String>) -> Result<Option<UserStatus>, FieldError> {
     raw.map(|s| {
-        UserStatus::parse(&s).ok_or_else(|| Error::invalid("status", "invalid_status", "must be active or disabled"))
+        UserStatus::parse(&s).ok_or_else(|| Invalid::new("invalid_status", "must be active or disabled").at("status"))
     })
     .transpose()
+}
+
+fn parse_instant(field: &'static str, raw: Option<String>) -> Result<Option<Timestamp>, FieldError> {
+    raw.map(|text| {
+        Timestamp::parse_rfc3339(&text)
+            .ok_or_else(|| Invalid::new("invalid_instant", "must be an RFC 3339 instant").at(field))
+    })
+    .transpose()
+}
+
+/// Accounts, a page at a time, filtered, searched by prefix and sorted.
+#[utoipa::path(get, path = "/v1/users", tag = "admin", security(("bearer" = [])), params(UserListQuery),
+    responses(
+        (status = 200, body = UserPageView),
+        (status = 400, description = "`malformed_request`: an unreadable parameter, or a cursor this service did not make for this order", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `limit` outside 1..200, an unknown `role`, `status` or `sort`, a bad instant", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    AdminUser(me): AdminUser,
+    AppQuery(query): AppQuery<UserListQuery>,
+) -> Result<Json<UserPageView>, ApiError> {
+    let limit = Some(query.limit.unwrap_or(50))
+        .filter(|limit| (1..=200).contains(limit))
+        .ok_or_else(|| Invalid::new("out_of_range", "must be from 1 to 200").at("limit"));
+    let sort = UserSort::parse(query.sort.as_deref().unwrap_or("created_at")).ok_or_else(|| {
+        Invalid::new("invalid_sort", "must be created_at, -created_at, username or -username").at("sort")
+    });
+    let q = match query.q.as_deref().map(str::trim) {
+        Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
+            Err(Invalid::new("too_long", format!("at most {MAX_QUERY_CHARS} characters")).at("q"))
+        }
+        q => Ok(q.filter(|q| !q.is_empty()).map(str::to_owned)),
+    };
+    let role = parse_role(query.role);
+    let status = parse_status(query.status);
+    let created_after = parse_instant("created_after", query.created_after);
+    let created_before = parse_instant("created_before", query.created_before);
+    let (limit, sort, q, role, status, created_after, created_before) =
+        validated!(limit, sort, q, role, status, created_after, created_before)?;
+    let filter = UserFilter { role, status, email_verified: query.email_verified, created_after, created_before, q };
+    let include_total = query.include_total.unwrap_or(false);
+    let page = state.admin.list(&me, &filter, sort, query.cursor.as_deref(), limit, include_total).await?;
+    let items = page.users.iter().map(UserView::from).collect();
+    Ok(Json(UserPageView { items, next_cursor: page.next_cursor, total: page.total }))
 }
 
 /// Create an account, with a role below the caller's own.
@@ -44,17 +96,16 @@ fn parse_status(raw: Option<String>) -> Result<Option<UserStatus>, Error> {
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Client(client): Client,
     AppJson(request): AppJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    if !crate::domain::ranks::is_administrator(me.role) {
-        return Err(Error::Forbidden.into());
-    }
     let (registration, role, status, email_verified) = request.split();
     let mut account = NewAccount::parse(registration)?;
-    account.role = parse_role(role)?.unwrap_or(Role::User);
-    account.status = parse_status(status)?.unwrap_or(UserStatus::Active);
+    let (role, status) = (parse_role(role), parse_status(status));
+    let (role, status) = validated!(role, status)?;
+    account.role = role.unwrap_or(Role::User);
+    account.status = status.unwrap_or(UserStatus::Active);
     account.email_verified = email_verified.unwrap_or(false);
     let user = state.admin.create(&me, account, &client).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
@@ -88,20 +139,15 @@ pub async fn get_user(
     ))]
 pub async fn update_user(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Client(client): Client,
     Path(reference): Path<String>,
     AppJson(request): AppJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    if !crate::domain::ranks::is_administrator(me.role) {
-        return Err(Error::Forbidden.into());
-    }
-    let changes = AccountChanges {
-        profile: request.profile_patch(),
-        role: parse_role(request.role)?,
-        status: parse_status(request.status)?,
-        email_verified: request.email_verified,
-    };
+    let (role, status) = (parse_role(request.role.clone()), parse_status(request.status.clone()));
+    let (role, status) = validated!(role, status)?;
+    let changes =
+        AccountChanges { profile: request.profile_patch(), role, status, email_verified: request.email_verified };
     Ok(Json(UserView::from(&state.admin.update(&me, &reference, changes, &client).await?)))
 }
 

@@ -1,0 +1,242 @@
+//! Listing and searching accounts for administrators, at any size.
+//!
+//! Every page is a range over an index, never an `OFFSET`: a page starts after the sort key
+//! and id of the last row of the previous one (`key >= ? AND (key > ? OR id > ?)`, a form each
+//! backend turns into an index seek). The sort keys are `created_at` and `sort_name`, each
+//! indexed with `id`, and `(role, created_at, id)` and `(status, created_at, id)` serve the
+//! filters on rare values.
+//!
+//! A prefix search `q` is a range of `user_search_keys`. Few matches are fetched through that
+//! range and sorted; many matches are found by walking the sort index and probing each
+//! account's keys, which reaches a page of results within a few thousand rows. A bounded
+//! count of the range decides which, so neither plan ever reads the whole table.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row as _};
+
+use super::error::StoreError;
+use super::sql::sql;
+use super::users::{COLUMNS, sort_name, user_from_row};
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Role, User, UserStatus};
+
+/// Above this many matching keys a search walks the sort index instead of sorting matches.
+const SEARCH_SORT_LIMIT: i64 = 2_000;
+
+/// The orders a list can take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserSort {
+    #[serde(rename = "c")]
+    CreatedAsc,
+    #[serde(rename = "-c")]
+    CreatedDesc,
+    #[serde(rename = "u")]
+    UsernameAsc,
+    #[serde(rename = "-u")]
+    UsernameDesc,
+}
+
+impl UserSort {
+    /// `created_at`, `-created_at`, `username` or `-username`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "created_at" => Some(Self::CreatedAsc),
+            "-created_at" => Some(Self::CreatedDesc),
+            "username" => Some(Self::UsernameAsc),
+            "-username" => Some(Self::UsernameDesc),
+            _ => None,
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Self::CreatedAsc | Self::CreatedDesc => "created_at",
+            Self::UsernameAsc | Self::UsernameDesc => "sort_name",
+        }
+    }
+
+    fn descending(self) -> bool {
+        matches!(self, Self::CreatedDesc | Self::UsernameDesc)
+    }
+}
+
+/// Which accounts to list. `created_after` and `created_before` are exclusive.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub email_verified: Option<bool>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    /// A prefix of a username, e-mail address, first, last or display name, any case.
+    pub q: Option<String>,
+}
+
+/// Where a page ends: the sort key and id of its last account, in the order it was listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    #[serde(rename = "s")]
+    pub sort: UserSort,
+    #[serde(rename = "k")]
+    pub key: SortKey,
+    #[serde(rename = "i")]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SortKey {
+    Time(i64),
+    Name(String),
+}
+
+impl Position {
+    /// The position just after `user` in `sort` order.
+    pub fn after(user: &User, sort: UserSort) -> Self {
+        let key = match sort {
+            UserSort::CreatedAsc | UserSort::CreatedDesc => SortKey::Time(user.created_at.as_micros()),
+            UserSort::UsernameAsc | UserSort::UsernameDesc => {
+                SortKey::Name(sort_name(&user.profile).unwrap_or_default())
+            }
+        };
+        Self { sort, key, id: user.id.to_string() }
+    }
+}
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+impl From<&SortKey> for Param {
+    fn from(key: &SortKey) -> Self {
+        match key {
+            SortKey::Time(micros) => Param::Int(*micros),
+            SortKey::Name(name) => Param::Text(name.clone()),
+        }
+    }
+}
+
+/// A statement's conditions and their values, built up together so they cannot drift apart.
+#[derive(Default)]
+struct Conditions {
+    clauses: Vec<String>,
+    values: Vec<Param>,
+}
+
+impl Conditions {
+    fn push(&mut self, clause: impl Into<String>, values: impl IntoIterator<Item = Param>) {
+        self.clauses.push(clause.into());
+        self.values.extend(values);
+    }
+
+    fn of(filter: &UserFilter) -> Self {
+        let mut c = Self::default();
+        if let Some(role) = filter.role {
+            c.push("role = ?", [Param::Text(role.as_str().into())]);
+        }
+        if let Some(status) = filter.status {
+            c.push("status = ?", [Param::Text(status.as_str().into())]);
+        }
+        match filter.email_verified {
+            Some(true) => c.push("email_verified_at IS NOT NULL", []),
+            Some(false) => c.push("email_verified_at IS NULL", []),
+            None => {}
+        }
+        if let Some(after) = filter.created_after {
+            c.push("created_at > ?", [Param::Int(after.as_micros())]);
+        }
+        if let Some(before) = filter.created_before {
+            c.push("created_at < ?", [Param::Int(before.as_micros())]);
+        }
+        c
+    }
+
+    fn where_clause(&self) -> String {
+        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
+    }
+
+    async fn fetch(self, conn: &mut AnyConnection, statement: &str) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        let text = sql(conn, statement);
+        let mut query = sqlx::query(&text);
+        for value in self.values {
+            query = match value {
+                Param::Int(v) => query.bind(v),
+                Param::Text(v) => query.bind(v),
+            };
+        }
+        query.fetch_all(&mut *conn).await
+    }
+}
+
+/// The bounds of the keys that start with `prefix`: `[prefix, prefix + U+10FFFF)`, which the
+/// byte-wise collation of `search_key` makes exactly the keys with that prefix.
+fn prefix_range(prefix: &str) -> [Param; 2] {
+    let lower = prefix.to_lowercase();
+    let upper = format!("{lower}\u{10FFFF}");
+    [Param::Text(lower), Param::Text(upper)]
+}
+
+const KEY_RANGE: &str = "search_key >= ? AND search_key < ?";
+
+/// Up to `limit` accounts matching `filter` in `sort` order, after `after` when given.
+pub async fn list(
+    conn: &mut AnyConnection,
+    filter: &UserFilter,
+    sort: UserSort,
+    after: Option<&Position>,
+    limit: i64,
+) -> Result<Vec<User>, StoreError> {
+    let mut conditions = Conditions::of(filter);
+    if let Some(q) = &filter.q {
+        let search = if few_matches(conn, q).await? {
+            format!("id IN (SELECT user_id FROM user_search_keys WHERE {KEY_RANGE})")
+        } else {
+            format!("EXISTS (SELECT 1 FROM user_search_keys k WHERE k.user_id = users.id AND k.{KEY_RANGE})")
+        };
+        conditions.push(search, prefix_range(q));
+    }
+    let column = sort.column();
+    let (cmp, direction) = if sort.descending() { ("<", "DESC") } else { (">", "ASC") };
+    if let Some(position) = after {
+        let key = &position.key;
+        conditions.push(
+            format!("{column} {cmp}= ? AND ({column} {cmp} ? OR id {cmp} ?)"),
+            [Param::from(key), Param::from(key), Param::Text(position.id.clone())],
+        );
+    }
+    conditions.values.push(Param::Int(limit));
+    let statement = format!(
+        "SELECT {COLUMNS} FROM users {} ORDER BY {column} {direction}, id {direction} LIMIT ?",
+        conditions.where_clause()
+    );
+    let rows = conditions.fetch(conn, &statement).await?;
+    rows.iter().map(user_from_row).collect()
+}
+
+/// How many accounts match `filter`: a count of the whole filtered set, so only on request.
+pub async fn count(conn: &mut AnyConnection, filter: &UserFilter) -> Result<i64, StoreError> {
+    let mut conditions = Conditions::of(filter);
+    if let Some(q) = &filter.q {
+        conditions.push(format!("id IN (SELECT user_id FROM user_search_keys WHERE {KEY_RANGE})"), prefix_range(q));
+    }
+    let statement = format!("SELECT COUNT(*) AS n FROM users {}", conditions.where_clause());
+    let rows = conditions.fetch(conn, &statement).await?;
+    Ok(rows.first().map(|row| row.try_get::<i64, _>("n")).transpose()?.unwrap_or(0))
+}
+
+/// Whether fewer than [`SEARCH_SORT_LIMIT`] keys start with `prefix`, counting no further.
+async fn few_matches(conn: &mut AnyConnection, prefix: &str) -> Result<bool, StoreError> {
+    let mut probe = Conditions::default();
+    probe.push(KEY_RANGE, prefix_range(prefix));
+    probe.values.push(Param::Int(SEARCH_SORT_LIMIT));
+    let statement = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM user_search_keys {} LIMIT ?) matches",
+        probe.where_clause()
+    );
+    let rows = probe.fetch(conn, &statement).await?;
+    let n = rows.first().map(|row| row.try_get::<i64, _>("n")).transpose()?.unwrap_or(0);
+    Ok(n < SEARCH_SORT_LIMIT)
+}
