@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use tokio::sync::Notify;
+
+use crate::config::{Config, SecretUrl};
 use crate::domain::accounts::Accounts;
 use crate::domain::administration::Administration;
 use crate::domain::auth::Auth;
@@ -21,10 +23,13 @@ use crate::domain::cursor::Cursors;
 use crate::domain::hashing::PasswordHasher;
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::keys::Keys;
+use crate::domain::notices::Notices;
+use crate::domain::recovery::Recovery;
 use crate::domain::time::Timestamp;
 use crate::domain::tokens::{TokenSettings, Tokens};
 use crate::http;
 use crate::http::metrics::Metrics;
+use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::storage::Store;
 
 /// What every handler can reach.
@@ -33,9 +38,17 @@ pub struct AppState {
     pub accounts: Accounts,
     pub admin: Administration,
     pub auth: Auth,
+    pub recovery: Recovery,
     pub store: Store,
     pub hasher: PasswordHasher,
     pub metrics: Arc<Metrics>,
+    pub pages: Pages,
+}
+
+/// What the hosted pages show besides their message.
+#[derive(Clone)]
+pub struct Pages {
+    pub product: String,
 }
 
 /// A built, bound, not yet serving application.
@@ -45,6 +58,7 @@ pub struct Application {
     store: Store,
     keys: Arc<Keys>,
     retention: Retention,
+    delivery: Delivery,
     router: axum::Router,
 }
 
@@ -68,6 +82,7 @@ impl Application {
         let address = listener.local_addr()?;
         let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
         let hasher = PasswordHasher::new(config.hash_concurrency);
+        let settings_issuer = issuer.clone();
         let settings = TokenSettings {
             issuer,
             audience: config.token_audience.clone(),
@@ -78,17 +93,32 @@ impl Application {
         };
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
-        let accounts = Accounts::new(store.clone(), hasher.clone(), cache.clone());
+        let wake = Arc::new(Notify::new());
+        let notices = Notices::new(&config.mail, &settings_issuer, wake.clone());
+        let mail = &config.mail;
+        let accounts =
+            Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
+        let stats = MailStats::default();
+        let delivery = Delivery {
+            store: store.clone(),
+            transport: Transport::from_url(mail.smtp_url.as_ref().map(SecretUrl::expose))?,
+            from: mail.from.clone(),
+            retry_delay: mail.retry_delay,
+            wake,
+            stats: stats.clone(),
+        };
         let state = AppState {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), Cursors::load(&store).await?),
+            recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone()),
             accounts,
-            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache),
+            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, mail.require_verification),
             store: store.clone(),
             hasher,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(&stats),
+            pages: Pages { product: notices.product().to_owned() },
         };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
-        Ok(Self { listener, address, store, keys, retention, router: http::router(state) })
+        Ok(Self { listener, address, store, keys, retention, delivery, router: http::router(state) })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -107,7 +137,11 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the pool.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "tessera listening");
-        let background = [spawn_key_reloader(self.keys.clone()), spawn_sweeper(self.store.clone(), self.retention)];
+        let background = [
+            spawn_key_reloader(self.keys.clone()),
+            spawn_sweeper(self.store.clone(), self.retention),
+            self.delivery.spawn(),
+        ];
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
         for task in background {

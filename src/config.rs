@@ -74,6 +74,22 @@ settings! {
     hash_concurrency => "TESSERA_HASH_CONCURRENCY",
     /// Requests per minute per client IP on sign-in, registration and recovery routes; 0 turns it off [default: 30]
     rate_limit => "TESSERA_RATE_LIMIT",
+    /// SMTP server for mail: smtp://user:pass@host:587?tls=required, smtps://…, or smtp://host:25 for a local relay. Unset: mails are written to the log
+    smtp_url => "TESSERA_SMTP_URL",
+    /// Sender of every mail [default: tessera <no-reply@localhost>]
+    mail_from => "TESSERA_MAIL_FROM",
+    /// The product named in mails and pages [default: tessera]
+    product_name => "TESSERA_PRODUCT_NAME",
+    /// Your application's base URL: mailed links then go to its /verify-email and /reset-password pages instead of this service's
+    app_url => "TESSERA_APP_URL",
+    /// Lifetime of e-mail verification links [default: 24h]
+    verify_token_ttl => "TESSERA_VERIFY_TOKEN_TTL",
+    /// Lifetime of password reset links [default: 30m]
+    reset_token_ttl => "TESSERA_RESET_TOKEN_TTL",
+    /// Refuse sign-in until the e-mail address is verified, and require one at registration [default: false]
+    require_email_verification => "TESSERA_REQUIRE_EMAIL_VERIFICATION",
+    /// Wait before the first retry of a failed mail; each later one waits twice as long, at most 1h [default: 10s]
+    mail_retry_delay => "TESSERA_MAIL_RETRY_DELAY",
 }
 
 /// How log lines are written.
@@ -83,11 +99,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// A database URL whose password never appears in `Debug` output or logs.
+/// A database or SMTP URL whose password never appears in `Debug` output or logs.
 #[derive(Clone)]
-pub struct DatabaseUrl(SecretString);
+pub struct SecretUrl(SecretString);
 
-impl DatabaseUrl {
+impl SecretUrl {
     pub fn new(url: &str) -> Self {
         Self(SecretString::from(url))
     }
@@ -113,7 +129,7 @@ impl DatabaseUrl {
     }
 }
 
-impl std::fmt::Debug for DatabaseUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.masked())
     }
@@ -122,7 +138,7 @@ impl std::fmt::Debug for DatabaseUrl {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: DatabaseUrl,
+    pub database_url: SecretUrl,
     pub database_max_connections: u32,
     pub listen: SocketAddr,
     /// `None` means "http:// plus the address actually bound".
@@ -138,6 +154,21 @@ pub struct Config {
     pub log_format: LogFormat,
     pub hash_concurrency: usize,
     pub rate_limit: u32,
+    pub mail: MailConfig,
+}
+
+/// How mail is sent and what it links to.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `None`: mails go to the log.
+    pub smtp_url: Option<SecretUrl>,
+    pub from: lettre::message::Mailbox,
+    pub product_name: String,
+    pub app_url: Option<String>,
+    pub verify_token_ttl: Duration,
+    pub reset_token_ttl: Duration,
+    pub require_verification: bool,
+    pub retry_delay: Duration,
 }
 
 /// A setting that could not be used: names the variable and says what was wrong.
@@ -213,6 +244,29 @@ impl Config {
             })?,
             hash_concurrency: sources.parse("hash_concurrency", &cores.to_string(), |v| bounded(v, 1, 256))?,
             rate_limit: sources.parse("rate_limit", "30", |v| bounded(v, 0, 1_000_000))?,
+            mail: MailConfig {
+                smtp_url: sources
+                    .value("smtp_url")
+                    .map(|v| smtp_url(&v))
+                    .transpose()
+                    .map_err(|m| sources.error("smtp_url", m))?,
+                from: sources.parse("mail_from", "tessera <no-reply@localhost>", |v| {
+                    v.parse().map_err(|_| "expected an address like Example <no-reply@example.com>".to_owned())
+                })?,
+                product_name: sources.parse("product_name", "tessera", |v| non_empty(v).map(str::to_owned))?,
+                app_url: sources
+                    .value("app_url")
+                    .map(|v| public_url(&v))
+                    .transpose()
+                    .map_err(|m| sources.error("app_url", m))?,
+                verify_token_ttl: sources.parse("verify_token_ttl", "24h", duration)?,
+                reset_token_ttl: sources.parse("reset_token_ttl", "30m", duration)?,
+                require_verification: sources.parse("require_email_verification", "false", boolean)?,
+                retry_delay: sources.parse("mail_retry_delay", "10s", |v| match humantime::parse_duration(v) {
+                    Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(3600) => Ok(d),
+                    _ => Err("expected a duration from 10ms to 1h".to_owned()),
+                })?,
+            },
         })
     }
 }
@@ -249,7 +303,11 @@ impl Sources<'_> {
 
 /// How a refused value is echoed: database URLs masked, everything else as given.
 fn shown(key: &str, value: &str) -> String {
-    if key == "database_url" { format!("{:?}", DatabaseUrl::new(value)) } else { format!("{value:?}") }
+    if key == "database_url" || key == "smtp_url" {
+        format!("{:?}", SecretUrl::new(value))
+    } else {
+        format!("{value:?}")
+    }
 }
 
 fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -287,6 +345,22 @@ fn duration(value: &str) -> Result<Duration, String> {
     Ok(parsed)
 }
 
+fn boolean(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+/// A URL lettre can send through; its own parser decides, so what passes here connects.
+fn smtp_url(value: &str) -> Result<SecretUrl, String> {
+    type Smtp = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+    Smtp::from_url(value)
+        .map_err(|_| "expected smtp://host:port, smtp://user:pass@host:587?tls=required or smtps://…".to_owned())?;
+    Ok(SecretUrl::new(value))
+}
+
 fn bounded<T: std::str::FromStr + PartialOrd + std::fmt::Display>(value: &str, min: T, max: T) -> Result<T, String> {
     match value.parse::<T>() {
         Ok(n) if n >= min && n <= max => Ok(n),
@@ -298,11 +372,11 @@ fn non_empty(value: &str) -> Result<&str, String> {
     if value.is_empty() { Err("must not be empty".into()) } else { Ok(value) }
 }
 
-fn database_url(value: &str) -> Result<DatabaseUrl, String> {
+fn database_url(value: &str) -> Result<SecretUrl, String> {
     if crate::storage::Backend::from_url(value).is_none() {
         return Err("expected a URL starting with sqlite:, postgres: or mysql:".into());
     }
-    Ok(DatabaseUrl::new(value))
+    Ok(SecretUrl::new(value))
 }
 
 fn jwt_secret(value: &str) -> Result<SecretString, String> {

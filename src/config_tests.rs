@@ -38,10 +38,10 @@ fn a_bad_value_names_its_variable() {
 
 #[test]
 fn database_urls_never_show_their_password() {
-    let url = DatabaseUrl::new("postgres://app:s3cret@db.example:5432/tessera");
+    let url = SecretUrl::new("postgres://app:s3cret@db.example:5432/tessera");
     assert_eq!(format!("{url:?}"), "\"postgres://app:***@db.example:5432/tessera\"");
-    assert_eq!(DatabaseUrl::new("sqlite://tessera.db").masked(), "sqlite://tessera.db");
-    assert_eq!(DatabaseUrl::new("mysql://root@localhost/test").masked(), "mysql://root@localhost/test");
+    assert_eq!(SecretUrl::new("sqlite://tessera.db").masked(), "sqlite://tessera.db");
+    assert_eq!(SecretUrl::new("mysql://root@localhost/test").masked(), "mysql://root@localhost/test");
 
     let mut a = args();
     a.database_url = Some("oracle://app:s3cret@db".into());

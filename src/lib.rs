@@ -11,5 +11,6 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod storage;
 pub mod telemetry;

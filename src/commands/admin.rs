@@ -14,8 +14,11 @@ use crate::domain::accounts::{Accounts, NewAccount, RegistrationInput};
 use crate::domain::auth::ClientInfo;
 use crate::domain::auth_cache::AuthCache;
 use crate::domain::hashing::PasswordHasher;
+use crate::domain::notices::Notices;
 use crate::domain::user::Role;
 use crate::storage::Store;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
     let password = read_password(args.password_stdin)?;
@@ -30,7 +33,9 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
     account.email_verified = true;
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
-    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO));
+    // The account is created verified, so no mail is queued and the links' base is moot.
+    let notices = Notices::new(&config.mail, config.public_url.as_deref().unwrap_or(""), Arc::new(Notify::new()));
+    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO), notices, false);
     let created = accounts.register(account, None, &ClientInfo::default()).await.map_err(explain);
     store.close().await;
     let user = created?;

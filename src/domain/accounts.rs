@@ -13,6 +13,7 @@ use super::error::{Error, Invalid};
 use super::fields::{Email, Metadata, PersonName, Phone, Username};
 use super::hashing::PasswordHasher;
 use super::ids::new_id;
+use super::notices::Notices;
 use super::password::Password;
 use super::time::Timestamp;
 use super::user::{Profile, Role, User, UserStatus};
@@ -99,18 +100,34 @@ pub struct Accounts {
     store: Store,
     hasher: PasswordHasher,
     cache: Arc<AuthCache>,
+    notices: Notices,
+    require_verification: bool,
 }
 
 impl Accounts {
     /// `cache` is told of every change, so this node never serves a stale account.
-    pub fn new(store: Store, hasher: PasswordHasher, cache: Arc<AuthCache>) -> Self {
-        Self { store, hasher, cache }
+    /// With `require_verification`, an account that is not verified at creation needs an e-mail.
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        cache: Arc<AuthCache>,
+        notices: Notices,
+        require_verification: bool,
+    ) -> Self {
+        Self { store, hasher, cache, notices, require_verification }
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.notices
     }
 
     /// Creates an account; `409` when the username or e-mail is taken in any case.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     /// `actor` is the administrator creating the account, `None` for a self-registration.
     pub async fn register(&self, account: NewAccount, actor: Option<Uuid>, client: &ClientInfo) -> Result<User, Error> {
+        if self.require_verification && !account.email_verified && account.profile.email.is_none() {
+            return Err(Error::invalid("email", "required", "an e-mail address is required: it must be verified"));
+        }
         let password_hash = self.hasher.hash(account.password.secret().clone()).await?;
         let now = Timestamp::now();
         let user = User {
@@ -134,7 +151,11 @@ impl Accounts {
             json!({"role": user.role.as_str()}),
         );
         audit::insert(&mut tx, &event).await?;
+        if user.email_verified_at.is_none() {
+            self.notices.verification(&mut tx, &user, now).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
         tracing::info!(user_id = %user.id, "account registered");
         Ok(user)
     }
@@ -157,7 +178,9 @@ impl Accounts {
         let changed = changed_fields(&before, &user.profile);
         let event = AuditEvent::by_self(EventType::ProfileUpdated, id, client, json!({ "fields": changed }));
         audit::insert(&mut tx, &event).await?;
+        self.notices.address_changed(&mut tx, &user, before.email.as_deref(), user.updated_at).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
         self.cache.forget_user(id);
         Ok(user)
     }
@@ -183,7 +206,9 @@ impl Accounts {
         let revoked = sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
         let event = AuditEvent::by_self(EventType::PasswordChanged, id, client, json!({ "sessions_revoked": revoked }));
         audit::insert(&mut tx, &event).await?;
+        self.notices.password_changed(&mut tx, &user, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
         self.cache.forget_user(id);
         Ok(())
     }

@@ -101,7 +101,10 @@ impl Administration {
         for event in &events {
             audit::insert(&mut tx, event).await?;
         }
+        let notices = self.accounts.notices();
+        notices.address_changed(&mut tx, &user, before.profile.email.as_deref(), user.updated_at).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        notices.wake();
         self.cache.forget_user(user.id);
         Ok(user)
     }

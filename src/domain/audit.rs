@@ -23,6 +23,8 @@ pub enum EventType {
     SessionRevoked,
     RoleChanged,
     StatusChanged,
+    EmailVerified,
+    PasswordReset,
 }
 
 impl EventType {
@@ -39,6 +41,8 @@ impl EventType {
             Self::SessionRevoked => "session.revoked",
             Self::RoleChanged => "user.role_changed",
             Self::StatusChanged => "user.status_changed",
+            Self::EmailVerified => "user.email_verified",
+            Self::PasswordReset => "user.password_reset",
         }
     }
 }

@@ -47,11 +47,19 @@ pub struct Auth {
     hasher: PasswordHasher,
     pub(super) tokens: Tokens,
     pub(super) cache: Arc<AuthCache>,
+    require_verification: bool,
 }
 
 impl Auth {
-    pub fn new(store: Store, hasher: PasswordHasher, tokens: Tokens, cache: Arc<AuthCache>) -> Self {
-        Self { store, hasher, tokens, cache }
+    /// With `require_verification`, accounts whose address is unverified cannot sign in.
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        tokens: Tokens,
+        cache: Arc<AuthCache>,
+        require_verification: bool,
+    ) -> Self {
+        Self { store, hasher, tokens, cache, require_verification }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -87,6 +95,10 @@ impl Auth {
         if user.status != UserStatus::Active {
             self.record_failure(Some(user.id), &client, "account_disabled").await;
             return Err(Error::AccountDisabled);
+        }
+        if self.require_verification && user.email_verified_at.is_none() {
+            self.record_failure(Some(user.id), &client, "email_unverified").await;
+            return Err(Error::EmailUnverified);
         }
         if needs_rehash(&user.password_hash) {
             self.upgrade_hash(&user, password).await;

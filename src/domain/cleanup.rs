@@ -1,4 +1,4 @@
-//! The sweeper: deletes ended sessions, expired refresh tokens, signing keys no live token can
+//! The sweeper: deletes ended sessions, expired refresh, verification and reset tokens, signing keys no live token can
 //! need and audit events past their retention, in small batches so that no statement holds
 //! locks for long.
 
@@ -9,7 +9,7 @@ use super::keys;
 use super::time::Timestamp;
 use sqlx::AnyConnection;
 
-use crate::storage::{Store, StoreError, audit, refresh_tokens, sessions};
+use crate::storage::{Store, StoreError, audit, email_tokens, refresh_tokens, sessions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -21,6 +21,7 @@ const KEEP_REVOKED: Duration = Duration::from_secs(24 * 3600);
 pub struct Swept {
     pub sessions: u64,
     pub refresh_tokens: u64,
+    pub email_tokens: u64,
     pub signing_keys: u64,
     pub audit_events: u64,
 }
@@ -39,6 +40,7 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
         sessions: drain(store, Batch::EndedSessions { expired_before: now, revoked_before: now.minus(KEEP_REVOKED) })
             .await?,
         refresh_tokens: drain(store, Batch::ExpiredRefreshTokens { before: now }).await?,
+        email_tokens: drain(store, Batch::ExpiredEmailTokens { before: now }).await?,
         audit_events: drain(store, Batch::OldAuditEvents { before: now.minus(retention.audit_events) }).await?,
         signing_keys: keys::prune(store, retention.signing_keys).await?,
     })
@@ -49,6 +51,7 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
 enum Batch {
     EndedSessions { expired_before: Timestamp, revoked_before: Timestamp },
     ExpiredRefreshTokens { before: Timestamp },
+    ExpiredEmailTokens { before: Timestamp },
     OldAuditEvents { before: Timestamp },
 }
 
@@ -59,6 +62,7 @@ impl Batch {
                 sessions::delete_ended(conn, expired_before, revoked_before, BATCH).await
             }
             Self::ExpiredRefreshTokens { before } => refresh_tokens::delete_expired(conn, before, BATCH).await,
+            Self::ExpiredEmailTokens { before } => email_tokens::delete_expired(conn, before, BATCH).await,
             Self::OldAuditEvents { before } => audit::delete_before(conn, before, BATCH).await,
         }
     }

@@ -45,6 +45,9 @@ pub enum Error {
     WrongPassword,
     #[error("account disabled")]
     AccountDisabled,
+    /// A correct password, but the address is not verified and verification is required.
+    #[error("e-mail unverified")]
+    EmailUnverified,
     #[error("unauthenticated")]
     Unauthenticated,
     /// A refresh, verification or reset token that is unknown, expired or used.

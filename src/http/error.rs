@@ -5,6 +5,7 @@
 //! the request id, turns axum's own plain 404/405/413/415 answers into problems, and logs the
 //! hidden cause of every 5xx with the request id. The cause never reaches the client.
 
+use crate::http::routes::pages::HtmlPage;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -156,6 +157,8 @@ impl From<domain::Error> for ApiError {
                 .detail("the password given to confirm this change is wrong"),
             E::AccountDisabled => Self::new(StatusCode::FORBIDDEN, "account_disabled", "Account disabled")
                 .detail("this account has been disabled"),
+            E::EmailUnverified => Self::new(StatusCode::FORBIDDEN, "email_unverified", "E-mail unverified")
+                .detail("confirm your e-mail address with the link mailed to you first"),
             E::Unauthenticated => Self::unauthenticated(),
             E::InvalidToken => Self::new(StatusCode::UNAUTHORIZED, "invalid_token", "Invalid token")
                 .detail("the token is unknown, expired or already used"),
@@ -195,7 +198,8 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
     let mut response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    let finished_page = response.extensions().get::<HtmlPage>().is_some();
+    if !(status.is_client_error() || status.is_server_error()) || finished_page {
         return response;
     }
     let problem = match response.extensions_mut().remove::<ApiError>() {

@@ -16,6 +16,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::domain::hashing::PasswordHasher;
+use crate::mail::delivery::MailStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -48,8 +49,16 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Self> {
+    pub fn new(mail: &MailStats) -> Arc<Self> {
         let mut registry = Registry::with_prefix("tessera");
+        registry.register(
+            "mail_queued",
+            "Mails in the outbox, not yet accepted by the SMTP server",
+            mail.queued.clone(),
+        );
+        registry.register("mail_sent", "Mails the SMTP server accepted", mail.sent.clone());
+        registry.register("mail_failed", "Attempts to send a mail that failed", mail.failed.clone());
+        registry.register("mail_retries", "Attempts to send a mail that had failed before", mail.retries.clone());
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let hash_waiting = Gauge::default();

@@ -31,6 +31,8 @@ pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .merge(routes::auth::router())
+        .merge(routes::recovery::router())
+        .merge(routes::pages::router())
         .merge(routes::me::router())
         .merge(routes::sessions::router())
         .merge(routes::users::router())

@@ -14,6 +14,7 @@ use crate::app::AppState;
     info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
     paths(
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
+        routes::recovery::verify_email, routes::recovery::resend_verification, routes::recovery::forgot_password, routes::recovery::reset_password,
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,

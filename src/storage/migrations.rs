@@ -23,6 +23,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "server_secrets", text: include_str!("../../migrations/0002_server_secrets.sql") },
     Migration { version: 3, name: "audit_events", text: include_str!("../../migrations/0003_audit_events.sql") },
     Migration { version: 4, name: "user_listing", text: include_str!("../../migrations/0004_user_listing.sql") },
+    Migration { version: 5, name: "mail", text: include_str!("../../migrations/0005_mail.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

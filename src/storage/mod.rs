@@ -6,8 +6,10 @@
 //! connection, so one domain operation can write several tables in one transaction.
 
 pub mod audit;
+pub mod email_tokens;
 pub mod error;
 pub mod migrations;
+pub mod outbox;
 pub mod refresh_tokens;
 pub mod server_secrets;
 pub mod sessions;

@@ -7,15 +7,18 @@
 mod helpers;
 
 mod audit;
+mod browser;
 mod cli;
 mod concurrency;
 mod errors;
 mod login;
+mod mail;
 mod me;
 mod ops;
 mod refresh;
 mod register;
 mod sessions;
+mod smtp;
 mod tokens;
 mod user_list;
 mod users;

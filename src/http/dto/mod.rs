@@ -299,3 +299,36 @@ pub struct Jwks {
     #[schema(value_type = Vec<Object>, example = json!([{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "…", "alg": "EdDSA", "use": "sig"}]))]
     pub keys: Value,
 }
+
+/// `POST /v1/auth/verify-email`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` of the link in the verification mail.
+    pub token: String,
+}
+
+/// `POST /v1/auth/verify-email/resend`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResendRequest {
+    pub email: String,
+}
+
+/// `POST /v1/auth/password/forgot`: exactly one of `email` and `username`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    pub email: Option<String>,
+    pub username: Option<String>,
+}
+
+/// `POST /v1/auth/password/reset`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The `token` of the link in the reset mail.
+    pub token: String,
+    #[schema(format = Password)]
+    pub new_password: String,
+}

@@ -3,5 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod me;
+pub mod pages;
+pub mod recovery;
 pub mod sessions;
 pub mod users;

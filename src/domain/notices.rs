@@ -1,0 +1,151 @@
+//! The mails a change causes, queued in the change's own transaction: if the change commits,
+//! its mail will go out; if it rolls back, no mail speaks of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret as _;
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+
+use super::ids::new_id;
+use super::secrets::{digest, new_token};
+use super::time::Timestamp;
+use super::user::User;
+use crate::config::MailConfig;
+use crate::mail::templates::{Branding, Rendered};
+use crate::storage::StoreError;
+use crate::storage::email_tokens::{self, NewToken, Purpose};
+use crate::storage::outbox::{self, OutgoingMail};
+
+/// Queues mails and the tokens their links carry.
+#[derive(Clone)]
+pub struct Notices {
+    branding: Branding,
+    verify_ttl: Duration,
+    reset_ttl: Duration,
+    wake: Arc<Notify>,
+}
+
+impl Notices {
+    /// Links go to the application's pages when `TESSERA_APP_URL` is set, else to this
+    /// service's own at `public_url`.
+    pub fn new(config: &MailConfig, public_url: &str, wake: Arc<Notify>) -> Self {
+        let branding = Branding {
+            product: config.product_name.clone(),
+            link_base: config.app_url.clone().unwrap_or_else(|| public_url.to_owned()),
+        };
+        Self { branding, verify_ttl: config.verify_token_ttl, reset_ttl: config.reset_token_ttl, wake }
+    }
+
+    /// The product name, for pages.
+    pub fn product(&self) -> &str {
+        &self.branding.product
+    }
+
+    /// Tells this node's outbox worker that mail is waiting; call after the commit.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A link to confirm the account's current address (none without one).
+    pub async fn verification(&self, conn: &mut AnyConnection, user: &User, now: Timestamp) -> Result<(), StoreError> {
+        let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
+        let token = self.token(conn, user, Purpose::VerifyEmail, email, now, self.verify_ttl).await?;
+        let link = self.branding.link("verify-email", &token);
+        let mail = self.branding.verify_email(&greeting(user), &link, self.verify_ttl);
+        enqueue(conn, email, mail, now).await
+    }
+
+    /// A link to choose a new password; older reset links stop working.
+    pub async fn reset_link(&self, conn: &mut AnyConnection, user: &User, now: Timestamp) -> Result<(), StoreError> {
+        let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
+        email_tokens::invalidate(conn, user.id, Purpose::ResetPassword, now).await?;
+        let token = self.token(conn, user, Purpose::ResetPassword, email, now, self.reset_ttl).await?;
+        let link = self.branding.link("reset-password", &token);
+        let mail = self.branding.reset_password(&greeting(user), &link, self.reset_ttl);
+        enqueue(conn, email, mail, now).await
+    }
+
+    /// Tells the account's owner that its password changed.
+    pub async fn password_changed(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
+        enqueue(conn, email, self.branding.password_changed(&greeting(user)), now).await
+    }
+
+    /// After a profile change: if the address changed, a verification link to the new one
+    /// (unless already verified) and a notice to the old one.
+    pub async fn address_changed(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+        old_email: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let lower = |e: Option<&str>| e.map(str::to_lowercase);
+        if lower(old_email) == lower(user.profile.email.as_deref()) {
+            return Ok(());
+        }
+        if user.email_verified_at.is_none() {
+            self.verification(conn, user, now).await?;
+        }
+        self.email_changed(conn, user, old_email, now).await
+    }
+
+    /// Tells the old address that the account's address changed (nothing if it had none).
+    async fn email_changed(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+        old_email: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (Some(old), Some(new)) = (old_email, user.profile.email.as_deref()) else { return Ok(()) };
+        enqueue(conn, old, self.branding.email_changed(&greeting(user), new), now).await
+    }
+
+    async fn token(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+        purpose: Purpose,
+        email: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let token = new_token();
+        let digest = digest(&token);
+        let row =
+            NewToken { digest: &digest, user_id: user.id, purpose, email, created_at: now, expires_at: now.plus(ttl) };
+        email_tokens::insert(conn, &row).await?;
+        Ok(token.expose_secret().to_owned())
+    }
+}
+
+/// How a mail addresses the account: the name it chose to show, else its username or address.
+fn greeting(user: &User) -> String {
+    let p = &user.profile;
+    p.display_name
+        .as_ref()
+        .or(p.first_name.as_ref())
+        .or(p.username.as_ref())
+        .or(p.email.as_ref())
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn enqueue(conn: &mut AnyConnection, to: &str, mail: Rendered, now: Timestamp) -> Result<(), StoreError> {
+    let outgoing = OutgoingMail {
+        id: new_id(),
+        recipient: to.to_owned(),
+        subject: mail.subject,
+        text_body: mail.text,
+        html_body: mail.html,
+    };
+    outbox::enqueue(conn, &outgoing, now).await
+}

@@ -1,0 +1,168 @@
+//! E-mail verification and password reset: the links [`super::notices`] mails, and what
+//! following them does.
+//!
+//! Resend and forgot answer before anything is looked up: the lookup and the mailing run in
+//! a task of their own, so the answer, and its timing, is the same whether or not the
+//! account exists.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::json;
+
+use super::audit::{AuditEvent, EventType};
+use super::auth::ClientInfo;
+use super::auth_cache::AuthCache;
+use super::error::Error;
+use super::hashing::PasswordHasher;
+use super::notices::Notices;
+use super::password::Password;
+use super::secrets::digest;
+use super::time::Timestamp;
+use super::user::{User, UserStatus};
+use crate::storage::email_tokens::{self, Purpose};
+use crate::storage::users::LoginName;
+use crate::storage::{Store, StoreError, audit, sessions, users};
+
+enum Mailing {
+    Verification,
+    ResetLink,
+}
+
+/// Who a forgotten password belongs to, as typed.
+#[derive(Debug, Clone)]
+pub enum AccountName {
+    Username(String),
+    Email(String),
+}
+
+#[derive(Clone)]
+pub struct Recovery {
+    store: Store,
+    hasher: PasswordHasher,
+    cache: Arc<AuthCache>,
+    notices: Notices,
+}
+
+impl Recovery {
+    pub fn new(store: Store, hasher: PasswordHasher, cache: Arc<AuthCache>, notices: Notices) -> Self {
+        Self { store, hasher, cache, notices }
+    }
+
+    /// Marks the address the token was mailed to as verified, if it is still the account's.
+    pub async fn verify_email(&self, token: &SecretString, client: &ClientInfo) -> Result<User, Error> {
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        let (user_id, email) = email_tokens::consume(&mut tx, &digest(token), Purpose::VerifyEmail, now)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let mut user = users::find_by_id(&mut tx, user_id).await?.ok_or(Error::InvalidToken)?;
+        let current = user.profile.email.as_deref().map(str::to_lowercase);
+        if current.as_deref() != Some(email.to_lowercase().as_str()) {
+            // The address changed after this link was sent: it proves nothing about the new one.
+            return Err(Error::InvalidToken);
+        }
+        if user.email_verified_at.is_none() {
+            user.email_verified_at = Some(now);
+            user.updated_at = now;
+            users::update(&mut tx, &user).await?;
+            let event = AuditEvent::by_self(EventType::EmailVerified, user.id, client, json!({}));
+            audit::insert(&mut tx, &event).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.cache.forget_user(user.id);
+        Ok(user)
+    }
+
+    /// Mails a new verification link to `email` if an active account has it unverified.
+    pub fn resend_verification(&self, email: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = async {
+                let found = users::find_by_login(&mut *this.store.conn().await?, LoginName::Email(&email)).await?;
+                let Some(user) = found else { return Ok(()) };
+                if user.email_verified_at.is_some() || user.status != UserStatus::Active {
+                    return Ok(());
+                }
+                this.mail_in_transaction(&user, Mailing::Verification).await
+            };
+            this.finish(outcome.await, "verification resend");
+        });
+    }
+
+    /// Mails a reset link if an active account with an address has this name; older links
+    /// stop working.
+    pub fn forgot_password(&self, name: AccountName) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = async {
+                let login = match &name {
+                    AccountName::Username(u) => LoginName::Username(u),
+                    AccountName::Email(e) => LoginName::Email(e),
+                };
+                let Some(user) = users::find_by_login(&mut *this.store.conn().await?, login).await? else {
+                    return Ok(());
+                };
+                if user.status != UserStatus::Active {
+                    return Ok(());
+                }
+                this.mail_in_transaction(&user, Mailing::ResetLink).await
+            };
+            this.finish(outcome.await, "password reset request");
+        });
+    }
+
+    /// Sets a new password with a reset token: the token is used up, every session of the
+    /// account ends, and the owner is told. A refused password leaves the token usable.
+    pub async fn reset_password(
+        &self,
+        token: &SecretString,
+        new: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let digest = digest(token);
+        let user = {
+            let mut conn = self.store.conn().await?;
+            let user_id = email_tokens::find_live(&mut conn, &digest, Purpose::ResetPassword, Timestamp::now())
+                .await?
+                .ok_or(Error::InvalidToken)?;
+            users::find_by_id(&mut conn, user_id).await?.ok_or(Error::InvalidToken)?
+        };
+        let password = Password::parse(new.expose_secret(), &user.identifiers())
+            .map_err(|e| Error::Validation(vec![e.at("new_password")]))?;
+        let hash = self.hasher.hash(password.secret().clone()).await?;
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        // Used up here, not above: of two resets racing with one token, one wins.
+        email_tokens::consume(&mut tx, &digest, Purpose::ResetPassword, now).await?.ok_or(Error::InvalidToken)?;
+        users::set_password_hash(&mut tx, user.id, &hash, now).await?;
+        let revoked = sessions::revoke_all_except(&mut tx, user.id, None, now).await?;
+        let event =
+            AuditEvent::by_self(EventType::PasswordReset, user.id, client, json!({ "sessions_revoked": revoked }));
+        audit::insert(&mut tx, &event).await?;
+        self.notices.password_changed(&mut tx, &user, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
+        self.cache.forget_user(user.id);
+        tracing::info!(user_id = %user.id, "password reset");
+        Ok(())
+    }
+
+    /// Queues `mailing` in a transaction that only writes: the account was read before it, so
+    /// SQLite never has to turn a reading transaction into a writing one under contention.
+    async fn mail_in_transaction(&self, user: &User, mailing: Mailing) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        match mailing {
+            Mailing::Verification => self.notices.verification(&mut tx, user, Timestamp::now()).await?,
+            Mailing::ResetLink => self.notices.reset_link(&mut tx, user, Timestamp::now()).await?,
+        }
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    fn finish(&self, outcome: Result<(), StoreError>, what: &str) {
+        match outcome {
+            Ok(()) => self.notices.wake(),
+            Err(error) => tracing::warn!(%error, "{what} failed"),
+        }
+    }
+}

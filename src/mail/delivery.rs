@@ -1,0 +1,199 @@
+//! The outbox worker: claims due mails, hands them to the SMTP server, deletes what was
+//! accepted and reschedules what was not, with exponential backoff and jitter.
+//!
+//! Every node runs one. Claims are leases ([`outbox::claim`]), so a mail goes out once
+//! however many nodes poll, and a node that dies mid-send only delays its mails until the
+//! lease runs out. A mail is deleted only after the server accepted it: a crash between the
+//! two can send it twice, never zero times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore as _};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::domain::time::Timestamp;
+use crate::storage::outbox::{self, ClaimedMail, OutgoingMail};
+use crate::storage::{Store, StoreError};
+
+/// How long a claim lasts: longer than any SMTP exchange may take.
+const LEASE: Duration = Duration::from_secs(120);
+/// Mails claimed at once.
+const BATCH: i64 = 32;
+/// How often an idle worker looks for mail queued by other nodes.
+const POLL: Duration = Duration::from_secs(1);
+/// The longest wait between two attempts.
+const MAX_DELAY: Duration = Duration::from_secs(3600);
+/// Gives up an SMTP exchange after this long.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// No SMTP server configured: each mail is written to the log, for development.
+    Log,
+}
+
+impl Transport {
+    /// The transport an SMTP URL names (checked when the configuration was read).
+    pub fn from_url(url: Option<&str>) -> Result<Self, lettre::transport::smtp::Error> {
+        match url {
+            Some(url) => {
+                Ok(Self::Smtp(AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?.timeout(Some(SMTP_TIMEOUT)).build()))
+            }
+            None => Ok(Self::Log),
+        }
+    }
+}
+
+/// The outbox's Prometheus figures, registered by the metrics module.
+#[derive(Clone, Default)]
+pub struct MailStats {
+    pub queued: Gauge,
+    pub sent: Counter,
+    pub failed: Counter,
+    pub retries: Counter,
+}
+
+/// One node's outbox worker.
+pub struct Delivery {
+    pub store: Store,
+    pub transport: Transport,
+    pub from: Mailbox,
+    /// The wait before the first retry; doubled for each later one.
+    pub retry_delay: Duration,
+    /// Poked when this node queues a mail, so it goes out at once.
+    pub wake: Arc<Notify>,
+    pub stats: MailStats,
+}
+
+impl Delivery {
+    pub fn spawn(self) -> JoinHandle<()> {
+        if matches!(self.transport, Transport::Log) {
+            tracing::warn!(
+                "TESSERA_SMTP_URL is not set: mails, links included, are written to the log instead of being sent"
+            );
+        }
+        tokio::spawn(async move {
+            let owner = Uuid::now_v7();
+            loop {
+                let delivered = match self.round(owner).await {
+                    Ok(n) => n,
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox round failed");
+                        0
+                    }
+                };
+                if delivered == 0 {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(POLL) => {}
+                    }
+                }
+            }
+        })
+    }
+
+    /// Claims and tries one batch; answers how many mails it tried.
+    async fn round(&self, owner: Uuid) -> Result<usize, StoreError> {
+        let mut conn = self.store.conn().await?;
+        let now = Timestamp::now();
+        let claimed = outbox::claim(&mut conn, owner, now, now.plus(LEASE), BATCH).await?;
+        self.stats.queued.set(outbox::depth(&mut conn).await?);
+        drop(conn);
+        let tried = claimed.len();
+        for mail in claimed {
+            self.attempt(owner, mail).await?;
+        }
+        Ok(tried)
+    }
+
+    async fn attempt(&self, owner: Uuid, claimed: ClaimedMail) -> Result<(), StoreError> {
+        let ClaimedMail { mail, attempts } = claimed;
+        if attempts > 0 {
+            self.stats.retries.inc();
+        }
+        let outcome = self.send(&mail).await;
+        let mut conn = self.store.conn().await?;
+        match outcome {
+            Ok(()) => {
+                self.stats.sent.inc();
+                outbox::delete_sent(&mut conn, mail.id, owner).await
+            }
+            Err(SendError::Permanent(reason)) => {
+                self.stats.failed.inc();
+                tracing::error!(mail = %mail.id, %reason, "the mail server refused a mail for good; it is dropped");
+                outbox::delete_sent(&mut conn, mail.id, owner).await
+            }
+            Err(SendError::Transient(reason)) => {
+                self.stats.failed.inc();
+                let wait = backoff(self.retry_delay, attempts);
+                tracing::warn!(mail = %mail.id, attempts = attempts + 1, retry_in = ?wait, %reason, "mail not sent; will retry");
+                outbox::reschedule(&mut conn, mail.id, owner, Timestamp::now().plus(wait), &reason).await
+            }
+        }
+    }
+
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {
+        let transport = match &self.transport {
+            Transport::Log => {
+                tracing::info!(to = %mail.recipient, subject = %mail.subject, body = %mail.text_body, "mail (not sent: no TESSERA_SMTP_URL)");
+                return Ok(());
+            }
+            Transport::Smtp(transport) => transport,
+        };
+        let to: Mailbox = mail.recipient.parse().map_err(|e| SendError::Permanent(format!("recipient: {e}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject.clone())
+            .message_id(Some(format!("<{}@tessera>", mail.id)))
+            .multipart(MultiPart::alternative_plain_html(mail.text_body.clone(), mail.html_body.clone()))
+            .map_err(|e| SendError::Permanent(format!("building the message: {e}")))?;
+        match transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => Err(SendError::Permanent(error.to_string())),
+            Err(error) => Err(SendError::Transient(error.to_string())),
+        }
+    }
+}
+
+enum SendError {
+    /// The server said no for good (a 5xx answer, a malformed address): retrying cannot help.
+    Permanent(String),
+    /// Anything else: the server is down, busy or slow.
+    Transient(String),
+}
+
+/// The wait before attempt `attempts + 1`: `first × 2^attempts`, at most an hour, less up to a
+/// fifth at random so that mails failed together do not retry together.
+fn backoff(first: Duration, attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    let wait = first.saturating_mul(2_u32.saturating_pow(doublings)).min(MAX_DELAY);
+    let jitter = wait.mul_f64(f64::from(OsRng.next_u32() % 1000) / 5000.0);
+    wait - jitter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let first = Duration::from_secs(10);
+        for attempts in 0..4 {
+            let full = first * 2_u32.pow(attempts as u32);
+            let wait = backoff(first, attempts);
+            assert!(wait <= full && wait >= full.mul_f64(0.8), "{attempts}: {wait:?}");
+        }
+        assert!(backoff(first, 50) <= MAX_DELAY);
+        assert!(backoff(first, 50) >= MAX_DELAY.mul_f64(0.8));
+    }
+}

@@ -1,0 +1,152 @@
+//! The mails tessera sends, each as plain text and HTML. Every value from a user is escaped in
+//! the HTML part; links carry the token as `?token=` on the configured base URL.
+
+use std::time::Duration;
+
+/// What every mail is signed with and links to.
+#[derive(Debug, Clone)]
+pub struct Branding {
+    pub product: String,
+    /// `TESSERA_APP_URL` when set, else the public URL: where the pages behind the links live.
+    pub link_base: String,
+}
+
+/// One rendered mail, before it has a recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Branding {
+    /// `{base}/{page}?token={token}`; tokens are URL-safe base64, so nothing needs escaping.
+    pub fn link(&self, page: &str, token: &str) -> String {
+        format!("{}/{page}?token={token}", self.link_base)
+    }
+
+    pub fn verify_email(&self, name: &str, link: &str, valid_for: Duration) -> Rendered {
+        let hours = humantime::format_duration(valid_for).to_string();
+        self.render(
+            format!("Confirm your e-mail address for {}", self.product),
+            name,
+            &[
+                "Please confirm that this is your e-mail address by opening the link below.",
+                &format!("The link works once and for {hours}."),
+            ],
+            Some(("Confirm my address", link)),
+            "If you did not create an account, you can ignore this mail.",
+        )
+    }
+
+    pub fn reset_password(&self, name: &str, link: &str, valid_for: Duration) -> Rendered {
+        let minutes = humantime::format_duration(valid_for).to_string();
+        self.render(
+            format!("Reset your {} password", self.product),
+            name,
+            &[
+                "Someone asked to reset the password of your account. To choose a new one, open the link below.",
+                &format!("The link works once and for {minutes}; asking again makes this one stop working."),
+            ],
+            Some(("Choose a new password", link)),
+            "If you did not ask for this, ignore this mail: your password stays as it is.",
+        )
+    }
+
+    pub fn password_changed(&self, name: &str) -> Rendered {
+        self.render(
+            format!("Your {} password was changed", self.product),
+            name,
+            &["The password of your account was just changed, and your other sessions were signed out."],
+            None,
+            "If this was not you, reset your password at once and tell your administrator.",
+        )
+    }
+
+    pub fn email_changed(&self, name: &str, new_email: &str) -> Rendered {
+        self.render(
+            format!("Your {} e-mail address was changed", self.product),
+            name,
+            &[&format!("The e-mail address of your account was changed to {new_email}. Mail now goes there.")],
+            None,
+            "If this was not you, tell your administrator at once.",
+        )
+    }
+
+    fn render(
+        &self,
+        subject: String,
+        name: &str,
+        paragraphs: &[&str],
+        action: Option<(&str, &str)>,
+        closing: &str,
+    ) -> Rendered {
+        let mut text = format!("Hello {name},\n\n");
+        let mut html = format!("<p>Hello {},</p>\n", escape(name));
+        for paragraph in paragraphs {
+            text.push_str(&format!("{paragraph}\n\n"));
+            html.push_str(&format!("<p>{}</p>\n", escape(paragraph)));
+        }
+        if let Some((label, link)) = action {
+            text.push_str(&format!("{link}\n\n"));
+            html.push_str(&format!(
+                "<p><a href=\"{0}\" style=\"display:inline-block;padding:10px 18px;background:#1f4f8f;\
+                 color:#fff;text-decoration:none;border-radius:4px\">{1}</a></p>\n\
+                 <p style=\"font-size:13px;color:#555\">Or copy this address into your browser:<br>{0}</p>\n",
+                escape(link),
+                escape(label)
+            ));
+        }
+        text.push_str(&format!("{closing}\n\n— {}\n", self.product));
+        html.push_str(&format!("<p>{}</p>\n<p>— {}</p>\n", escape(closing), escape(&self.product)));
+        let html = format!(
+            "<!doctype html>\n<html><body style=\"font-family:sans-serif;line-height:1.5;max-width:560px\">\n{html}</body></html>\n"
+        );
+        Rendered { subject, text, html }
+    }
+}
+
+/// `text` safe inside HTML text and double-quoted attributes.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn branding() -> Branding {
+        Branding { product: "Acme <ID>".into(), link_base: "https://id.example".into() }
+    }
+
+    #[test]
+    fn links_carry_the_token_on_the_link_base() {
+        assert_eq!(branding().link("reset-password", "abc_-1"), "https://id.example/reset-password?token=abc_-1");
+    }
+
+    #[test]
+    fn user_values_are_escaped_in_html_and_plain_in_text() {
+        let mail = branding().verify_email(
+            "<script>x</script>",
+            "https://id.example/verify-email?token=t",
+            Duration::from_secs(86_400),
+        );
+        assert!(mail.html.contains("&lt;script&gt;x&lt;/script&gt;") && !mail.html.contains("<script>"));
+        assert!(mail.text.contains("Hello <script>x</script>,"));
+        assert!(mail.text.contains("https://id.example/verify-email?token=t"));
+        assert!(mail.html.contains("href=\"https://id.example/verify-email?token=t\""));
+        assert!(mail.subject.contains("Acme <ID>") && mail.html.contains("Acme &lt;ID&gt;"));
+        assert!(mail.text.contains("1day"), "{}", mail.text);
+    }
+}

@@ -1,0 +1,177 @@
+//! The hosted pages in a real headless Chromium, driven over the W3C WebDriver protocol by
+//! chromedriver: open the reset link from a received mail, type a new password, submit, see
+//! the success page, then sign in with it. Skipped with a notice where chromedriver is absent;
+//! `.ci/run` installs Debian's `chromium` and `chromium-driver`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::smtp::MailCatcher;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A browser session; the browser and its driver go away with it.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.driver.kill().ok();
+        self.driver.wait().ok();
+        std::fs::remove_dir_all(&self.profile).ok();
+    }
+}
+
+impl Browser {
+    /// `None` (after a notice) when this machine has no chromedriver.
+    async fn start() -> Option<Self> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() {
+            eprintln!(
+                "skipping the browser test: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        }
+        let port = MailCatcher::free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            if http.get(format!("{base}/status")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = std::env::temp_dir().join(format!("tessera-chromium-{}", uuid::Uuid::now_v7().simple()));
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+        ];
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome", "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}}});
+        let created: Value =
+            http.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session =
+            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_owned();
+        Some(Self { driver, base, session, http, profile })
+    }
+
+    /// The `value` of a WebDriver answer, errors included.
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let request = self.http.request(method, url);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let value = self.send(method, path, body).await;
+        assert!(value.get("error").is_none(), "{path}: {value}");
+        value
+    }
+
+    async fn open(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found =
+            self.command(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap().to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+    }
+
+    /// Waits (at most 10 s) for the page after a form was sent to show an element of `css`
+    /// whose text satisfies `expected`; the old page may linger for a moment after a click.
+    async fn wait_for_text(&self, css: &str, expected: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        for _ in 0..200 {
+            let body = json!({"using": "css selector", "value": css});
+            let found = self.send(reqwest::Method::POST, "/element", Some(body)).await;
+            if let Some(element) = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str) {
+                let text = self.send(reqwest::Method::GET, &format!("/element/{element}/text"), None).await;
+                last = text.as_str().unwrap_or_default().to_owned();
+                if expected(&last) {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{css} never showed what was expected; last: {last:?}");
+    }
+}
+
+each_backend! {
+    async fn a_person_resets_a_password_and_confirms_an_address_in_a_real_browser(backend) {
+        let Some(browser) = Browser::start().await else { return };
+        let catcher = MailCatcher::start().await;
+        let port = catcher.port;
+        // No public URL: links then point at the address the app really listens on.
+        let app = spawn_app_with(backend, move |args| {
+            args.smtp_url = Some(MailCatcher::url(port));
+            args.public_url = None;
+        })
+        .await;
+        app.register_user("margaret").await;
+        let verification = catcher.nth_to("margaret@example.com", 1).await.link("verify-email");
+        browser.open(&verification).await;
+        browser.wait_for_text("h1", |t| t == "Confirm your e-mail address").await;
+        browser.click("button").await;
+        browser.wait_for_text("h1", |t| t == "Address confirmed").await;
+
+        app.post("/v1/auth/password/forgot", &json!({"username": "margaret"})).await;
+        let link = catcher.nth_to("margaret@example.com", 2).await.link("reset-password");
+        assert!(link.starts_with(&app.address), "{link}");
+        browser.open(&link).await;
+        browser.wait_for_text(".rules", |t| t.contains("not one of the commonly used passwords")).await;
+        browser.type_into("#new_password", "password").await;
+        browser.type_into("#confirm_password", "password").await;
+        browser.click("button").await;
+        browser.wait_for_text(".error", |t| t.contains("common")).await;
+        browser.type_into("#new_password", "apollo guidance computer").await;
+        browser.type_into("#confirm_password", "apollo guidance computer").await;
+        browser.click("button").await;
+        browser.wait_for_text("h1", |t| t == "Password changed").await;
+        assert_eq!(app.login("margaret", "apollo guidance computer").await.status(), 200);
+
+        browser.open(&link).await;
+        browser.type_into("#new_password", "another good passphrase").await;
+        browser.type_into("#confirm_password", "another good passphrase").await;
+        browser.click("button").await;
+        browser.wait_for_text("h1", |t| t == "This link does not work").await;
+        browser.command(reqwest::Method::DELETE, "", None).await;
+    }
+}

@@ -1,0 +1,209 @@
+//! Mail end to end: every flow reads its link out of a message a real SMTP listener received.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::smtp::MailCatcher;
+
+const NEW_PASSWORD: &str = "a brand new passphrase 42";
+
+/// An app that sends its mail to `catcher`, retrying quickly.
+async fn app_with_mail(
+    backend: Backend,
+    catcher: &MailCatcher,
+    adjust: impl FnOnce(&mut tessera::config::SettingsArgs),
+) -> TestApp {
+    let port = catcher.port;
+    spawn_app_with(backend, move |args| {
+        args.smtp_url = Some(MailCatcher::url(port));
+        args.mail_retry_delay = Some("100ms".into());
+        adjust(args);
+    })
+    .await
+}
+
+fn email(name: &str) -> String {
+    format!("{name}@example.com")
+}
+
+async fn forgot(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.post("/v1/auth/password/forgot", body).await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+    app.post("/v1/auth/password/reset", &json!({"token": token, "new_password": password})).await
+}
+
+each_backend! {
+    async fn register_then_verify_from_the_mail_then_sign_in_when_verification_is_required(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |args| args.require_email_verification = Some("true".into())).await;
+        let no_email = app.register(&json!({"username": "nomail", "password": PASSWORD})).await;
+        let problem = assert_problem(no_email, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem), [("email".to_owned(), "required".to_owned())]);
+
+        app.register_user("ada").await;
+        let mail = catcher.nth_to(&email("ada"), 1).await;
+        assert!(mail.subject().contains("Confirm your e-mail address"), "{}", mail.subject());
+        assert!(mail.link("verify-email").starts_with(&format!("{PUBLIC_URL}/verify-email?token=")));
+        assert_problem(app.login("ada", PASSWORD).await, 403, "email_unverified").await;
+        assert_problem(app.login("ada", "not the password at all").await, 401, "invalid_credentials").await;
+
+        let token = mail.token("verify-email");
+        let verified = app.post("/v1/auth/verify-email", &json!({"token": token})).await;
+        assert_eq!(verified.status(), 200);
+        assert_eq!(verified.json::<Value>().await.unwrap()["user"]["email_verified"], true);
+        assert_eq!(app.login("ada", PASSWORD).await.status(), 200);
+        let again = app.post("/v1/auth/verify-email", &json!({"token": token})).await;
+        assert_problem(again, 401, "invalid_token").await;
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM audit_events WHERE type = 'user.email_verified'").await, 1);
+    }
+
+    async fn forgot_then_reset_from_the_mail_ends_every_session_and_only_the_newest_link_works(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let (_, access) = app.signed_in("grace").await;
+        let refresh: Value = app.login("grace", PASSWORD).await.json().await.unwrap();
+        catcher.nth_to(&email("grace"), 1).await; // the verification mail of the registration
+
+        assert_eq!(forgot(&app, &json!({"email": "GRACE@example.com"})).await.status(), 202);
+        let first = catcher.nth_to(&email("grace"), 2).await.token("reset-password");
+        assert_eq!(forgot(&app, &json!({"username": "grace"})).await.status(), 202);
+        let second = catcher.nth_to(&email("grace"), 3).await.token("reset-password");
+        assert_problem(reset(&app, &first, NEW_PASSWORD).await, 401, "invalid_token").await;
+
+        let weak = reset(&app, &second, "password").await;
+        assert_problem(weak, 422, "validation_failed").await;
+        assert_eq!(reset(&app, &second, NEW_PASSWORD).await.status(), 204, "a refused password leaves the link usable");
+        assert_problem(reset(&app, &second, "yet another good passphrase").await, 401, "invalid_token").await;
+
+        assert_problem(app.get("/v1/me", Some(&access)).await, 401, "unauthenticated").await;
+        let refreshed = app.post("/v1/auth/refresh", &json!({"refresh_token": refresh["refresh_token"]})).await;
+        assert_eq!(refreshed.status(), 401);
+        assert_problem(app.login("grace", PASSWORD).await, 401, "invalid_credentials").await;
+        assert_eq!(app.login("grace", NEW_PASSWORD).await.status(), 200);
+        let notice = catcher.nth_to(&email("grace"), 4).await;
+        assert!(notice.subject().contains("password was changed"), "{}", notice.subject());
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM audit_events WHERE type = 'user.password_reset'").await, 1);
+    }
+
+    async fn links_stop_working_when_they_expire(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |args| {
+            args.reset_token_ttl = Some("1s".into());
+            args.verify_token_ttl = Some("1s".into());
+        })
+        .await;
+        app.register_user("linus").await;
+        let verify = catcher.nth_to(&email("linus"), 1).await.token("verify-email");
+        forgot(&app, &json!({"username": "linus"})).await;
+        let reset_token = catcher.nth_to(&email("linus"), 2).await.token("reset-password");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert_problem(app.post("/v1/auth/verify-email", &json!({"token": verify})).await, 401, "invalid_token").await;
+        assert_problem(reset(&app, &reset_token, NEW_PASSWORD).await, 401, "invalid_token").await;
+    }
+
+    async fn forgot_and_resend_answer_alike_for_known_and_unknown_accounts(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        app.register_user("known").await;
+        catcher.nth_to(&email("known"), 1).await;
+        let pairs = [
+            ("/v1/auth/password/forgot", json!({"email": email("known")}), json!({"email": email("unknown")})),
+            ("/v1/auth/password/forgot", json!({"username": "known"}), json!({"username": "unknown"})),
+            ("/v1/auth/verify-email/resend", json!({"email": email("known")}), json!({"email": email("unknown")})),
+        ];
+        for (path, known, unknown) in pairs {
+            let (a, b) = (app.post(path, &known).await, app.post(path, &unknown).await);
+            assert_eq!((a.status().as_u16(), b.status().as_u16()), (202, 202), "{path}");
+            let shape = |r: &reqwest::Response| {
+                let mut names: Vec<String> = r.headers().keys().map(|k| k.to_string()).filter(|k| k != "date" && k != "x-request-id").collect();
+                names.sort();
+                names
+            };
+            assert_eq!(shape(&a), shape(&b), "{path}");
+            assert_eq!(a.bytes().await.unwrap(), b.bytes().await.unwrap(), "{path}");
+        }
+        // Known: a reset link, another reset link, a new verification link. Unknown: nothing.
+        catcher.nth_to(&email("known"), 4).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(catcher.received().iter().all(|m| m.to == [email("known")]));
+    }
+
+    async fn a_changed_address_is_verified_anew_and_the_old_one_is_told(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let (_, access) = app.signed_in("hedy").await;
+        let old_link = catcher.nth_to(&email("hedy"), 1).await.token("verify-email");
+        let patched = app.send_json(Method::PATCH, "/v1/me", Some(&access), &json!({"email": "hedy@new.example"})).await;
+        assert_eq!(patched.status(), 200);
+        let notice = catcher.nth_to(&email("hedy"), 2).await;
+        assert!(notice.subject().contains("e-mail address was changed") && notice.text.contains("hedy@new.example"));
+        let fresh = catcher.nth_to("hedy@new.example", 1).await.token("verify-email");
+        let stale = app.post("/v1/auth/verify-email", &json!({"token": old_link})).await;
+        assert_problem(stale, 401, "invalid_token").await;
+        let verified = app.post("/v1/auth/verify-email", &json!({"token": fresh})).await;
+        assert_eq!(verified.json::<Value>().await.unwrap()["user"]["email"], "hedy@new.example");
+    }
+
+    async fn queued_mail_survives_a_restart_while_the_server_is_down_and_arrives_exactly_once(backend) {
+        let port = MailCatcher::free_port();
+        let app = spawn_app_with(backend, |args| {
+            args.smtp_url = Some(MailCatcher::url(port));
+            args.mail_retry_delay = Some("100ms".into());
+        })
+        .await;
+        for name in ["one", "two", "three"] {
+            app.register_user(name).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox").await, 3, "queued while the server is down");
+        assert!(app.db.count("SELECT MAX(attempts) FROM outbox").await >= 1, "and retried");
+
+        let app = app.restart().await;
+        let second_node = app.another_node().await;
+        let catcher = MailCatcher::start_on(port).await;
+        let mails = catcher.wait_for(3).await;
+        // Both nodes poll the same outbox; give a duplicate every chance to show up.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let mut to: Vec<String> = catcher.received().iter().flat_map(|m| m.to.clone()).collect();
+        to.sort();
+        assert_eq!(to, [email("one"), email("three"), email("two")], "{mails:#?}");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox").await, 0);
+        drop(second_node);
+    }
+
+    async fn several_nodes_share_the_outbox_and_send_each_mail_once(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let nodes = [app.another_node().await, app.another_node().await];
+        for n in 0..12 {
+            let node = if n % 3 == 0 { &app } else { &nodes[n % 2] };
+            node.register_user(&format!("member{n}")).await;
+        }
+        catcher.wait_for(12).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let mut to: Vec<String> = catcher.received().iter().flat_map(|m| m.to.clone()).collect();
+        to.sort();
+        to.dedup();
+        assert_eq!((catcher.received().len(), to.len()), (12, 12));
+        let metrics = app.get("/metrics", None).await.text().await.unwrap();
+        assert!(metrics.contains("tessera_mail_sent_total"), "{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_smtp_server_mail_goes_to_the_log_and_leaves_the_outbox() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.register_user("devmode").await;
+    for _ in 0..100 {
+        if app.db.count("SELECT COUNT(*) FROM outbox").await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the log transport never drained the outbox");
+}
