@@ -30,4 +30,4 @@ INSERT INTO user_search_keys (search_key, user_id)
         UNION SELECT LOWER(first_name), id FROM users WHERE first_name IS NOT NULL
         UNION SELECT LOWER(last_name), id FROM users WHERE last_name IS NOT NULL
         UNION SELECT LOWER(display_name), id FROM users WHERE display_name IS NOT NULL
-    ) keys;
+    ) backfill;
