@@ -25,7 +25,7 @@ wait_ready
 curl -sf -X POST "http://$HTTP/v1/auth/register" -H 'Content-Type: application/json' \
   -d '{"username": "drain", "email": "drain@example.com", "password": "a long enough password"}' >/dev/null
 for _ in $(seq "$N"); do printf '{"username": "drain"}\n'; done |
-  xargs -P 8 -I{} curl -sf -o /dev/null -X POST "http://$HTTP/v1/auth/password/forgot" -H 'Content-Type: application/json' -d {}
+  xargs -d '\n' -P 8 -I{} curl -sf -o /dev/null -X POST "http://$HTTP/v1/auth/password/forgot" -H 'Content-Type: application/json' -d {}
 until [ "$(queued)" -ge $((N + 1)) ]; do sleep 0.1; done
 kill $SERVER; wait $SERVER || true
 echo "queued $(queued) mails (the registration's verification and $N reset links)" >&2

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore as _};
+use futures_util::{StreamExt as _, stream};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use prometheus_client::metrics::counter::Counter;
@@ -26,6 +27,9 @@ use crate::storage::{Store, StoreError};
 const LEASE: Duration = Duration::from_secs(120);
 /// Mails claimed at once.
 const BATCH: i64 = 32;
+/// Mails in flight at once, each on its own pooled SMTP connection: one exchange waits on
+/// round trips, so several overlap.
+const IN_FLIGHT: usize = 8;
 /// How often an idle worker looks for mail queued by other nodes.
 const POLL: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts.
@@ -109,9 +113,9 @@ impl Delivery {
         self.stats.queued.set(outbox::depth(&mut conn).await?);
         drop(conn);
         let tried = claimed.len();
-        for mail in claimed {
-            self.attempt(owner, mail).await?;
-        }
+        let outcomes: Vec<Result<(), StoreError>> =
+            stream::iter(claimed).map(|mail| self.attempt(owner, mail)).buffer_unordered(IN_FLIGHT).collect().await;
+        outcomes.into_iter().collect::<Result<(), _>>()?;
         Ok(tried)
     }
 
