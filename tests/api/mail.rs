@@ -149,6 +149,20 @@ each_backend! {
         assert_eq!(verified.json::<Value>().await.unwrap()["user"]["email"], "hedy@new.example");
     }
 
+    async fn links_go_to_the_application_when_it_has_pages_of_its_own_and_changes_are_notified(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |args| args.app_url = Some("https://app.example/account/".into())).await;
+        let (_, access) = app.signed_in("katherine").await;
+        let link = catcher.nth_to(&email("katherine"), 1).await.link("verify-email");
+        assert!(link.starts_with("https://app.example/account/verify-email?token="), "{link}");
+        let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+        let changed = app.send_json(Method::POST, "/v1/me/password", Some(&access), &body).await;
+        assert_eq!(changed.status(), 204);
+        let notice = catcher.nth_to(&email("katherine"), 2).await;
+        assert!(notice.subject().contains("password was changed"), "{}", notice.subject());
+        assert!(notice.text.contains("Content-Type: text/html") && notice.text.contains("Content-Type: text/plain"));
+    }
+
     async fn queued_mail_survives_a_restart_while_the_server_is_down_and_arrives_exactly_once(backend) {
         let port = MailCatcher::free_port();
         let app = spawn_app_with(backend, |args| {
