@@ -86,6 +86,8 @@ async fn seed(store: &Store, args: &SeedArgs, hash: &str) -> anyhow::Result<()> 
             eprintln!("seeded {done} of {} accounts ({rate:.0}/s)", args.users);
         }
     }
+    eprintln!("updating the planner's statistics…");
+    users::after_bulk_load(&mut *store.conn().await?).await?;
     println!("seeded {} accounts in {:.1} s", args.users, started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -75,6 +75,20 @@ pub fn row_placeholders(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
+/// What a bulk load should do before queries run: refresh the planner's statistics of
+/// `tables`, and on PostgreSQL also their visibility maps, without which an index-only scan
+/// still visits the table for every row (seen: 15 ms instead of 1 ms for 2,000 keys).
+pub async fn after_bulk_load(conn: &mut AnyConnection, tables: &[&str]) -> Result<(), sqlx::Error> {
+    let list = tables.join(", ");
+    let statement = match Backend::of(conn) {
+        Backend::Postgres => format!("VACUUM (ANALYZE) {list}"),
+        Backend::MySql => format!("ANALYZE TABLE {list}"),
+        Backend::Sqlite => "ANALYZE".to_owned(),
+    };
+    sqlx::query(&statement).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// A `TEXT` column as a string. MySQL reports `TEXT` as a blob through the `Any` driver, so
 /// when the value does not decode as text it is read as bytes and checked to be UTF-8.
 pub fn text_column(row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {

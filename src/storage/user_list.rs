@@ -160,7 +160,10 @@ impl Conditions {
 
     async fn fetch(self, conn: &mut AnyConnection, statement: &str) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
         let text = sql(conn, statement);
-        let mut query = sqlx::query(&text);
+        // Not a cached prepared statement: PostgreSQL would in time run it with a generic
+        // plan, blind to how wide the prefix range is, and pick a join that reads every pair
+        // of rows (seen: 160 ms instead of 5 ms on a freshly loaded table).
+        let mut query = sqlx::query(&text).persistent(false);
         for value in self.values {
             query = match value {
                 Param::Int(v) => query.bind(v),
@@ -194,7 +197,13 @@ pub async fn list(
         let search = if few_matches(conn, q).await? {
             format!("id IN (SELECT user_id FROM user_search_keys WHERE {KEY_RANGE})")
         } else {
-            format!("EXISTS (SELECT 1 FROM user_search_keys k WHERE k.user_id = users.id AND k.{KEY_RANGE})")
+            // A scalar subquery, not EXISTS: planners turn EXISTS into a semi-join, which with
+            // a wide range may hash the whole range first; this stays a probe per account
+            // along the sort index, and the walk stops at the page's end.
+            format!(
+                "(SELECT k.user_id FROM user_search_keys k WHERE k.user_id = users.id AND k.{KEY_RANGE} LIMIT 1) \
+                 IS NOT NULL"
+            )
         };
         conditions.push(search, prefix_range(q));
     }
@@ -227,13 +236,15 @@ pub async fn count(conn: &mut AnyConnection, filter: &UserFilter) -> Result<i64,
     Ok(rows.first().map(|row| row.try_get::<i64, _>("n")).transpose()?.unwrap_or(0))
 }
 
-/// Whether fewer than [`SEARCH_SORT_LIMIT`] keys start with `prefix`, counting no further.
+/// Whether fewer than [`SEARCH_SORT_LIMIT`] keys start with `prefix`, counting no further. The
+/// order makes it an index range on every backend; without it PostgreSQL may scan the table
+/// until it has seen enough matches.
 async fn few_matches(conn: &mut AnyConnection, prefix: &str) -> Result<bool, StoreError> {
     let mut probe = Conditions::default();
     probe.push(KEY_RANGE, prefix_range(prefix));
     probe.values.push(Param::Int(SEARCH_SORT_LIMIT));
     let statement = format!(
-        "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM user_search_keys {} LIMIT ?) matches",
+        "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM user_search_keys {} ORDER BY search_key LIMIT ?) matches",
         probe.where_clause()
     );
     let rows = probe.fetch(conn, &statement).await?;

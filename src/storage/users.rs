@@ -118,6 +118,11 @@ pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
     insert_search_keys(conn, &keys).await
 }
 
+/// Readies the account tables for queries after a bulk load (see [`super::sql::after_bulk_load`]).
+pub async fn after_bulk_load(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    Ok(super::sql::after_bulk_load(conn, &["users", "user_search_keys"]).await?)
+}
+
 /// The key of `sort=username`: the lower-cased username, else the e-mail address, so every
 /// account has one (registration requires one of the two).
 pub(super) fn sort_name(profile: &Profile) -> Option<String> {
