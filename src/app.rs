@@ -4,14 +4,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use tokio::net::TcpListener;
-
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
+use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, SecretUrl};
 use crate::domain::accounts::Accounts;
@@ -80,11 +77,11 @@ impl Application {
         let keys = Arc::new(Keys::load(store.clone(), config.jwt_secret.clone()).await?);
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
-        let issuer = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        // The URL clients reach this service at: the tokens' issuer and the mailed links' base.
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
         let hasher = PasswordHasher::new(config.hash_concurrency);
-        let settings_issuer = issuer.clone();
         let settings = TokenSettings {
-            issuer,
+            issuer: public_url.clone(),
             audience: config.token_audience.clone(),
             access_ttl: config.access_token_ttl,
             refresh_ttl: config.refresh_token_ttl,
@@ -94,7 +91,7 @@ impl Application {
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
         let wake = Arc::new(Notify::new());
-        let notices = Notices::new(&config.mail, &settings_issuer, wake.clone());
+        let notices = Notices::new(&config.mail, &public_url, wake.clone());
         let mail = &config.mail;
         let accounts =
             Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);

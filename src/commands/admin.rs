@@ -1,15 +1,16 @@
 //! `tessera admin create`: make a verified account with a role, typically the first owner.
 
 use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use secrecy::SecretString;
+use tokio::sync::Notify;
 
 use crate::cli::{CreateAccountArgs, RoleArg};
 use crate::config::Config;
 use crate::domain::Error;
-use std::time::Duration;
-
 use crate::domain::accounts::{Accounts, NewAccount, RegistrationInput};
 use crate::domain::auth::ClientInfo;
 use crate::domain::auth_cache::AuthCache;
@@ -17,8 +18,6 @@ use crate::domain::hashing::PasswordHasher;
 use crate::domain::notices::Notices;
 use crate::domain::user::Role;
 use crate::storage::Store;
-use std::sync::Arc;
-use tokio::sync::Notify;
 
 pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
     let password = read_password(args.password_stdin)?;
