@@ -7,9 +7,8 @@ use std::time::Duration;
 use super::error::Error;
 use super::keys;
 use super::time::Timestamp;
-use sqlx::AnyConnection;
 
-use crate::storage::{Store, StoreError, audit, email_tokens, refresh_tokens, sessions};
+use crate::storage::{Connection, Store, StoreError, audit, email_tokens, refresh_tokens, sessions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -56,7 +55,7 @@ enum Batch {
 }
 
 impl Batch {
-    async fn delete(self, conn: &mut AnyConnection) -> Result<u64, StoreError> {
+    async fn delete(self, conn: &mut Connection) -> Result<u64, StoreError> {
         match self {
             Self::EndedSessions { expired_before, revoked_before } => {
                 sessions::delete_ended(conn, expired_before, revoked_before, BATCH).await

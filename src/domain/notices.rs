@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
-use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use super::ids::new_id;
@@ -14,9 +13,9 @@ use super::time::Timestamp;
 use super::user::User;
 use crate::config::MailConfig;
 use crate::mail::templates::{Branding, Rendered};
-use crate::storage::StoreError;
 use crate::storage::email_tokens::{self, NewToken, Purpose};
 use crate::storage::outbox::{self, OutgoingMail};
+use crate::storage::{Connection, StoreError, users};
 
 /// Queues mails and the tokens their links carry.
 #[derive(Clone)]
@@ -49,7 +48,7 @@ impl Notices {
     }
 
     /// A link to confirm the account's current address (none without one).
-    pub async fn verification(&self, conn: &mut AnyConnection, user: &User, now: Timestamp) -> Result<(), StoreError> {
+    pub async fn verification(&self, conn: &mut Connection, user: &User, now: Timestamp) -> Result<(), StoreError> {
         let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
         let token = self.token(conn, user, Purpose::VerifyEmail, email, now, self.verify_ttl).await?;
         let link = self.branding.link("verify-email", &token);
@@ -58,8 +57,9 @@ impl Notices {
     }
 
     /// A link to choose a new password; older reset links stop working.
-    pub async fn reset_link(&self, conn: &mut AnyConnection, user: &User, now: Timestamp) -> Result<(), StoreError> {
+    pub async fn reset_link(&self, conn: &mut Connection, user: &User, now: Timestamp) -> Result<(), StoreError> {
         let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
+        users::lock_row(conn, user.id).await?;
         email_tokens::invalidate(conn, user.id, Purpose::ResetPassword, now).await?;
         let token = self.token(conn, user, Purpose::ResetPassword, email, now, self.reset_ttl).await?;
         let link = self.branding.link("reset-password", &token);
@@ -68,12 +68,7 @@ impl Notices {
     }
 
     /// Tells the account's owner that its password changed.
-    pub async fn password_changed(
-        &self,
-        conn: &mut AnyConnection,
-        user: &User,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    pub async fn password_changed(&self, conn: &mut Connection, user: &User, now: Timestamp) -> Result<(), StoreError> {
         let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
         enqueue(conn, email, self.branding.password_changed(&greeting(user)), now).await
     }
@@ -82,7 +77,7 @@ impl Notices {
     /// (unless already verified) and a notice to the old one.
     pub async fn address_changed(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
         user: &User,
         old_email: Option<&str>,
         now: Timestamp,
@@ -94,24 +89,13 @@ impl Notices {
         if user.email_verified_at.is_none() {
             self.verification(conn, user, now).await?;
         }
-        self.email_changed(conn, user, old_email, now).await
-    }
-
-    /// Tells the old address that the account's address changed (nothing if it had none).
-    async fn email_changed(
-        &self,
-        conn: &mut AnyConnection,
-        user: &User,
-        old_email: Option<&str>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
         let (Some(old), Some(new)) = (old_email, user.profile.email.as_deref()) else { return Ok(()) };
         enqueue(conn, old, self.branding.email_changed(&greeting(user), new), now).await
     }
 
     async fn token(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Connection,
         user: &User,
         purpose: Purpose,
         email: &str,
@@ -139,7 +123,7 @@ fn greeting(user: &User) -> String {
         .unwrap_or_default()
 }
 
-async fn enqueue(conn: &mut AnyConnection, to: &str, mail: Rendered, now: Timestamp) -> Result<(), StoreError> {
+async fn enqueue(conn: &mut Connection, to: &str, mail: Rendered, now: Timestamp) -> Result<(), StoreError> {
     let outgoing = OutgoingMail {
         id: new_id(),
         recipient: to.to_owned(),

@@ -6,6 +6,7 @@
 //! account exists.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
@@ -24,9 +25,22 @@ use crate::storage::email_tokens::{self, Purpose};
 use crate::storage::users::LoginName;
 use crate::storage::{Store, StoreError, audit, sessions, users};
 
-enum Mailing {
-    Verification,
-    ResetLink,
+/// Tries of a background mail request before it is given up (and logged as an error).
+const BACKGROUND_ATTEMPTS: u32 = 3;
+
+/// A mail asked for without an account: by address or name, answered before it is looked up.
+enum MailRequest {
+    Verification(String),
+    ResetLink(AccountName),
+}
+
+impl MailRequest {
+    fn what(&self) -> &'static str {
+        match self {
+            MailRequest::Verification(_) => "verification resend",
+            MailRequest::ResetLink(_) => "password reset request",
+        }
+    }
 }
 
 /// Who a forgotten password belongs to, as typed.
@@ -76,40 +90,13 @@ impl Recovery {
 
     /// Mails a new verification link to `email` if an active account has it unverified.
     pub fn resend_verification(&self, email: String) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let outcome = async {
-                let found = users::find_by_login(&mut *this.store.conn().await?, LoginName::Email(&email)).await?;
-                let Some(user) = found else { return Ok(()) };
-                if user.email_verified_at.is_some() || user.status != UserStatus::Active {
-                    return Ok(());
-                }
-                this.mail_in_transaction(&user, Mailing::Verification).await
-            };
-            this.finish(outcome.await, "verification resend");
-        });
+        self.in_background(MailRequest::Verification(email));
     }
 
     /// Mails a reset link if an active account with an address has this name; older links
     /// stop working.
     pub fn forgot_password(&self, name: AccountName) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let outcome = async {
-                let login = match &name {
-                    AccountName::Username(u) => LoginName::Username(u),
-                    AccountName::Email(e) => LoginName::Email(e),
-                };
-                let Some(user) = users::find_by_login(&mut *this.store.conn().await?, login).await? else {
-                    return Ok(());
-                };
-                if user.status != UserStatus::Active {
-                    return Ok(());
-                }
-                this.mail_in_transaction(&user, Mailing::ResetLink).await
-            };
-            this.finish(outcome.await, "password reset request");
-        });
+        self.in_background(MailRequest::ResetLink(name));
     }
 
     /// Sets a new password with a reset token: the token is used up, every session of the
@@ -133,6 +120,7 @@ impl Recovery {
         let hash = self.hasher.hash(password.secret().clone()).await?;
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
+        users::lock_row(&mut tx, user.id).await?;
         // Used up here, not above: of two resets racing with one token, one wins.
         email_tokens::consume(&mut tx, &digest, Purpose::ResetPassword, now).await?.ok_or(Error::InvalidToken)?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
@@ -148,21 +136,42 @@ impl Recovery {
         Ok(())
     }
 
-    /// Queues `mailing` in a transaction that only writes: the account was read before it, so
-    /// SQLite never has to turn a reading transaction into a writing one under contention.
-    async fn mail_in_transaction(&self, user: &User, mailing: Mailing) -> Result<(), StoreError> {
-        let mut tx = self.store.begin().await?;
-        match mailing {
-            Mailing::Verification => self.notices.verification(&mut tx, user, Timestamp::now()).await?,
-            Mailing::ResetLink => self.notices.reset_link(&mut tx, user, Timestamp::now()).await?,
-        }
-        tx.commit().await.map_err(StoreError::from)
+    /// Handles `request` apart from the HTTP request, trying again after a transient failure
+    /// (a deadlock, a lost connection) so that an accepted request is not silently dropped.
+    fn in_background(&self, request: MailRequest) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            for attempt in 1..=BACKGROUND_ATTEMPTS {
+                match this.queue_mail(&request).await {
+                    Ok(()) => return this.notices.wake(),
+                    Err(error) if attempt < BACKGROUND_ATTEMPTS => {
+                        tracing::warn!(%error, attempt, "{} failed; trying again", request.what());
+                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                    }
+                    Err(error) => tracing::error!(%error, "{} failed; no mail was queued", request.what()),
+                }
+            }
+        });
     }
 
-    fn finish(&self, outcome: Result<(), StoreError>, what: &str) {
-        match outcome {
-            Ok(()) => self.notices.wake(),
-            Err(error) => tracing::warn!(%error, "{what} failed"),
+    /// Looks the account up, then queues the mail in a transaction that only writes, so SQLite
+    /// never has to turn a reading transaction into a writing one under contention.
+    async fn queue_mail(&self, request: &MailRequest) -> Result<(), StoreError> {
+        let login = match request {
+            MailRequest::Verification(email) => LoginName::Email(email),
+            MailRequest::ResetLink(AccountName::Username(u)) => LoginName::Username(u),
+            MailRequest::ResetLink(AccountName::Email(e)) => LoginName::Email(e),
+        };
+        let Some(user) = users::find_by_login(&mut *self.store.conn().await?, login).await? else { return Ok(()) };
+        let verified = user.email_verified_at.is_some();
+        if user.status != UserStatus::Active || (verified && matches!(request, MailRequest::Verification(_))) {
+            return Ok(());
         }
+        let mut tx = self.store.begin().await?;
+        match request {
+            MailRequest::Verification(_) => self.notices.verification(&mut tx, &user, Timestamp::now()).await?,
+            MailRequest::ResetLink(_) => self.notices.reset_link(&mut tx, &user, Timestamp::now()).await?,
+        }
+        tx.commit().await.map_err(StoreError::from)
     }
 }

@@ -19,7 +19,7 @@ use super::time::Timestamp;
 use super::tokens::{IssuedTokens, Tokens};
 use super::user::{User, UserStatus};
 use crate::storage::refresh_tokens::{self, RefreshRecord};
-use crate::storage::{StoreError, audit, sessions, users};
+use crate::storage::{Connection, StoreError, audit, sessions, users};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
@@ -58,7 +58,7 @@ impl Auth {
     /// Issues the successor pair and slides the session forward, up to its absolute end.
     async fn rotate(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut Connection,
         presented: &SecretString,
         session: &Session,
         user: User,
@@ -101,11 +101,7 @@ impl Auth {
 }
 
 /// The token's session and user, if the token may still be used at `now`.
-async fn live_session(
-    conn: &mut sqlx::AnyConnection,
-    record: &RefreshRecord,
-    now: Timestamp,
-) -> Result<(Session, User), Error> {
+async fn live_session(conn: &mut Connection, record: &RefreshRecord, now: Timestamp) -> Result<(Session, User), Error> {
     if record.expires_at <= now {
         return Err(Error::InvalidToken);
     }

@@ -25,6 +25,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor as _, Transaction};
 
 pub use error::StoreError;
+
+/// A connection or an open transaction, as the domain passes it to the storage functions, so
+/// that one operation can write several tables atomically without naming the driver.
+pub type Connection = sqlx::AnyConnection;
 pub use sql::Backend;
 
 /// The database, shared by every request.

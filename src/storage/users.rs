@@ -177,6 +177,15 @@ pub async fn delete(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError
     found(result.rows_affected())
 }
 
+/// Locks the account's row for the rest of the transaction. Changes to an account's tokens
+/// take it first, so two of them (say, two reset requests) queue instead of deadlocking on
+/// InnoDB's gap locks, and always in the same order: the account, then its tokens.
+pub async fn lock_row(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError> {
+    let text = sql(conn, "UPDATE users SET updated_at = updated_at WHERE id = ?");
+    sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
+    Ok(())
+}
+
 /// Takes the owners guard for the rest of the transaction: every change that could leave the
 /// service without an active owner takes it first, so such changes run one after another.
 pub async fn lock_owners(conn: &mut AnyConnection) -> Result<(), StoreError> {

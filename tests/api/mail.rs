@@ -90,6 +90,25 @@ each_backend! {
         assert_eq!(app.db.count("SELECT COUNT(*) FROM audit_events WHERE type = 'user.password_reset'").await, 1);
     }
 
+    async fn concurrent_reset_requests_each_mail_a_link_and_only_one_link_works(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        app.register_user("ken").await;
+        catcher.nth_to(&email("ken"), 1).await;
+        let body = json!({"username": "ken"});
+        let requests = (0..8).map(|_| forgot(&app, &body));
+        let answers = futures_util::future::join_all(requests).await;
+        assert!(answers.iter().all(|a| a.status() == 202));
+        let mails = catcher.wait_for(9).await;
+        let mut working = 0;
+        for mail in &mails[1..] {
+            if reset(&app, &mail.token("reset-password"), NEW_PASSWORD).await.status() == 204 {
+                working += 1;
+            }
+        }
+        assert_eq!(working, 1, "each request voids the links before it");
+    }
+
     async fn links_stop_working_when_they_expire(backend) {
         let catcher = MailCatcher::start().await;
         let app = app_with_mail(backend, &catcher, |args| {
