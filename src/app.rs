@@ -39,13 +39,6 @@ pub struct AppState {
     pub store: Store,
     pub hasher: PasswordHasher,
     pub metrics: Arc<Metrics>,
-    pub pages: Pages,
-}
-
-/// What the hosted pages show besides their message.
-#[derive(Clone)]
-pub struct Pages {
-    pub product: String,
 }
 
 /// A built, bound, not yet serving application.
@@ -112,7 +105,6 @@ impl Application {
             store: store.clone(),
             hasher,
             metrics: Metrics::new(&stats),
-            pages: Pages { product: notices.product().to_owned() },
         };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
         Ok(Self { listener, address, store, keys, retention, delivery, router: http::router(state) })

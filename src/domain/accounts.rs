@@ -174,7 +174,7 @@ impl Accounts {
         apply_patch(&mut user, patch)?;
         user.updated_at = Timestamp::now();
         let mut tx = self.store.begin().await?;
-        users::update(&mut tx, &user).await.map_err(uniqueness)?;
+        users::update(&mut tx, &before, &user).await.map_err(uniqueness)?;
         let changed = changed_fields(&before, &user.profile);
         let event = AuditEvent::by_self(EventType::ProfileUpdated, id, client, json!({ "fields": changed }));
         audit::insert(&mut tx, &event).await?;

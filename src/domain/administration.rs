@@ -94,7 +94,7 @@ impl Administration {
         user.updated_at = Timestamp::now();
         let events = change_events(actor, &before, &user, client);
         let mut tx = self.store.begin().await?;
-        users::update(&mut tx, &user).await.map_err(uniqueness)?;
+        users::update(&mut tx, &before.profile, &user).await.map_err(uniqueness)?;
         if user.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
             sessions::revoke_all_except(&mut tx, user.id, None, user.updated_at).await?;
         }

@@ -79,7 +79,7 @@ impl Recovery {
         if user.email_verified_at.is_none() {
             user.email_verified_at = Some(now);
             user.updated_at = now;
-            users::update(&mut tx, &user).await?;
+            users::update(&mut tx, &user.profile, &user).await?;
             let event = AuditEvent::by_self(EventType::EmailVerified, user.id, client, json!({}));
             audit::insert(&mut tx, &event).await?;
         }

@@ -183,6 +183,8 @@ fn prefix_range(prefix: &str) -> [Param; 2] {
 }
 
 const KEY_RANGE: &str = "search_key >= ? AND search_key < ?";
+/// The accounts with a key in the range: for few matches, and for counting.
+const IN_KEY_RANGE: &str = "id IN (SELECT user_id FROM user_search_keys WHERE search_key >= ? AND search_key < ?)";
 
 /// Up to `limit` accounts matching `filter` in `sort` order, after `after` when given.
 pub async fn list(
@@ -195,7 +197,7 @@ pub async fn list(
     let mut conditions = Conditions::of(filter);
     if let Some(q) = &filter.q {
         let search = if few_matches(conn, q).await? {
-            format!("id IN (SELECT user_id FROM user_search_keys WHERE {KEY_RANGE})")
+            IN_KEY_RANGE.to_owned()
         } else {
             // A scalar subquery, not EXISTS: planners turn EXISTS into a semi-join, which with
             // a wide range may hash the whole range first; this stays a probe per account
@@ -229,7 +231,7 @@ pub async fn list(
 pub async fn count(conn: &mut AnyConnection, filter: &UserFilter) -> Result<i64, StoreError> {
     let mut conditions = Conditions::of(filter);
     if let Some(q) = &filter.q {
-        conditions.push(format!("id IN (SELECT user_id FROM user_search_keys WHERE {KEY_RANGE})"), prefix_range(q));
+        conditions.push(IN_KEY_RANGE, prefix_range(q));
     }
     let statement = format!("SELECT COUNT(*) AS n FROM users {}", conditions.where_clause());
     let rows = conditions.fetch(conn, &statement).await?;

@@ -98,8 +98,9 @@ async fn fetch_one_user(conn: &mut AnyConnection, text: String, key: String) -> 
     row.as_ref().map(user_from_row).transpose()
 }
 
-/// Writes every mutable column of `user`; `NotFound` when the account is gone.
-pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
+/// Writes every mutable column of `user`, whose profile was `before`; the search keys are
+/// rewritten only when a searchable field changed. `NotFound` when the account is gone.
+pub async fn update(conn: &mut AnyConnection, before: &Profile, user: &User) -> Result<(), StoreError> {
     let text = sql(
         conn,
         "UPDATE users SET username = ?, username_lower = ?, email = ?, email_lower = ?, \
@@ -112,9 +113,13 @@ pub async fn update(conn: &mut AnyConnection, user: &User) -> Result<(), StoreEr
         .execute(&mut *conn)
         .await?;
     found(result.rows_affected())?;
+    let keys = search_keys(&user.profile);
+    if keys == search_keys(before) {
+        return Ok(());
+    }
     let text = sql(conn, "DELETE FROM user_search_keys WHERE user_id = ?");
     sqlx::query(&text).bind(user.id.to_string()).execute(&mut *conn).await?;
-    let keys: Vec<(String, Uuid)> = search_keys(&user.profile).into_iter().map(|key| (key, user.id)).collect();
+    let keys: Vec<(String, Uuid)> = keys.into_iter().map(|key| (key, user.id)).collect();
     insert_search_keys(conn, &keys).await
 }
 

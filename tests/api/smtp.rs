@@ -86,30 +86,28 @@ impl MailCatcher {
 
     /// Waits until `n` messages have arrived (at most 20 s) and answers all of them.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let notified = self.arrived.notified();
-            let all = self.received();
-            if all.len() >= n {
-                return all;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("{} of {n} mails arrived: {:#?}", self.received().len(), self.received());
-            }
-        }
+        self.wait_until(&format!("{n} mails"), |all| (all.len() >= n).then(|| all.to_vec())).await
     }
 
-    /// The newest message to `address`, waiting for the `n`th one to it.
+    /// The `n`th message to `address`, waiting for it (at most 20 s).
     pub async fn nth_to(&self, address: &str, n: usize) -> Received {
+        self.wait_until(&format!("mail {n} to {address}"), |all| {
+            all.iter().filter(|m| m.to.iter().any(|t| t == address)).nth(n - 1).cloned()
+        })
+        .await
+    }
+
+    /// Checks `found` on everything received so far, again after each arrival, until it
+    /// answers; panics naming `what` after 20 s.
+    async fn wait_until<T>(&self, what: &str, found: impl Fn(&[Received]) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let notified = self.arrived.notified();
-            let to: Vec<Received> = self.received().into_iter().filter(|m| m.to.iter().any(|t| t == address)).collect();
-            if to.len() >= n {
-                return to[n - 1].clone();
+            if let Some(answer) = found(&self.received()) {
+                return answer;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("mail {n} to {address} never came; got {:#?}", self.received());
+                panic!("{what} never came; got {:#?}", self.received());
             }
         }
     }

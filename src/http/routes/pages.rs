@@ -150,7 +150,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margi
 /// A whole page. The token is in the page's own address, so it is never sent on as a referrer;
 /// the policy allows nothing but this page's own style and form.
 fn page(state: &AppState, status: StatusCode, title: &str, body: &str) -> Response {
-    let product = escape(&state.pages.product);
+    let product = escape(state.accounts.notices().product());
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
