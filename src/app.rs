@@ -10,36 +10,27 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, SecretUrl};
-use crate::domain::accounts::Accounts;
-use crate::domain::administration::Administration;
-use crate::domain::auth::Auth;
-use crate::domain::auth_cache::AuthCache;
-use crate::domain::cleanup::{self, Retention};
-use crate::domain::cursor::Cursors;
-use crate::domain::hashing::PasswordHasher;
+use crate::config::{Config, MailConfig, SecretUrl};
 use crate::domain::jwt::LEEWAY_SECS;
-use crate::domain::keys::Keys;
-use crate::domain::notices::Notices;
-use crate::domain::recovery::Recovery;
 use crate::domain::time::Timestamp;
-use crate::domain::tokens::{TokenSettings, Tokens};
 use crate::http;
 use crate::http::metrics::Metrics;
+use crate::http::state::AppState;
 use crate::mail::delivery::{Delivery, MailStats, Transport};
+use crate::mail::templates::Branding;
+use crate::service::accounts::Accounts;
+use crate::service::administration::Administration;
+use crate::service::auth::Auth;
+use crate::service::auth::cache::AuthCache;
+use crate::service::auth::keys::Keys;
+use crate::service::auth::tokens::{TokenSettings, Tokens};
+use crate::service::cleanup::{self, Retention};
+use crate::service::cursor::Cursors;
+use crate::service::hashing::PasswordHasher;
+use crate::service::health::Health;
+use crate::service::notices::Notices;
+use crate::service::recovery::Recovery;
 use crate::storage::Store;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub accounts: Accounts,
-    pub admin: Administration,
-    pub auth: Auth,
-    pub recovery: Recovery,
-    pub store: Store,
-    pub hasher: PasswordHasher,
-    pub metrics: Arc<Metrics>,
-}
 
 /// A built, bound, not yet serving application.
 pub struct Application {
@@ -59,6 +50,16 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 /// it can live, plus the time other nodes may take to notice the rotation, plus clock skew.
 pub fn key_retention(config: &Config) -> Duration {
     config.access_token_ttl + Keys::RELOAD_INTERVAL + Duration::from_secs(LEEWAY_SECS.unsigned_abs())
+}
+
+/// The mail queue's front: links go to the application's pages when `TESSERA_APP_URL` is set,
+/// else to this service's own at `public_url`.
+pub fn notices(mail: &MailConfig, public_url: &str, wake: Arc<Notify>) -> Notices {
+    let branding = Branding {
+        product: mail.product_name.clone(),
+        link_base: mail.app_url.clone().unwrap_or_else(|| public_url.to_owned()),
+    };
+    Notices::new(branding, mail.verify_token_ttl, mail.reset_token_ttl, wake)
 }
 
 impl Application {
@@ -84,7 +85,7 @@ impl Application {
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
         let wake = Arc::new(Notify::new());
-        let notices = Notices::new(&config.mail, &public_url, wake.clone());
+        let notices = notices(&config.mail, &public_url, wake.clone());
         let mail = &config.mail;
         let accounts =
             Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
@@ -102,7 +103,7 @@ impl Application {
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone()),
             accounts,
             auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, mail.require_verification),
-            store: store.clone(),
+            health: Health::new(store.clone()),
             hasher,
             metrics: Metrics::new(&stats),
         };

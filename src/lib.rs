@@ -2,8 +2,9 @@
 //! access and refresh tokens, sessions, profiles and roles — on an embedded SQLite file or on
 //! PostgreSQL or MySQL/MariaDB.
 //!
-//! Data flows one way: [`http`] parses and answers, [`domain`] decides, [`storage`] persists.
-//! [`app`] and [`commands`] wire them together.
+//! Data flows one way: [`http`] parses and answers, [`service`] decides and runs each operation
+//! in one transaction through [`storage`], whose rows are the [`domain`] model. [`app`] and
+//! [`commands`] wire them together.
 
 pub mod app;
 pub mod cli;
@@ -12,5 +13,6 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mail;
+pub mod service;
 pub mod storage;
 pub mod telemetry;

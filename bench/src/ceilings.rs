@@ -12,11 +12,11 @@ pub async fn hashes_per_second(threads: usize, duration: Duration) -> f64 {
             tokio::task::spawn_blocking(move || {
                 let password = SecretString::from("a password to hash for the ceiling");
                 // One buffer per thread, as the server's hashing threads keep theirs.
-                let mut memory = tessera::domain::hashing::new_memory();
+                let mut memory = tessera::service::hashing::new_memory();
                 let started = Instant::now();
                 let mut done = 0_u64;
                 while started.elapsed() < duration {
-                    if tessera::domain::hashing::hash_into(&password, &mut memory).is_ok() {
+                    if tessera::service::hashing::hash_into(&password, &mut memory).is_ok() {
                         done += 1;
                     }
                 }

@@ -8,15 +8,15 @@ use anyhow::{Context as _, bail};
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
+use crate::app::notices;
 use crate::cli::{CreateAccountArgs, RoleArg};
 use crate::config::Config;
-use crate::domain::Error;
-use crate::domain::accounts::{Accounts, NewAccount, RegistrationInput};
-use crate::domain::auth::ClientInfo;
-use crate::domain::auth_cache::AuthCache;
-use crate::domain::hashing::PasswordHasher;
-use crate::domain::notices::Notices;
+use crate::domain::audit::ClientInfo;
 use crate::domain::user::Role;
+use crate::service::Error;
+use crate::service::accounts::{Accounts, NewAccount, RegistrationInput};
+use crate::service::auth::cache::AuthCache;
+use crate::service::hashing::PasswordHasher;
 use crate::storage::Store;
 
 pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
@@ -33,7 +33,7 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
     // The account is created verified, so no mail is queued and the links' base is moot.
-    let notices = Notices::new(&config.mail, config.public_url.as_deref().unwrap_or(""), Arc::new(Notify::new()));
+    let notices = notices(&config.mail, config.public_url.as_deref().unwrap_or(""), Arc::new(Notify::new()));
     let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO), notices, false);
     let created = accounts.register(account, None, &ClientInfo::default()).await.map_err(explain);
     store.close().await;

@@ -2,7 +2,7 @@
 
 use crate::app::key_retention;
 use crate::config::Config;
-use crate::domain::keys;
+use crate::service::auth::keys;
 use crate::storage::{Store, signing_keys};
 
 /// Makes a new key current. Running nodes pick it up within their reload interval; tokens

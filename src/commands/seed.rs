@@ -15,11 +15,11 @@ use secrecy::SecretString;
 use crate::cli::SeedArgs;
 use crate::config::Config;
 use crate::domain::fields::{Metadata, Username};
-use crate::domain::hashing::hash_now;
 use crate::domain::ids::new_id;
 use crate::domain::secrets::new_token;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
+use crate::service::hashing::hash_now;
 use crate::storage::{Store, StoreError, users};
 
 /// Accounts per transaction.

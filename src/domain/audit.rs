@@ -5,9 +5,16 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::auth::ClientInfo;
 use super::ids::new_id;
 use super::time::Timestamp;
+
+/// Where a request came from: kept on the sessions it opens and the events it causes, for the
+/// user to recognise them.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
 
 /// The kinds of event (API.md, "Audit events").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +52,30 @@ impl EventType {
             Self::PasswordReset => "user.password_reset",
         }
     }
+
+    pub const ALL: [EventType; 13] = [
+        Self::UserRegistered,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoggedOut,
+        Self::RefreshTokenReused,
+        Self::PasswordChanged,
+        Self::ProfileUpdated,
+        Self::UserDeleted,
+        Self::SessionRevoked,
+        Self::RoleChanged,
+        Self::StatusChanged,
+        Self::EmailVerified,
+        Self::PasswordReset,
+    ];
+
+    /// The kind named `text`, as stored.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
 }
 
-/// One event, ready to be stored.
+/// One event: made by an operation and stored with its change, or read back for the trail.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub id: Uuid,
@@ -85,5 +113,26 @@ impl AuditEvent {
             detail,
             created_at: Timestamp::now(),
         }
+    }
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<Uuid>,
+    /// An event type as stored (`login.failed`); one that names no type matches nothing.
+    pub kind: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types_round_trip() {
+        for kind in EventType::ALL {
+            assert_eq!(EventType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventType::parse("user.exploded"), None);
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -60,6 +62,14 @@ impl Timestamp {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
         let micros = parsed.unix_timestamp_nanos() / 1_000;
         i64::try_from(micros).ok().map(Self)
+    }
+}
+
+/// An RFC 3339 string, as a query parameter or a field gives it.
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse_rfc3339(&text).ok_or_else(|| D::Error::custom("expected an RFC 3339 instant"))
     }
 }
 

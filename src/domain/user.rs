@@ -1,12 +1,21 @@
 //! The account as the domain sees it, with its role and status.
 
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::fields::Metadata;
 use super::time::Timestamp;
 
+/// Which unique identifier a sign-in names.
+#[derive(Debug, Clone)]
+pub enum LoginName {
+    Username(String),
+    Email(String),
+}
+
 /// Roles, ordered by rank: `user` < `admin` < `owner`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Admin,
@@ -30,7 +39,8 @@ impl Role {
 }
 
 /// Whether an account may sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,
     Disabled,

@@ -5,7 +5,6 @@
 //! the request id, turns axum's own plain 404/405/413/415 answers into problems, and logs the
 //! hidden cause of every 5xx with the request id. The cause never reaches the client.
 
-use crate::http::routes::pages::HtmlPage;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -13,10 +12,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::request_id::RequestId;
-use crate::domain::{self, FieldError};
-use crate::storage::StoreError;
+use crate::domain::FieldError;
+use crate::service;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Marks a response as a finished HTML page (the hosted pages behind mailed links), which
+/// [`render_problems`] passes through even when its status is an error.
+#[derive(Clone, Copy)]
+pub struct HtmlPage;
 
 /// One failure, with its stable `code`.
 #[derive(Debug, Clone)]
@@ -142,9 +146,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<domain::Error> for ApiError {
-    fn from(error: domain::Error) -> Self {
-        use domain::Error as E;
+impl From<service::Error> for ApiError {
+    fn from(error: service::Error) -> Self {
+        use service::Error as E;
         match error {
             E::Validation(errors) => Self::validation(errors),
             E::UsernameTaken => Self::new(StatusCode::CONFLICT, "username_taken", "Username taken")
@@ -174,21 +178,8 @@ impl From<domain::Error> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail("your role does not allow this")
             }
             E::Overloaded => Self::unavailable("password hashing queue full", 1),
-            E::Store(store) => store.into(),
+            E::Unavailable(cause) => Self::unavailable(format!("database unavailable: {cause}"), 5),
             E::Internal(cause) => Self::internal(cause),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound => Self::not_found(),
-            StoreError::Unavailable(source) => Self::unavailable(format!("database unavailable: {source}"), 5),
-            other => {
-                let source = std::error::Error::source(&other).map(ToString::to_string).unwrap_or_default();
-                Self::internal(format!("{other}: {source}"))
-            }
         }
     }
 }

@@ -6,13 +6,16 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::value::StrDeserializer;
+use serde::de::{DeserializeOwned, Deserializer};
 
 use super::error::ApiError;
-use crate::app::AppState;
-use crate::domain::auth::{ClientInfo, Principal};
-use crate::domain::ranks::is_administrator;
-use crate::domain::{Error, FieldError};
+use crate::domain::audit::ClientInfo;
+use crate::domain::{FieldError, Invalid};
+use crate::http::state::AppState;
+use crate::service::administration::Administrator;
+use crate::service::auth::Principal;
 
 /// A JSON body whose every failure is a problem: wrong content type `415`, too large `413`,
 /// not JSON `400`, unknown or mistyped fields `422` naming the field.
@@ -105,6 +108,32 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&rest[..rest.find(end)?])
 }
 
+/// A string field that serde parses into `T` (a role, a status, an order, an instant), keeping
+/// a refusal instead of failing the whole query or body, so that a handler can report every
+/// bad field at once, each under its own name and code.
+#[derive(Debug)]
+pub struct Checked<T>(Result<T, String>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Checked<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        let parsed = T::deserialize(StrDeserializer::<serde::de::value::Error>::new(&raw));
+        Ok(Self(parsed.map_err(|_| raw)))
+    }
+}
+
+impl<T> Checked<T> {
+    /// The value, or `refusal` for `field`.
+    pub fn or_refuse(self, field: &'static str, refusal: Invalid) -> Result<T, FieldError> {
+        self.0.map_err(|_| refusal.at(field))
+    }
+}
+
+/// An optional [`Checked`] field: absent is `None`, a bad value is `refusal` at `field`.
+pub fn checked<T>(value: Option<Checked<T>>, field: &'static str, refusal: Invalid) -> Result<Option<T>, FieldError> {
+    value.map(|v| v.or_refuse(field, refusal)).transpose()
+}
+
 /// The signed-in caller: a verified access token whose session is live.
 pub struct AuthUser(pub Principal);
 
@@ -126,14 +155,14 @@ impl FromRequestParts<AppState> for AuthUser {
 
 /// A signed-in administrator (`admin` or `owner`); anyone else is `403 forbidden` before the
 /// request is looked at further, so a refusal tells nothing about the targets or parameters.
-pub struct AdminUser(pub Principal);
+pub struct AdminUser(pub Administrator);
 
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
-        if is_administrator(principal.role) { Ok(Self(principal)) } else { Err(Error::Forbidden.into()) }
+        Ok(Self(Administrator::try_from(principal)?))
     }
 }
 

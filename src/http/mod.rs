@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod ops;
 pub mod request_id;
 pub mod routes;
+pub mod state;
 
 use std::any::Any;
 
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
+use crate::http::state::AppState;
 use error::ApiError;
 use request_id::RequestId;
 

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use super::{dto, ops, routes};
-use crate::app::AppState;
+use crate::http::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(

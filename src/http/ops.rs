@@ -8,7 +8,7 @@ use axum::{Json, Router};
 
 use super::dto::{Health, Problem};
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
@@ -26,7 +26,7 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await?;
+    state.health.ready().await?;
     Ok(Json(Health { status: "ready" }))
 }
 

@@ -1,11 +1,13 @@
 //! The `audit_events` table.
 
+use serde_json::Value;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
 use super::sql::{delete_older_than, sql, text_column};
-use crate::domain::audit::AuditEvent;
+use crate::domain::audit::{AuditEvent, AuditFilter, EventType};
 use crate::domain::time::Timestamp;
 
 pub async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
@@ -28,34 +30,14 @@ pub async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), 
     Ok(())
 }
 
-/// An event as stored.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub id: String,
-    pub kind: String,
-    pub actor_id: Option<String>,
-    pub user_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: String,
-    pub created_at: Timestamp,
-}
-
-/// Which events to list.
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub user_id: Option<Uuid>,
-    pub kind: Option<String>,
-}
-
 /// Up to `limit` events matching `filter`, newest first, older than the event `before` when
 /// given. Ids are time-ordered, so `(user_id, id)` and `(type, id)` indexes serve every filter.
 pub async fn list(
     conn: &mut AnyConnection,
     filter: &AuditFilter,
-    before: Option<&str>,
+    before: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<StoredEvent>, StoreError> {
+) -> Result<Vec<AuditEvent>, StoreError> {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
     if let Some(user_id) = filter.user_id {
@@ -68,7 +50,7 @@ pub async fn list(
     }
     if let Some(before) = before {
         conditions.push("id < ?");
-        values.push(before.to_owned());
+        values.push(before.to_string());
     }
     let clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     let statement = format!(
@@ -81,21 +63,27 @@ pub async fn list(
         query = query.bind(value);
     }
     let rows = query.bind(limit).fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(StoredEvent {
-                id: row.try_get("id")?,
-                kind: row.try_get("type")?,
-                actor_id: row.try_get("actor_id")?,
-                user_id: row.try_get("user_id")?,
-                ip: row.try_get("ip")?,
-                user_agent: row.try_get("user_agent")?,
-                detail: text_column(row, "detail")?,
-                created_at: Timestamp::from_micros(row.try_get("created_at")?),
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(StoreError::from)
+    rows.iter().map(event_from_row).collect()
+}
+
+fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = row.try_get("type")?;
+    let detail = text_column(row, "detail")?;
+    Ok(AuditEvent {
+        id: id_column(row, "id")?.ok_or_else(|| StoreError::Corrupt("audit event without an id".into()))?,
+        kind: EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("audit event type {kind}")))?,
+        actor_id: id_column(row, "actor_id")?,
+        user_id: id_column(row, "user_id")?,
+        ip: row.try_get("ip")?,
+        user_agent: row.try_get("user_agent")?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+    })
+}
+
+fn id_column(row: &AnyRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|id| Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("{column} {id}")))).transpose()
 }
 
 /// Deletes up to `limit` events older than `before`; answers how many.

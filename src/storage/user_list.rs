@@ -11,97 +11,16 @@
 //! account's keys, which reaches a page of results within a few thousand rows. A bounded
 //! count of the range decides which, so neither plan ever reads the whole table.
 
-use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row as _};
 
 use super::error::StoreError;
 use super::sql::sql;
-use super::users::{COLUMNS, sort_name, user_from_row};
-use crate::domain::time::Timestamp;
-use crate::domain::user::{Role, User, UserStatus};
+use super::users::{COLUMNS, user_from_row};
+use crate::domain::listing::{Position, SortKey, UserFilter, UserSort};
+use crate::domain::user::User;
 
 /// Above this many matching keys a search walks the sort index instead of sorting matches.
 const SEARCH_SORT_LIMIT: i64 = 2_000;
-
-/// The orders a list can take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum UserSort {
-    #[serde(rename = "c")]
-    CreatedAsc,
-    #[serde(rename = "-c")]
-    CreatedDesc,
-    #[serde(rename = "u")]
-    UsernameAsc,
-    #[serde(rename = "-u")]
-    UsernameDesc,
-}
-
-impl UserSort {
-    /// `created_at`, `-created_at`, `username` or `-username`.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "created_at" => Some(Self::CreatedAsc),
-            "-created_at" => Some(Self::CreatedDesc),
-            "username" => Some(Self::UsernameAsc),
-            "-username" => Some(Self::UsernameDesc),
-            _ => None,
-        }
-    }
-
-    fn column(self) -> &'static str {
-        match self {
-            Self::CreatedAsc | Self::CreatedDesc => "created_at",
-            Self::UsernameAsc | Self::UsernameDesc => "sort_name",
-        }
-    }
-
-    fn descending(self) -> bool {
-        matches!(self, Self::CreatedDesc | Self::UsernameDesc)
-    }
-}
-
-/// Which accounts to list. `created_after` and `created_before` are exclusive.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub role: Option<Role>,
-    pub status: Option<UserStatus>,
-    pub email_verified: Option<bool>,
-    pub created_after: Option<Timestamp>,
-    pub created_before: Option<Timestamp>,
-    /// A prefix of a username, e-mail address, first, last or display name, any case.
-    pub q: Option<String>,
-}
-
-/// Where a page ends: the sort key and id of its last account, in the order it was listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    #[serde(rename = "s")]
-    pub sort: UserSort,
-    #[serde(rename = "k")]
-    pub key: SortKey,
-    #[serde(rename = "i")]
-    pub id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SortKey {
-    Time(i64),
-    Name(String),
-}
-
-impl Position {
-    /// The position just after `user` in `sort` order.
-    pub fn after(user: &User, sort: UserSort) -> Self {
-        let key = match sort {
-            UserSort::CreatedAsc | UserSort::CreatedDesc => SortKey::Time(user.created_at.as_micros()),
-            UserSort::UsernameAsc | UserSort::UsernameDesc => {
-                SortKey::Name(sort_name(&user.profile).unwrap_or_default())
-            }
-        };
-        Self { sort, key, id: user.id.to_string() }
-    }
-}
 
 /// A value bound to a statement.
 #[derive(Debug, Clone)]
@@ -209,7 +128,7 @@ pub async fn list(
         };
         conditions.push(search, prefix_range(q));
     }
-    let column = sort.column();
+    let column = if sort.by_name() { "sort_name" } else { "created_at" };
     let (cmp, direction) = if sort.descending() { ("<", "DESC") } else { (">", "ASC") };
     if let Some(position) = after {
         let key = &position.key;

@@ -9,8 +9,9 @@ use uuid::Uuid;
 use super::error::StoreError;
 use super::sql::{row_placeholders, sql, text_column};
 use crate::domain::fields::Metadata;
+use crate::domain::listing::sort_name;
 use crate::domain::time::Timestamp;
-use crate::domain::user::{Profile, Role, User, UserStatus};
+use crate::domain::user::{LoginName, Profile, Role, User, UserStatus};
 
 /// The unique index on lower-cased usernames.
 pub const USERNAME_INDEX: &str = "username_lower";
@@ -19,13 +20,6 @@ pub const EMAIL_INDEX: &str = "email_lower";
 
 pub(super) const COLUMNS: &str = "id, username, email, email_verified_at, phone, first_name, last_name, \
      display_name, role, status, metadata, password_hash, created_at, updated_at, last_login_at";
-
-/// Which unique identifier a sign-in names.
-#[derive(Debug, Clone, Copy)]
-pub enum LoginName<'a> {
-    Username(&'a str),
-    Email(&'a str),
-}
 
 pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
     insert_many(conn, std::slice::from_ref(user)).await
@@ -83,7 +77,7 @@ pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Use
     fetch_one_user(conn, text, id.to_string()).await
 }
 
-pub async fn find_by_login(conn: &mut AnyConnection, name: LoginName<'_>) -> Result<Option<User>, StoreError> {
+pub async fn find_by_login(conn: &mut AnyConnection, name: &LoginName) -> Result<Option<User>, StoreError> {
     let (column, value) = match name {
         LoginName::Username(u) => ("username_lower", u.trim().to_lowercase()),
         LoginName::Email(e) => ("email_lower", e.trim().to_lowercase()),
@@ -126,12 +120,6 @@ pub async fn update(conn: &mut AnyConnection, before: &Profile, user: &User) -> 
 /// Readies the account tables for queries after a bulk load (see [`super::sql::after_bulk_load`]).
 pub async fn after_bulk_load(conn: &mut AnyConnection) -> Result<(), StoreError> {
     Ok(super::sql::after_bulk_load(conn, &["users", "user_search_keys"]).await?)
-}
-
-/// The key of `sort=username`: the lower-cased username, else the e-mail address, so every
-/// account has one (registration requires one of the two).
-pub(super) fn sort_name(profile: &Profile) -> Option<String> {
-    profile.username.as_deref().or(profile.email.as_deref()).map(str::to_lowercase)
 }
 
 /// What a prefix search over this profile matches: each searchable field lower-cased, once.

@@ -113,7 +113,8 @@ each_backend! {
     }
 
     async fn the_sweeper_deletes_ended_sessions_and_expired_tokens(backend) {
-        use tessera::domain::{cleanup, time::Timestamp};
+        use tessera::domain::time::Timestamp;
+        use tessera::service::cleanup;
         use tessera::storage::Store;
         let app = spawn_app(backend).await;
         let (_, token) = app.signed_in("ada").await;

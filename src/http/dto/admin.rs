@@ -5,8 +5,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{RegisterRequest, UserView, present, profile_patch};
-use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
-use crate::storage::audit::StoredEvent;
+use crate::domain::audit::AuditEvent;
+use crate::domain::listing::UserSort;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Role, UserStatus};
+use crate::http::extract::Checked;
+use crate::service::accounts::{ProfilePatchInput, RegistrationInput};
 
 /// `POST /v1/users`: a registration, plus what only administrators may set.
 #[derive(Deserialize, ToSchema)]
@@ -23,16 +27,17 @@ pub struct CreateUserRequest {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// `user` (the default), `admin` or `owner`; only roles below the caller's own.
-    #[schema(example = "user")]
-    pub role: Option<String>,
+    #[schema(value_type = Option<String>, example = "user")]
+    pub role: Option<Checked<Role>>,
     /// `active` (the default) or `disabled`.
-    pub status: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub status: Option<Checked<UserStatus>>,
     pub email_verified: Option<bool>,
 }
 
 impl CreateUserRequest {
     /// Splits the request into the registration and the administrative fields.
-    pub fn split(self) -> (RegistrationInput, Option<String>, Option<String>, Option<bool>) {
+    pub fn split(self) -> (RegistrationInput, AdminFields) {
         let registration = RegisterRequest {
             username: self.username,
             email: self.email,
@@ -43,21 +48,31 @@ impl CreateUserRequest {
             display_name: self.display_name,
             metadata: self.metadata,
         };
-        (registration.into(), self.role, self.status, self.email_verified)
+        let fields = AdminFields { role: self.role, status: self.status, email_verified: self.email_verified };
+        (registration.into(), fields)
     }
+}
+
+/// What only administrators may set on a new account.
+pub struct AdminFields {
+    pub role: Option<Checked<Role>>,
+    pub status: Option<Checked<UserStatus>>,
+    pub email_verified: Option<bool>,
 }
 
 profile_patch! {
     /// `PATCH /v1/users/{ref}`: as `PATCH /v1/me`, plus `role`, `status` and `email_verified`.
     UpdateUserRequest {
-        role: Option<String>,
-        status: Option<String>,
+        #[schema(value_type = Option<String>)]
+        role: Option<Checked<Role>>,
+        #[schema(value_type = Option<String>)]
+        status: Option<Checked<UserStatus>>,
         email_verified: Option<bool>,
     }
 }
 
 /// `GET /v1/users` parameters.
-#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserListQuery {
     /// 1 to 200 [default: 50].
@@ -67,17 +82,22 @@ pub struct UserListQuery {
     /// A prefix of the username, e-mail address, first, last or display name, any case.
     pub q: Option<String>,
     /// `user`, `admin` or `owner`.
-    pub role: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub role: Option<Checked<Role>>,
     /// `active` or `disabled`.
-    pub status: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub status: Option<Checked<UserStatus>>,
     pub email_verified: Option<bool>,
     /// Only accounts created after this RFC 3339 instant.
-    pub created_after: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub created_after: Option<Checked<Timestamp>>,
     /// Only accounts created before this RFC 3339 instant.
-    pub created_before: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub created_before: Option<Checked<Timestamp>>,
     /// `created_at` (the default), `-created_at`, `username` or `-username`. Accounts without a
     /// username sort by their e-mail address.
-    pub sort: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub sort: Option<Checked<UserSort>>,
     /// Adds `total`, the size of the filtered set; counting costs a pass over it.
     pub include_total: Option<bool>,
 }
@@ -93,7 +113,7 @@ pub struct UserPageView {
 }
 
 /// `GET /v1/audit-events` parameters.
-#[derive(Deserialize, ToSchema, utoipa::IntoParams)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only events about this account.
@@ -121,16 +141,16 @@ pub struct AuditEventView {
     pub created_at: String,
 }
 
-impl From<StoredEvent> for AuditEventView {
-    fn from(event: StoredEvent) -> Self {
+impl From<AuditEvent> for AuditEventView {
+    fn from(event: AuditEvent) -> Self {
         Self {
-            id: event.id,
-            r#type: event.kind,
-            actor_id: event.actor_id,
-            user_id: event.user_id,
+            id: event.id.to_string(),
+            r#type: event.kind.as_str().to_owned(),
+            actor_id: event.actor_id.map(|id| id.to_string()),
+            user_id: event.user_id.map(|id| id.to_string()),
             ip: event.ip,
             user_agent: event.user_agent,
-            detail: serde_json::from_str(&event.detail).unwrap_or(Value::Null),
+            detail: event.detail,
             created_at: event.created_at.to_rfc3339(),
         }
     }

@@ -8,10 +8,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::accounts::{ProfilePatchInput, RegistrationInput};
 use crate::domain::session::Session;
-use crate::domain::tokens::IssuedTokens;
 use crate::domain::user::User;
+use crate::service::accounts::{ProfilePatchInput, RegistrationInput};
+use crate::service::auth::tokens::IssuedTokens;
 
 /// An account (API.md, "User").
 #[derive(Serialize, ToSchema)]

@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::app::AppState;
-use crate::domain::Error;
+use crate::domain::audit::AuditFilter;
 use crate::domain::ids::parse_id;
 use crate::http::dto::Problem;
 use crate::http::dto::admin::{AuditEventPage, AuditQuery};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppQuery};
-use crate::storage::audit::AuditFilter;
+use crate::http::state::AppState;
+use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/audit-events", get(list_audit_events))

@@ -6,15 +6,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 
-use crate::app::AppState;
-use crate::domain::Error;
-use crate::domain::accounts::NewAccount;
+use crate::domain::user::LoginName;
 use crate::http::dto::{
     Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse, UserEnvelope, UserView,
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client, OptionalJson};
-use crate::storage::users::LoginName;
+use crate::http::state::AppState;
+use crate::service::Error;
+use crate::service::accounts::NewAccount;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -55,7 +55,7 @@ pub async fn login(
     Client(client): Client,
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let name = match (&request.username, &request.email) {
+    let name = match (request.username, request.email) {
         (Some(username), None) => LoginName::Username(username),
         (None, Some(email)) => LoginName::Email(email),
         _ => {

@@ -6,10 +6,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 
-use crate::app::AppState;
 use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client};
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,21 +13,18 @@ use axum::{Form, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::app::AppState;
-use crate::domain::Error;
 use crate::domain::password::Password;
+use crate::http::error::HtmlPage;
 use crate::http::extract::Client;
+use crate::http::state::AppState;
 use crate::mail::templates::escape;
+use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/verify-email", get(verify_form).post(verify))
         .route("/reset-password", get(reset_form).post(reset))
 }
-
-/// Marks a response as a finished HTML page, which the problem+json layer passes through.
-#[derive(Clone, Copy)]
-pub struct HtmlPage;
 
 #[derive(Deserialize)]
 pub struct TokenQuery {

@@ -7,15 +7,16 @@ use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::SecretString;
 
-use crate::app::AppState;
+use crate::domain::Invalid;
 use crate::domain::fields::Email;
-use crate::domain::recovery::AccountName;
-use crate::domain::{Error, Invalid};
+use crate::domain::user::LoginName;
 use crate::http::dto::{
     ForgotPasswordRequest, Problem, ResendRequest, ResetPasswordRequest, UserEnvelope, UserView, VerifyEmailRequest,
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client};
+use crate::http::state::AppState;
+use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,8 +68,8 @@ pub async fn forgot_password(
     AppJson(request): AppJson<ForgotPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let name = match (request.email, request.username) {
-        (Some(email), None) if !email.trim().is_empty() => AccountName::Email(email),
-        (None, Some(username)) if !username.trim().is_empty() => AccountName::Username(username),
+        (Some(email), None) if !email.trim().is_empty() => LoginName::Email(email),
+        (None, Some(username)) if !username.trim().is_empty() => LoginName::Username(username),
         _ => {
             let refusal = Invalid::new("exactly_one", "give exactly one of email and username").at("email");
             return Err(Error::from(refusal).into());

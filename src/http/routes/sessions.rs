@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 
-use crate::app::AppState;
 use crate::domain::ids::parse_id;
 use crate::http::dto::{Problem, SessionList, SessionView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Client};
+use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/me/sessions", get(list_sessions)).route("/v1/me/sessions/{id}", delete(revoke_session))

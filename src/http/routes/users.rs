@@ -5,17 +5,17 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::app::AppState;
-use crate::domain::accounts::NewAccount;
-use crate::domain::administration::AccountChanges;
+use crate::domain::listing::UserFilter;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
 use crate::domain::{FieldError, Invalid};
 use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest, UserListQuery, UserPageView};
 use crate::http::dto::{Problem, SessionList, SessionView, UserView};
 use crate::http::error::ApiError;
-use crate::http::extract::{AdminUser, AppJson, AppQuery, AuthUser, Client};
-use crate::storage::user_list::{UserFilter, UserSort};
+use crate::http::extract::{AdminUser, AppJson, AppQuery, Checked, Client, checked};
+use crate::http::state::AppState;
+use crate::service::accounts::NewAccount;
+use crate::service::administration::AccountChanges;
 use crate::validated;
 
 /// The longest search prefix: the longest searchable field, an e-mail address.
@@ -28,24 +28,16 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users/{reference}/sessions", get(list_user_sessions).delete(revoke_user_sessions))
 }
 
-fn parse_role(raw: Option<String>) -> Result<Option<Role>, FieldError> {
-    raw.map(|r| Role::parse(&r).ok_or_else(|| Invalid::new("invalid_role", "must be user, admin or owner").at("role")))
-        .transpose()
+fn role(value: Option<Checked<Role>>) -> Result<Option<Role>, FieldError> {
+    checked(value, "role", Invalid::new("invalid_role", "must be user, admin or owner"))
 }
 
-fn parse_status(raw: Option<String>) -> Result<Option<UserStatus>, FieldError> {
-    raw.map(|s| {
-        UserStatus::parse(&s).ok_or_else(|| Invalid::new("invalid_status", "must be active or disabled").at("status"))
-    })
-    .transpose()
+fn status(value: Option<Checked<UserStatus>>) -> Result<Option<UserStatus>, FieldError> {
+    checked(value, "status", Invalid::new("invalid_status", "must be active or disabled"))
 }
 
-fn parse_instant(field: &'static str, raw: Option<String>) -> Result<Option<Timestamp>, FieldError> {
-    raw.map(|text| {
-        Timestamp::parse_rfc3339(&text)
-            .ok_or_else(|| Invalid::new("invalid_instant", "must be an RFC 3339 instant").at(field))
-    })
-    .transpose()
+fn instant(field: &'static str, value: Option<Checked<Timestamp>>) -> Result<Option<Timestamp>, FieldError> {
+    checked(value, field, Invalid::new("invalid_instant", "must be an RFC 3339 instant"))
 }
 
 /// Accounts, a page at a time, filtered, searched by prefix and sorted.
@@ -64,19 +56,22 @@ pub async fn list_users(
     let limit = Some(query.limit.unwrap_or(50))
         .filter(|limit| (1..=200).contains(limit))
         .ok_or_else(|| Invalid::new("out_of_range", "must be from 1 to 200").at("limit"));
-    let sort = UserSort::parse(query.sort.as_deref().unwrap_or("created_at")).ok_or_else(|| {
-        Invalid::new("invalid_sort", "must be created_at, -created_at, username or -username").at("sort")
-    });
+    let sort = checked(
+        query.sort,
+        "sort",
+        Invalid::new("invalid_sort", "must be created_at, -created_at, username or -username"),
+    )
+    .map(Option::unwrap_or_default);
     let q = match query.q.as_deref().map(str::trim) {
         Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
             Err(Invalid::new("too_long", format!("at most {MAX_QUERY_CHARS} characters")).at("q"))
         }
         q => Ok(q.filter(|q| !q.is_empty()).map(str::to_owned)),
     };
-    let role = parse_role(query.role);
-    let status = parse_status(query.status);
-    let created_after = parse_instant("created_after", query.created_after);
-    let created_before = parse_instant("created_before", query.created_before);
+    let role = role(query.role);
+    let status = status(query.status);
+    let created_after = instant("created_after", query.created_after);
+    let created_before = instant("created_before", query.created_before);
     let (limit, sort, q, role, status, created_after, created_before) =
         validated!(limit, sort, q, role, status, created_after, created_before)?;
     let filter = UserFilter { role, status, email_verified: query.email_verified, created_after, created_before, q };
@@ -100,13 +95,13 @@ pub async fn create_user(
     Client(client): Client,
     AppJson(request): AppJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let (registration, role, status, email_verified) = request.split();
+    let (registration, fields) = request.split();
     let mut account = NewAccount::parse(registration)?;
-    let (role, status) = (parse_role(role), parse_status(status));
+    let (role, status) = (role(fields.role), status(fields.status));
     let (role, status) = validated!(role, status)?;
     account.role = role.unwrap_or(Role::User);
     account.status = status.unwrap_or(UserStatus::Active);
-    account.email_verified = email_verified.unwrap_or(false);
+    account.email_verified = fields.email_verified.unwrap_or(false);
     let user = state.admin.create(&me, account, &client).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
@@ -121,7 +116,7 @@ pub async fn create_user(
     ))]
 pub async fn get_user(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Path(reference): Path<String>,
 ) -> Result<Json<UserView>, ApiError> {
     Ok(Json(UserView::from(&state.admin.find(&me, &reference).await?)))
@@ -144,10 +139,10 @@ pub async fn update_user(
     Path(reference): Path<String>,
     AppJson(request): AppJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let (role, status) = (parse_role(request.role.clone()), parse_status(request.status.clone()));
+    let profile = request.profile_patch();
+    let (role, status) = (role(request.role), status(request.status));
     let (role, status) = validated!(role, status)?;
-    let changes =
-        AccountChanges { profile: request.profile_patch(), role, status, email_verified: request.email_verified };
+    let changes = AccountChanges { profile, role, status, email_verified: request.email_verified };
     Ok(Json(UserView::from(&state.admin.update(&me, &reference, changes, &client).await?)))
 }
 
@@ -161,7 +156,7 @@ pub async fn update_user(
     ))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Client(client): Client,
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -179,7 +174,7 @@ pub async fn delete_user(
     ))]
 pub async fn list_user_sessions(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Path(reference): Path<String>,
 ) -> Result<Json<SessionList>, ApiError> {
     let sessions = state.admin.sessions(&me, &reference).await?;
@@ -196,7 +191,7 @@ pub async fn list_user_sessions(
     ))]
 pub async fn revoke_user_sessions(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    AdminUser(me): AdminUser,
     Client(client): Client,
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {

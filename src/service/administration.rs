@@ -6,19 +6,21 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::accounts::{Accounts, NewAccount, ProfilePatchInput, apply_patch, changed_fields, uniqueness};
-use super::audit::{AuditEvent, EventType};
-use super::auth::{ClientInfo, Principal};
-use super::auth_cache::AuthCache;
+use super::auth::Principal;
+use super::auth::cache::AuthCache;
 use super::cursor::Cursors;
 use super::error::Error;
-use super::ids::parse_id;
-use super::ranks::{Action, is_administrator, may_create, permits};
-use super::session::Session;
-use super::time::Timestamp;
-use super::user::{Role, User, UserStatus};
-use crate::storage::audit::{AuditFilter, StoredEvent};
-use crate::storage::user_list::{Position, UserFilter, UserSort};
-use crate::storage::users::LoginName;
+use crate::domain::audit::{AuditEvent, EventType};
+use crate::domain::audit::{AuditFilter, ClientInfo};
+use crate::domain::ids::parse_id;
+use crate::domain::ranks::{Action, is_administrator, may_create, permits};
+use crate::domain::session::Session;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Role, User, UserStatus};
+use std::ops::Deref;
+
+use crate::domain::listing::{Position, UserFilter, UserSort};
+use crate::domain::user::LoginName;
 use crate::storage::{Store, StoreError, audit, sessions, user_list, users};
 
 /// An administrator's change to an account: profile fields as in `PATCH /v1/me`, and more.
@@ -38,6 +40,28 @@ pub struct UserPage {
     pub total: Option<i64>,
 }
 
+/// A signed-in administrator (`admin` or `owner`). Only [`Administrator::try_from`] makes one,
+/// so an operation that takes it needs no second look at the caller's role: what remains for
+/// it to check is the rank rules against each target.
+#[derive(Debug, Clone)]
+pub struct Administrator(Principal);
+
+impl TryFrom<Principal> for Administrator {
+    type Error = Error;
+
+    fn try_from(principal: Principal) -> Result<Self, Error> {
+        if is_administrator(principal.role) { Ok(Self(principal)) } else { Err(Error::Forbidden) }
+    }
+}
+
+impl Deref for Administrator {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
+
 /// Administration of accounts other than one's own.
 #[derive(Clone)]
 pub struct Administration {
@@ -52,14 +76,13 @@ impl Administration {
         Self { store, accounts, cache, cursors }
     }
 
-    /// The account `reference` names (an id or a username), if `actor` may read it. A
-    /// non-administrator is refused before anything is looked up.
-    pub async fn find(&self, actor: &Principal, reference: &str) -> Result<User, Error> {
+    /// The account `reference` names (an id or a username), if `actor` may read it.
+    pub async fn find(&self, actor: &Administrator, reference: &str) -> Result<User, Error> {
         self.target(actor, reference, Action::Read).await
     }
 
     /// Creates an account with a role below the actor's own.
-    pub async fn create(&self, actor: &Principal, account: NewAccount, client: &ClientInfo) -> Result<User, Error> {
+    pub async fn create(&self, actor: &Administrator, account: NewAccount, client: &ClientInfo) -> Result<User, Error> {
         if !may_create(actor.role, account.role) {
             return Err(Error::Forbidden);
         }
@@ -70,7 +93,7 @@ impl Administration {
     /// out everywhere.
     pub async fn update(
         &self,
-        actor: &Principal,
+        actor: &Administrator,
         reference: &str,
         changes: AccountChanges,
         client: &ClientInfo,
@@ -110,7 +133,7 @@ impl Administration {
     }
 
     /// Deletes an account of a lower rank.
-    pub async fn delete(&self, actor: &Principal, reference: &str, client: &ClientInfo) -> Result<(), Error> {
+    pub async fn delete(&self, actor: &Administrator, reference: &str, client: &ClientInfo) -> Result<(), Error> {
         let user = self.target(actor, reference, Action::Delete).await?;
         let mut tx = self.store.begin().await?;
         users::delete(&mut tx, user.id).await?;
@@ -126,14 +149,19 @@ impl Administration {
     }
 
     /// The account's live sessions.
-    pub async fn sessions(&self, actor: &Principal, reference: &str) -> Result<Vec<Session>, Error> {
+    pub async fn sessions(&self, actor: &Administrator, reference: &str) -> Result<Vec<Session>, Error> {
         let user = self.target(actor, reference, Action::ListSessions).await?;
         let mut conn = self.store.conn().await?;
         Ok(sessions::list_live(&mut conn, user.id, Timestamp::now()).await?)
     }
 
     /// Signs the account out everywhere, at once.
-    pub async fn revoke_sessions(&self, actor: &Principal, reference: &str, client: &ClientInfo) -> Result<(), Error> {
+    pub async fn revoke_sessions(
+        &self,
+        actor: &Administrator,
+        reference: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
         let user = self.target(actor, reference, Action::RevokeSessions).await?;
         let mut tx = self.store.begin().await?;
         let revoked = sessions::revoke_all_except(&mut tx, user.id, None, Timestamp::now()).await?;
@@ -152,16 +180,13 @@ impl Administration {
     /// cursor from a list in another order is refused like a forged one.
     pub async fn list(
         &self,
-        actor: &Principal,
+        _admin: &Administrator,
         filter: &UserFilter,
         sort: UserSort,
         cursor: Option<&str>,
         limit: u32,
         include_total: bool,
     ) -> Result<UserPage, Error> {
-        if !is_administrator(actor.role) {
-            return Err(Error::Forbidden);
-        }
         let after: Option<Position> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
         if after.as_ref().is_some_and(|position| position.sort != sort) {
             return Err(Error::BadCursor);
@@ -179,34 +204,27 @@ impl Administration {
     /// A page of audit events, newest first, for administrators.
     pub async fn audit_events(
         &self,
-        actor: &Principal,
+        _admin: &Administrator,
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<(Vec<StoredEvent>, Option<String>), Error> {
-        if !is_administrator(actor.role) {
-            return Err(Error::Forbidden);
-        }
-        let before: Option<String> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
+    ) -> Result<(Vec<AuditEvent>, Option<String>), Error> {
+        let before: Option<uuid::Uuid> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
         let mut conn = self.store.conn().await?;
         // One more than asked tells whether another page follows.
-        let mut events = audit::list(&mut conn, filter, before.as_deref(), i64::from(limit) + 1).await?;
+        let mut events = audit::list(&mut conn, filter, before, i64::from(limit) + 1).await?;
         let more = events.len() > limit as usize;
         events.truncate(limit as usize);
         let next = more.then(|| events.last().map(|e| self.cursors.encode(&e.id))).flatten();
         Ok((events, next))
     }
 
-    /// Resolves `reference` and checks `action` on it; non-administrators get `Forbidden`
-    /// whether or not the account exists.
-    async fn target(&self, actor: &Principal, reference: &str, action: Action) -> Result<User, Error> {
-        if !is_administrator(actor.role) {
-            return Err(Error::Forbidden);
-        }
+    /// Resolves `reference` and checks `action` on it under the rank rules.
+    async fn target(&self, actor: &Administrator, reference: &str, action: Action) -> Result<User, Error> {
         let mut conn = self.store.conn().await?;
         let user = match parse_id(reference) {
             Some(id) => users::find_by_id(&mut conn, id).await?,
-            None => users::find_by_login(&mut conn, LoginName::Username(reference)).await?,
+            None => users::find_by_login(&mut conn, &LoginName::Username(reference.to_owned())).await?,
         }
         .ok_or(Error::NotFound)?;
         if permits(actor.role, actor.user_id, action, user.role, user.id) { Ok(user) } else { Err(Error::Forbidden) }
@@ -224,7 +242,7 @@ fn has_profile_changes(patch: &ProfilePatchInput) -> bool {
 }
 
 /// One event per kind of change made: profile fields, e-mail verification, role, status.
-fn change_events(actor: &Principal, before: &User, after: &User, client: &ClientInfo) -> Vec<AuditEvent> {
+fn change_events(actor: &Administrator, before: &User, after: &User, client: &ClientInfo) -> Vec<AuditEvent> {
     let event = |kind, detail| AuditEvent::new(kind, Some(actor.user_id), Some(after.id), client, detail);
     let mut fields = changed_fields(&before.profile, &after.profile);
     if before.email_verified_at.is_some() != after.email_verified_at.is_some() {

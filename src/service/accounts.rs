@@ -6,17 +6,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::audit::{AuditEvent, EventType};
-use super::auth::ClientInfo;
-use super::auth_cache::AuthCache;
-use super::error::{Error, Invalid};
-use super::fields::{Email, Metadata, PersonName, Phone, Username};
+use super::auth::cache::AuthCache;
+use super::error::Error;
 use super::hashing::PasswordHasher;
-use super::ids::new_id;
 use super::notices::Notices;
-use super::password::Password;
-use super::time::Timestamp;
-use super::user::{Profile, Role, User, UserStatus};
+use crate::domain::audit::ClientInfo;
+use crate::domain::audit::{AuditEvent, EventType};
+use crate::domain::error::Invalid;
+use crate::domain::fields::{Email, Metadata, PersonName, Phone, Username};
+use crate::domain::ids::new_id;
+use crate::domain::password::Password;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{Profile, Role, User, UserStatus};
 use crate::storage::{Store, StoreError, audit, sessions, users};
 use crate::validated;
 
@@ -246,7 +247,7 @@ fn optional<T>(
     raw: Option<&str>,
     parse: fn(&str) -> Result<T, Invalid>,
     field: &'static str,
-) -> Result<Option<T>, super::FieldError> {
+) -> Result<Option<T>, crate::domain::FieldError> {
     raw.map(parse).transpose().map_err(|e| e.at(field))
 }
 
@@ -255,7 +256,7 @@ fn patched<T>(
     raw: Option<Option<String>>,
     parse: fn(&str) -> Result<T, Invalid>,
     field: &'static str,
-) -> Result<Option<Option<T>>, super::FieldError> {
+) -> Result<Option<Option<T>>, crate::domain::FieldError> {
     match raw {
         None => Ok(None),
         Some(None) => Ok(Some(None)),
@@ -331,6 +332,6 @@ pub fn uniqueness(error: StoreError) -> Error {
     } else if error.is_conflict_on(users::EMAIL_INDEX) {
         Error::EmailTaken
     } else {
-        Error::Store(error)
+        error.into()
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::session::SessionState;
+use crate::domain::session::SessionState;
 
 /// Entries kept per map before it is emptied.
 const MAX_ENTRIES: usize = 100_000;

@@ -1,4 +1,11 @@
-//! Signing in and recognising signed-in requests.
+//! Signing in and recognising signed-in requests: sign-in here, refresh, sign-out and the
+//! session list beside it, and the signing keys, token issuing and per-node cache below.
+
+pub mod cache;
+pub mod keys;
+mod refresh;
+mod sessions;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -7,28 +14,21 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::audit::{AuditEvent, EventType};
-use super::auth_cache::{AuthCache, VerifiedToken};
-use super::error::Error;
-use super::hashing::{PasswordHasher, needs_rehash};
-use super::ids::{new_id, parse_id};
-use super::jwt::LEEWAY_SECS;
-use super::password::is_oversized;
-use super::secrets;
-use super::session::Session;
-use super::session::SessionState;
-use super::time::Timestamp;
-use super::tokens::{IssuedTokens, Tokens};
-use super::user::{Role, User, UserStatus};
-use crate::storage::users::LoginName;
-use crate::storage::{Store, StoreError, audit, refresh_tokens, sessions, users};
-
-/// Where a sign-in came from, kept on the session for the user to recognise it.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
+use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
+use crate::domain::ids::{new_id, parse_id};
+use crate::domain::jwt::LEEWAY_SECS;
+use crate::domain::password::is_oversized;
+use crate::domain::secrets;
+use crate::domain::session::Session;
+use crate::domain::session::SessionState;
+use crate::domain::time::Timestamp;
+use crate::domain::user::LoginName;
+use crate::domain::user::{Role, User, UserStatus};
+use crate::service::error::Error;
+use crate::service::hashing::{PasswordHasher, needs_rehash};
+use crate::storage::{self, Store, StoreError, audit, refresh_tokens, users};
+use cache::{AuthCache, VerifiedToken};
+use tokens::{IssuedTokens, Tokens};
 
 /// The caller behind a verified access token whose session is live, with the session and
 /// user as read (at most the cache's time-to-live ago).
@@ -43,10 +43,10 @@ pub struct Principal {
 /// Sign-in, token refresh, sign-out and session checks.
 #[derive(Clone)]
 pub struct Auth {
-    pub(super) store: Store,
+    store: Store,
     hasher: PasswordHasher,
-    pub(super) tokens: Tokens,
-    pub(super) cache: Arc<AuthCache>,
+    tokens: Tokens,
+    cache: Arc<AuthCache>,
     require_verification: bool,
 }
 
@@ -72,7 +72,7 @@ impl Auth {
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn login(
         &self,
-        name: LoginName<'_>,
+        name: LoginName,
         password: SecretString,
         client: ClientInfo,
     ) -> Result<IssuedTokens, Error> {
@@ -81,7 +81,7 @@ impl Auth {
         }
         let user = {
             let mut conn = self.store.conn().await?;
-            users::find_by_login(&mut conn, name).await?
+            users::find_by_login(&mut conn, &name).await?
         };
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.hasher.verify(password.clone(), stored_hash).await?;
@@ -164,7 +164,7 @@ impl Auth {
         // foreign key, and on MySQL two logins holding that lock and then both updating the row
         // would deadlock. Locking it for writing first makes concurrent logins queue instead.
         users::record_login(&mut tx, user.id, now).await?;
-        sessions::insert(&mut tx, &session).await?;
+        storage::sessions::insert(&mut tx, &session).await?;
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
         audit::insert(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;
@@ -188,8 +188,9 @@ impl Auth {
             Some(state) => state,
             None => {
                 let mut conn = self.store.conn().await?;
-                let state =
-                    Arc::new(sessions::state(&mut conn, verified.session_id).await?.ok_or(Error::Unauthenticated)?);
+                let state = Arc::new(
+                    storage::sessions::state(&mut conn, verified.session_id).await?.ok_or(Error::Unauthenticated)?,
+                );
                 self.cache.remember_session(verified.session_id, state.clone());
                 state
             }

@@ -14,10 +14,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::error::Error;
-use super::jwt::{AccessClaims, KeyMaterial, KeyRing, TokenError};
-use super::secrets::random_bytes;
-use super::time::Timestamp;
+use crate::domain::jwt::{AccessClaims, KeyMaterial, KeyRing, TokenError};
+use crate::domain::secrets::random_bytes;
+use crate::domain::time::Timestamp;
+use crate::service::error::Error;
 use crate::storage::Store;
 use crate::storage::signing_keys::{self, StoredKey};
 

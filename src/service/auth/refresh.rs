@@ -10,14 +10,15 @@ use secrecy::SecretString;
 
 use serde_json::json;
 
-use super::audit::{AuditEvent, EventType};
-use super::auth::{Auth, ClientInfo};
-use super::error::Error;
-use super::secrets;
-use super::session::Session;
-use super::time::Timestamp;
+use super::Auth;
 use super::tokens::{IssuedTokens, Tokens};
-use super::user::{User, UserStatus};
+use crate::domain::audit::ClientInfo;
+use crate::domain::audit::{AuditEvent, EventType};
+use crate::domain::secrets;
+use crate::domain::session::Session;
+use crate::domain::time::Timestamp;
+use crate::domain::user::{User, UserStatus};
+use crate::service::error::Error;
 use crate::storage::refresh_tokens::{self, RefreshRecord};
 use crate::storage::{Connection, StoreError, audit, sessions, users};
 

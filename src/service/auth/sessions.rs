@@ -4,11 +4,12 @@ use uuid::Uuid;
 
 use serde_json::json;
 
-use super::audit::{AuditEvent, EventType};
-use super::auth::{Auth, ClientInfo, Principal};
-use super::error::Error;
-use super::session::Session;
-use super::time::Timestamp;
+use super::{Auth, Principal};
+use crate::domain::audit::ClientInfo;
+use crate::domain::audit::{AuditEvent, EventType};
+use crate::domain::session::Session;
+use crate::domain::time::Timestamp;
+use crate::service::error::Error;
 use crate::storage::{StoreError, audit, sessions};
 
 impl Auth {

@@ -7,11 +7,10 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Notify;
 
-use super::ids::new_id;
-use super::secrets::{digest, new_token};
-use super::time::Timestamp;
-use super::user::User;
-use crate::config::MailConfig;
+use crate::domain::ids::new_id;
+use crate::domain::secrets::{digest, new_token};
+use crate::domain::time::Timestamp;
+use crate::domain::user::User;
 use crate::mail::templates::{Branding, Rendered};
 use crate::storage::email_tokens::{self, NewToken, Purpose};
 use crate::storage::outbox::{self, OutgoingMail};
@@ -27,14 +26,10 @@ pub struct Notices {
 }
 
 impl Notices {
-    /// Links go to the application's pages when `TESSERA_APP_URL` is set, else to this
-    /// service's own at `public_url`.
-    pub fn new(config: &MailConfig, public_url: &str, wake: Arc<Notify>) -> Self {
-        let branding = Branding {
-            product: config.product_name.clone(),
-            link_base: config.app_url.clone().unwrap_or_else(|| public_url.to_owned()),
-        };
-        Self { branding, verify_ttl: config.verify_token_ttl, reset_ttl: config.reset_token_ttl, wake }
+    /// Mails are signed with `branding`; their links live `verify_ttl` and `reset_ttl`. `wake`
+    /// is the outbox worker's bell.
+    pub fn new(branding: Branding, verify_ttl: Duration, reset_ttl: Duration, wake: Arc<Notify>) -> Self {
+        Self { branding, verify_ttl, reset_ttl, wake }
     }
 
     /// The product name, for pages.

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 use super::error::Error;
-use super::secrets::random_bytes;
+use crate::domain::secrets::random_bytes;
 use crate::storage::{Store, server_secrets};
 
 /// Bytes of the MAC kept in a cursor.

@@ -11,18 +11,18 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use super::audit::{AuditEvent, EventType};
-use super::auth::ClientInfo;
-use super::auth_cache::AuthCache;
+use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
 use super::notices::Notices;
-use super::password::Password;
-use super::secrets::digest;
-use super::time::Timestamp;
-use super::user::{User, UserStatus};
+use crate::domain::audit::ClientInfo;
+use crate::domain::audit::{AuditEvent, EventType};
+use crate::domain::password::Password;
+use crate::domain::secrets::digest;
+use crate::domain::time::Timestamp;
+use crate::domain::user::LoginName;
+use crate::domain::user::{User, UserStatus};
 use crate::storage::email_tokens::{self, Purpose};
-use crate::storage::users::LoginName;
 use crate::storage::{Store, StoreError, audit, sessions, users};
 
 /// Tries of a background mail request before it is given up (and logged as an error).
@@ -31,7 +31,7 @@ const BACKGROUND_ATTEMPTS: u32 = 3;
 /// A mail asked for without an account: by address or name, answered before it is looked up.
 enum MailRequest {
     Verification(String),
-    ResetLink(AccountName),
+    ResetLink(LoginName),
 }
 
 impl MailRequest {
@@ -41,13 +41,6 @@ impl MailRequest {
             MailRequest::ResetLink(_) => "password reset request",
         }
     }
-}
-
-/// Who a forgotten password belongs to, as typed.
-#[derive(Debug, Clone)]
-pub enum AccountName {
-    Username(String),
-    Email(String),
 }
 
 #[derive(Clone)]
@@ -95,7 +88,7 @@ impl Recovery {
 
     /// Mails a reset link if an active account with an address has this name; older links
     /// stop working.
-    pub fn forgot_password(&self, name: AccountName) {
+    pub fn forgot_password(&self, name: LoginName) {
         self.in_background(MailRequest::ResetLink(name));
     }
 
@@ -157,10 +150,13 @@ impl Recovery {
     /// Looks the account up, then queues the mail in a transaction that only writes, so SQLite
     /// never has to turn a reading transaction into a writing one under contention.
     async fn queue_mail(&self, request: &MailRequest) -> Result<(), StoreError> {
+        let verification;
         let login = match request {
-            MailRequest::Verification(email) => LoginName::Email(email),
-            MailRequest::ResetLink(AccountName::Username(u)) => LoginName::Username(u),
-            MailRequest::ResetLink(AccountName::Email(e)) => LoginName::Email(e),
+            MailRequest::Verification(email) => {
+                verification = LoginName::Email(email.clone());
+                &verification
+            }
+            MailRequest::ResetLink(name) => name,
         };
         let Some(user) = users::find_by_login(&mut *self.store.conn().await?, login).await? else { return Ok(()) };
         let verified = user.email_verified_at.is_some();

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use super::auth::keys;
 use super::error::Error;
-use super::keys;
-use super::time::Timestamp;
+use crate::domain::time::Timestamp;
 
 use crate::storage::{Connection, Store, StoreError, audit, email_tokens, refresh_tokens, sessions};
 

@@ -16,12 +16,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::error::Error;
-use super::jwt::{AccessClaims, TokenError};
 use super::keys::Keys;
-use super::secrets::random_bytes;
-use super::time::Timestamp;
-use super::user::User;
+use crate::domain::jwt::{AccessClaims, TokenError};
+use crate::domain::secrets::random_bytes;
+use crate::domain::time::Timestamp;
+use crate::domain::user::User;
+use crate::service::error::Error;
 use crate::storage::{Store, server_secrets};
 
 /// Token lifetimes and the names tokens carry.

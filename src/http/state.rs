@@ -1,0 +1,24 @@
+//! What every handler can reach: the service operations, the store for readiness, and the
+//! metrics.
+
+use std::sync::Arc;
+
+use crate::http::metrics::Metrics;
+use crate::service::accounts::Accounts;
+use crate::service::administration::Administration;
+use crate::service::auth::Auth;
+use crate::service::hashing::PasswordHasher;
+use crate::service::health::Health;
+use crate::service::recovery::Recovery;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+    pub admin: Administration,
+    pub auth: Auth,
+    pub recovery: Recovery,
+    pub health: Health,
+    pub hasher: PasswordHasher,
+    pub metrics: Arc<Metrics>,
+}

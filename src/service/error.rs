@@ -1,0 +1,103 @@
+//! The outcomes of an operation a caller can be told about, kept apart from the store's own
+//! failures.
+
+use crate::domain::error::{FieldError, Invalid};
+use crate::storage::StoreError;
+
+/// Everything a service operation can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("username taken")]
+    UsernameTaken,
+    #[error("email taken")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("account disabled")]
+    AccountDisabled,
+    /// A correct password, but the address is not verified and verification is required.
+    #[error("e-mail unverified")]
+    EmailUnverified,
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// A refresh, verification or reset token that is unknown, expired or used.
+    #[error("invalid token")]
+    InvalidToken,
+    /// A rotated refresh token presented after the grace period: its session is revoked.
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    #[error("last owner")]
+    LastOwner,
+    /// A page cursor this service did not make (forged, garbled or from elsewhere).
+    #[error("bad cursor")]
+    BadCursor,
+    /// Authenticated, but not allowed (role, rank, another user's resource).
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    /// The password-hashing pool has more work queued than it may hold.
+    #[error("password hashing pool overloaded")]
+    Overloaded,
+    /// The database cannot be reached or the pool is exhausted: worth retrying. The text is
+    /// logged, never shown.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the text is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A store failure, classified for the caller: a missing row is `NotFound`, an outage
+/// `Unavailable`, anything else a bug whose cause is kept for the log.
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::Unavailable(source) => Self::Unavailable(source.to_string()),
+            other => {
+                let source = std::error::Error::source(&other).map(ToString::to_string).unwrap_or_default();
+                Self::Internal(format!("{other}: {source}"))
+            }
+        }
+    }
+}
+
+impl From<FieldError> for Error {
+    fn from(error: FieldError) -> Self {
+        Self::Validation(vec![error])
+    }
+}
+
+impl Error {
+    /// One refused field.
+    pub fn invalid(field: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Validation(vec![Invalid::new(code, message).at(field)])
+    }
+}
+
+/// Gathers the results of several field checks and answers all refusals at once, so a
+/// client sees every problem with its request in one round trip.
+///
+/// ```text
+/// let (name, mail) = validated!(name, mail)?;
+/// ```
+#[macro_export]
+macro_rules! validated {
+    ($($field:ident),+ $(,)?) => {{
+        let mut errors = ::std::vec::Vec::new();
+        $( if let ::std::result::Result::Err(e) = &$field { errors.push(e.clone()); } )+
+        if errors.is_empty() {
+            ::std::result::Result::Ok(($(match $field {
+                ::std::result::Result::Ok(value) => value,
+                ::std::result::Result::Err(_) => unreachable!("every error was collected above"),
+            }),+))
+        } else {
+            ::std::result::Result::Err($crate::service::error::Error::Validation(errors))
+        }
+    }};
+}

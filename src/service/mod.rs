@@ -1,0 +1,15 @@
+//! The operations: what a request asks for, decided under the model's rules and run in one
+//! transaction through storage, with its audit event and its mail. Nothing here knows HTTP.
+
+pub mod accounts;
+pub mod administration;
+pub mod auth;
+pub mod cleanup;
+pub mod cursor;
+pub mod error;
+pub mod hashing;
+pub mod health;
+pub mod notices;
+pub mod recovery;
+
+pub use error::Error;
