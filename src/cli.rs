@@ -2,14 +2,16 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::SettingsArgs;
+use crate::config::{Config, ConfigFile};
 
 /// tessera: user accounts and authentication as one binary.
 #[derive(Debug, Parser)]
 #[command(name = "tessera", version, about, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
-    pub settings: SettingsArgs,
+    pub config_file: ConfigFile,
+    #[command(flatten)]
+    pub config: Config,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -3,22 +3,26 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 use tessera::cli::{AdminCommand, Cli, Command, KeysCommand};
 use tessera::commands;
-use tessera::config::{self, Config};
+use tessera::config::{self, ConfigError};
 
 fn main() -> ExitCode {
     // `.env` fills in variables that are not already set.
     let dotenv = dotenvy::dotenv();
-    let cli = Cli::parse();
-    let config = match Config::load(&cli.settings) {
-        Ok(config) => config,
+    let cli = match config::matches(Cli::command(), std::env::args_os()).and_then(|matches| {
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| ConfigError::new("the command line", e.to_string()))?;
+        cli.config.check()?;
+        Ok(cli)
+    }) {
+        Ok(cli) => cli,
         Err(error) => {
             eprintln!("tessera: {error}");
             return ExitCode::from(2);
         }
     };
+    let config = cli.config;
     tessera::telemetry::init(config.log_format);
     if let Err(dotenvy::Error::LineParse(line, _)) = &dotenv {
         tracing::warn!(line = %line, "ignoring an unreadable line in .env");

@@ -11,7 +11,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::request_id::RequestId;
 use crate::domain::FieldError;
 use crate::service;
 
@@ -186,7 +185,7 @@ impl From<service::Error> for ApiError {
 
 /// Writes every error response as problem+json with the request id, and logs 5xx causes.
 pub async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
+    let request_id = super::request_id(&request).map(str::to_owned);
     let mut response = next.run(request).await;
     let status = response.status();
     let finished_page = response.extensions().get::<HtmlPage>().is_some();

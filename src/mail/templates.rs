@@ -1,7 +1,9 @@
-//! The mails tessera sends, each as plain text and HTML. Every value from a user is escaped in
-//! the HTML part; links carry the token as `?token=` on the configured base URL.
+//! The mails tessera sends, each as plain text and HTML. The HTML part is a maud template, so
+//! every value is escaped; links carry the token as `?token=` on the configured base URL.
 
 use std::time::Duration;
+
+use maud::{DOCTYPE, html};
 
 /// What every mail is signed with and links to.
 #[derive(Debug, Clone)]
@@ -82,45 +84,36 @@ impl Branding {
         closing: &str,
     ) -> Rendered {
         let mut text = format!("Hello {name},\n\n");
-        let mut html = format!("<p>Hello {},</p>\n", escape(name));
         for paragraph in paragraphs {
             text.push_str(&format!("{paragraph}\n\n"));
-            html.push_str(&format!("<p>{}</p>\n", escape(paragraph)));
         }
-        if let Some((label, link)) = action {
+        if let Some((_, link)) = action {
             text.push_str(&format!("{link}\n\n"));
-            html.push_str(&format!(
-                "<p><a href=\"{0}\" style=\"display:inline-block;padding:10px 18px;background:#1f4f8f;\
-                 color:#fff;text-decoration:none;border-radius:4px\">{1}</a></p>\n\
-                 <p style=\"font-size:13px;color:#555\">Or copy this address into your browser:<br>{0}</p>\n",
-                escape(link),
-                escape(label)
-            ));
         }
         text.push_str(&format!("{closing}\n\n— {}\n", self.product));
-        html.push_str(&format!("<p>{}</p>\n<p>— {}</p>\n", escape(closing), escape(&self.product)));
-        let html = format!(
-            "<!doctype html>\n<html><body style=\"font-family:sans-serif;line-height:1.5;max-width:560px\">\n{html}</body></html>\n"
-        );
-        Rendered { subject, text, html }
+        let html = html! {
+            (DOCTYPE)
+            html {
+                body style="font-family:sans-serif;line-height:1.5;max-width:560px" {
+                    p { "Hello " (name) "," }
+                    @for paragraph in paragraphs { p { (paragraph) } }
+                    @if let Some((label, link)) = action {
+                        p {
+                            a href=(link) style=(BUTTON) { (label) }
+                        }
+                        p style="font-size:13px;color:#555" { "Or copy this address into your browser:" br; (link) }
+                    }
+                    p { (closing) }
+                    p { "— " (self.product) }
+                }
+            }
+        };
+        Rendered { subject, text, html: html.into_string() }
     }
 }
 
-/// `text` safe inside HTML text and double-quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+const BUTTON: &str =
+    "display:inline-block;padding:10px 18px;background:#1f4f8f;color:#fff;text-decoration:none;border-radius:4px";
 
 #[cfg(test)]
 mod tests {

@@ -46,7 +46,7 @@ fn kinds(events: &[Event]) -> Vec<&str> {
 
 each_backend! {
     async fn every_self_service_action_leaves_one_event_with_its_actor_and_subject(backend) {
-        let app = spawn_app_with(backend, |args| args.refresh_reuse_grace = Some("0s".into())).await;
+        let app = spawn_app_with(backend, |config| config.refresh_reuse_grace = Duration::ZERO).await;
         let ada = app.register_user("ada").await["id"].as_str().unwrap().to_owned();
         let first: Value = app.login("ada", PASSWORD).await.json().await.unwrap();
         let token = first["access_token"].as_str().unwrap().to_owned();

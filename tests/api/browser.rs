@@ -143,9 +143,9 @@ each_backend! {
         let catcher = MailCatcher::start().await;
         let port = catcher.port;
         // No public URL: links then point at the address the app really listens on.
-        let app = spawn_app_with(backend, move |args| {
-            args.smtp_url = Some(MailCatcher::url(port));
-            args.public_url = None;
+        let app = spawn_app_with(backend, move |config| {
+            config.mail.smtp_url = Some(SecretUrl::new(&MailCatcher::url(port)));
+            config.public_url = None;
         })
         .await;
         app.register_user("margaret").await;

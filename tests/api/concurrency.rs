@@ -29,7 +29,7 @@ each_backend! {
     async fn concurrent_logins_and_refreshes_of_one_account_all_succeed(backend) {
         // Each login writes the user row and inserts rows that reference it; in the wrong order
         // InnoDB deadlocks two such transactions.
-        let app = Arc::new(spawn_app_with(backend, |args| args.hash_concurrency = Some("4".into())).await);
+        let app = Arc::new(spawn_app_with(backend, |config| config.hash_concurrency = 4).await);
         app.register_user("ada").await;
         let logins: Vec<_> = (0..32)
             .map(|_| {
@@ -58,7 +58,7 @@ each_backend! {
     }
 
     async fn healthz_and_me_keep_answering_while_the_hash_pool_is_saturated(backend) {
-        let app = Arc::new(spawn_app_with(backend, |args| args.hash_concurrency = Some("1".into())).await);
+        let app = Arc::new(spawn_app_with(backend, |config| config.hash_concurrency = 1).await);
         let (_, token) = app.signed_in("ada").await;
         const LOGINS: usize = 24;
         let finished = Arc::new(AtomicUsize::new(0));

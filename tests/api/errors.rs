@@ -80,7 +80,7 @@ each_backend! {
         let db = TestDb::create(backend).await;
         let proxy = Proxy::start(&db.url).await;
         let url = proxy.url.clone();
-        let app = spawn_on(db, |args| args.database_url = Some(url)).await;
+        let app = spawn_on(db, |config| config.database_url = SecretUrl::new(&url)).await;
         let (_, token) = app.signed_in("ada").await;
         assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
         proxy.cut();

@@ -8,8 +8,9 @@ use std::sync::{Arc, Once};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Connection as _, Executor as _};
+pub use std::time::Duration;
 use tessera::app::Application;
-use tessera::config::{Config, SettingsArgs};
+pub use tessera::config::{Config, SecretUrl};
 use tokio::sync::oneshot;
 
 /// A password that passes the policy.
@@ -193,7 +194,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Arc<TestDb>,
-    args: SettingsArgs,
+    config: Config,
     _server: StopOnDrop,
 }
 
@@ -224,48 +225,58 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
 
-pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut SettingsArgs)) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::create(backend).await;
     spawn_on(db, adjust).await
 }
 
 /// Serves an application on an existing test database.
-pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut SettingsArgs)) -> TestApp {
-    let mut args = SettingsArgs {
-        database_url: Some(db.url.clone()),
-        listen: Some("127.0.0.1:0".into()),
-        public_url: Some(PUBLIC_URL.into()),
-        hash_concurrency: Some("2".into()),
-        database_max_connections: Some("5".into()),
-        ..SettingsArgs::default()
-    };
-    adjust(&mut args);
-    serve(Arc::new(db), args).await
+pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::parse_from([
+        "tessera",
+        "--database-url",
+        &db.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--public-url",
+        PUBLIC_URL,
+        "--hash-concurrency",
+        "2",
+        "--database-max-connections",
+        "5",
+    ])
+    .expect("test configuration");
+    adjust(&mut config);
+    serve(Arc::new(db), config).await
 }
 
-async fn serve(db: Arc<TestDb>, args: SettingsArgs) -> TestApp {
-    let config = Config::load(&args).expect("test configuration");
+/// The configuration with one setting given as a flag, through the setting's own parser.
+pub fn flag(name: &str, value: &str) -> Config {
+    Config::parse_from(["tessera", name, value]).expect("a valid setting")
+}
+
+async fn serve(db: Arc<TestDb>, config: Config) -> TestApp {
     let app = Application::build(&config).await.expect("build the application");
     let address = format!("http://{}", app.address());
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(app.run_until(async {
         stopped.await.ok();
     }));
-    TestApp { address, client: reqwest::Client::new(), db, args, _server: StopOnDrop(Some(stop)) }
+    TestApp { address, client: reqwest::Client::new(), db, config, _server: StopOnDrop(Some(stop)) }
 }
 
 impl TestApp {
     /// A second node with the same settings on the same database.
     pub async fn another_node(&self) -> TestApp {
-        serve(self.db.clone(), self.args.clone()).await
+        serve(self.db.clone(), self.config.clone()).await
     }
 
     /// Stops this node and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
-        let TestApp { db, args, _server, .. } = self;
+        let TestApp { db, config, _server, .. } = self;
         drop(_server);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        serve(db, args).await
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        serve(db, config).await
     }
 
     pub fn url(&self, path: &str) -> String {

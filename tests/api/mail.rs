@@ -11,16 +11,12 @@ use crate::smtp::MailCatcher;
 const NEW_PASSWORD: &str = "a brand new passphrase 42";
 
 /// An app that sends its mail to `catcher`, retrying quickly.
-async fn app_with_mail(
-    backend: Backend,
-    catcher: &MailCatcher,
-    adjust: impl FnOnce(&mut tessera::config::SettingsArgs),
-) -> TestApp {
+async fn app_with_mail(backend: Backend, catcher: &MailCatcher, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let port = catcher.port;
-    spawn_app_with(backend, move |args| {
-        args.smtp_url = Some(MailCatcher::url(port));
-        args.mail_retry_delay = Some("100ms".into());
-        adjust(args);
+    spawn_app_with(backend, move |config| {
+        config.mail.smtp_url = Some(SecretUrl::new(&MailCatcher::url(port)));
+        config.mail.retry_delay = Duration::from_millis(100);
+        adjust(config);
     })
     .await
 }
@@ -40,7 +36,7 @@ async fn reset(app: &TestApp, token: &str, password: &str) -> reqwest::Response 
 each_backend! {
     async fn register_then_verify_from_the_mail_then_sign_in_when_verification_is_required(backend) {
         let catcher = MailCatcher::start().await;
-        let app = app_with_mail(backend, &catcher, |args| args.require_email_verification = Some("true".into())).await;
+        let app = app_with_mail(backend, &catcher, |config| config.mail.require_verification = true).await;
         let no_email = app.register(&json!({"username": "nomail", "password": PASSWORD})).await;
         let problem = assert_problem(no_email, 422, "validation_failed").await;
         assert_eq!(field_codes(&problem), [("email".to_owned(), "required".to_owned())]);
@@ -111,9 +107,9 @@ each_backend! {
 
     async fn links_stop_working_when_they_expire(backend) {
         let catcher = MailCatcher::start().await;
-        let app = app_with_mail(backend, &catcher, |args| {
-            args.reset_token_ttl = Some("1s".into());
-            args.verify_token_ttl = Some("1s".into());
+        let app = app_with_mail(backend, &catcher, |config| {
+            config.mail.reset_token_ttl = Duration::from_secs(1);
+            config.mail.verify_token_ttl = Duration::from_secs(1);
         })
         .await;
         app.register_user("linus").await;
@@ -170,7 +166,7 @@ each_backend! {
 
     async fn links_go_to_the_application_when_it_has_pages_of_its_own_and_changes_are_notified(backend) {
         let catcher = MailCatcher::start().await;
-        let app = app_with_mail(backend, &catcher, |args| args.app_url = Some("https://app.example/account/".into())).await;
+        let app = app_with_mail(backend, &catcher, |config| config.mail.app_url = flag("--app-url", "https://app.example/account/").mail.app_url).await;
         let (_, access) = app.signed_in("katherine").await;
         let link = catcher.nth_to(&email("katherine"), 1).await.link("verify-email");
         assert!(link.starts_with("https://app.example/account/verify-email?token="), "{link}");
@@ -184,9 +180,9 @@ each_backend! {
 
     async fn queued_mail_survives_a_restart_while_the_server_is_down_and_arrives_exactly_once(backend) {
         let port = MailCatcher::free_port();
-        let app = spawn_app_with(backend, |args| {
-            args.smtp_url = Some(MailCatcher::url(port));
-            args.mail_retry_delay = Some("100ms".into());
+        let app = spawn_app_with(backend, |config| {
+            config.mail.smtp_url = Some(SecretUrl::new(&MailCatcher::url(port)));
+            config.mail.retry_delay = Duration::from_millis(100);
         })
         .await;
         for name in ["one", "two", "three"] {

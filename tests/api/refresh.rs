@@ -64,7 +64,7 @@ each_backend! {
     }
 
     async fn without_a_grace_reusing_a_rotated_token_revokes_the_whole_session(backend) {
-        let app = spawn_app_with(backend, |args| args.refresh_reuse_grace = Some("0s".into())).await;
+        let app = spawn_app_with(backend, |config| config.refresh_reuse_grace = Duration::ZERO).await;
         app.register_user("ada").await;
         let first = login(&app).await;
         let stolen = field(&first, "refresh_token");
@@ -76,7 +76,7 @@ each_backend! {
     }
 
     async fn after_the_grace_reusing_a_rotated_token_revokes_the_whole_session(backend) {
-        let app = spawn_app_with(backend, |args| args.refresh_reuse_grace = Some("1s".into())).await;
+        let app = spawn_app_with(backend, |config| config.refresh_reuse_grace = Duration::from_secs(1)).await;
         app.register_user("ada").await;
         let stolen = field(&login(&app).await, "refresh_token").to_owned();
         let rotated: Value = refresh(&app, &stolen).await.json().await.unwrap();
@@ -113,10 +113,10 @@ each_backend! {
     }
 
     async fn sessions_slide_on_refresh_but_never_past_their_maximum_age(backend) {
-        let app = spawn_app_with(backend, |args| {
-            args.access_token_ttl = Some("30s".into());
-            args.refresh_token_ttl = Some("60s".into());
-            args.session_max_age = Some("60s".into());
+        let app = spawn_app_with(backend, |config| {
+            config.access_token_ttl = Duration::from_secs(30);
+            config.refresh_token_ttl = Duration::from_secs(60);
+            config.session_max_age = Duration::from_secs(60);
         })
         .await;
         app.register_user("ada").await;

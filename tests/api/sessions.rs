@@ -84,7 +84,7 @@ each_backend! {
     }
 
     async fn a_logout_on_one_node_is_honoured_by_another_within_the_cache_bound(backend) {
-        let first_node = spawn_app_with(backend, |args| args.session_cache_ttl = Some("1s".into())).await;
+        let first_node = spawn_app_with(backend, |config| config.session_cache_ttl = Duration::from_secs(1)).await;
         let second_node = first_node.another_node().await;
         let (_, token) = first_node.signed_in("ada").await;
         // The second node reads the session now and may trust that read for up to 1 s.
@@ -104,7 +104,7 @@ each_backend! {
     }
 
     async fn without_the_cache_a_logout_on_one_node_is_honoured_by_another_at_once(backend) {
-        let first_node = spawn_app_with(backend, |args| args.session_cache_ttl = Some("0s".into())).await;
+        let first_node = spawn_app_with(backend, |config| config.session_cache_ttl = Duration::ZERO).await;
         let second_node = first_node.another_node().await;
         let (_, token) = first_node.signed_in("ada").await;
         assert_eq!(second_node.get("/v1/me", Some(&token)).await.status(), StatusCode::OK);

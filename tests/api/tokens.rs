@@ -152,7 +152,7 @@ each_backend! {
 
     async fn hs256_mode_signs_with_the_shared_secret_and_publishes_no_keys(backend) {
         let secret = "a shared secret of at least thirty-two bytes";
-        let app = spawn_app_with(backend, |args| args.jwt_secret = Some(secret.into())).await;
+        let app = spawn_app_with(backend, |config| config.jwt_secret = Some(secret.into())).await;
         let (_, token) = app.signed_in("ada").await;
         assert_eq!(header_of(&token)["alg"], "HS256");
         assert_eq!(app.get("/v1/me", Some(&token)).await.status(), StatusCode::OK);

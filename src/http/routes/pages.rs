@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Form, Router};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -17,7 +18,6 @@ use crate::domain::password::Password;
 use crate::http::error::HtmlPage;
 use crate::http::extract::Client;
 use crate::http::state::AppState;
-use crate::mail::templates::escape;
 use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
@@ -45,24 +45,28 @@ pub struct ResetForm {
 
 async fn verify_form(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let Some(token) = query.token.filter(|t| !t.is_empty()) else { return missing_token(&state) };
-    let body = format!(
-        "<h1>Confirm your e-mail address</h1>\n<p>Press the button to confirm that this address is yours.</p>\n\
-         <form method=\"post\" action=\"verify-email\"><input type=\"hidden\" name=\"token\" value=\"{}\">\n\
-         <button type=\"submit\">Confirm my address</button></form>",
-        escape(&token)
-    );
-    page(&state, StatusCode::OK, "Confirm your e-mail address", &body)
+    let body = html! {
+        h1 { "Confirm your e-mail address" }
+        p { "Press the button to confirm that this address is yours." }
+        form method="post" action="verify-email" {
+            input type="hidden" name="token" value=(token);
+            button type="submit" { "Confirm my address" }
+        }
+    };
+    page(&state, StatusCode::OK, "Confirm your e-mail address", body)
 }
 
 async fn verify(State(state): State<AppState>, Client(client): Client, Form(form): Form<VerifyForm>) -> Response {
     match state.recovery.verify_email(&SecretString::from(form.token), &client).await {
         Ok(user) => {
-            let address = escape(user.profile.email.as_deref().unwrap_or_default());
-            let body = format!(
-                "<h1 class=\"ok\">Address confirmed</h1>\n<p>Thank you: <strong>{address}</strong> is confirmed. \
-                 You can close this page and sign in.</p>"
-            );
-            page(&state, StatusCode::OK, "Address confirmed", &body)
+            let body = html! {
+                h1.ok { "Address confirmed" }
+                p {
+                    "Thank you: " strong { (user.profile.email.as_deref().unwrap_or_default()) }
+                    " is confirmed. You can close this page and sign in."
+                }
+            };
+            page(&state, StatusCode::OK, "Address confirmed", body)
         }
         Err(Error::InvalidToken) => invalid_link(&state, "confirmation"),
         Err(error) => failure(&state, error),
@@ -71,24 +75,29 @@ async fn verify(State(state): State<AppState>, Client(client): Client, Form(form
 
 async fn reset_form(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let Some(token) = query.token.filter(|t| !t.is_empty()) else { return missing_token(&state) };
-    page(&state, StatusCode::OK, "Choose a new password", &reset_body(&token, &[]))
+    page(&state, StatusCode::OK, "Choose a new password", reset_body(&token, &[]))
 }
 
 async fn reset(State(state): State<AppState>, Client(client): Client, Form(form): Form<ResetForm>) -> Response {
     if form.new_password != form.confirm_password {
         let body = reset_body(&form.token, &["The two passwords differ.".to_owned()]);
-        return page(&state, StatusCode::UNPROCESSABLE_ENTITY, "Choose a new password", &body);
+        return page(&state, StatusCode::UNPROCESSABLE_ENTITY, "Choose a new password", body);
     }
     let token = SecretString::from(form.token.clone());
     match state.recovery.reset_password(&token, SecretString::from(form.new_password), &client).await {
         Ok(()) => {
-            let body = "<h1 class=\"ok\">Password changed</h1>\n<p>Your new password is set, and every session \
-                        of your account was signed out. You can now sign in with the new password.</p>";
+            let body = html! {
+                h1.ok { "Password changed" }
+                p {
+                    "Your new password is set, and every session of your account was signed out. "
+                    "You can now sign in with the new password."
+                }
+            };
             page(&state, StatusCode::OK, "Password changed", body)
         }
         Err(Error::Validation(errors)) => {
             let messages: Vec<String> = errors.iter().map(|e| format!("The new password {}.", e.message)).collect();
-            page(&state, StatusCode::UNPROCESSABLE_ENTITY, "Choose a new password", &reset_body(&form.token, &messages))
+            page(&state, StatusCode::UNPROCESSABLE_ENTITY, "Choose a new password", reset_body(&form.token, &messages))
         }
         Err(Error::InvalidToken) => invalid_link(&state, "reset"),
         Err(error) => failure(&state, error),
@@ -96,44 +105,57 @@ async fn reset(State(state): State<AppState>, Client(client): Client, Form(form)
 }
 
 /// The reset form, with the rules a password must meet and any refusal of the last try.
-fn reset_body(token: &str, problems: &[String]) -> String {
-    let problems: String =
-        problems.iter().map(|p| format!("<p class=\"error\" role=\"alert\">{}</p>\n", escape(p))).collect();
-    format!(
-        "<h1>Choose a new password</h1>\n{problems}<form method=\"post\" action=\"reset-password\">\n\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\n\
-         <label for=\"new_password\">New password</label>\n\
-         <input id=\"new_password\" name=\"new_password\" type=\"password\" autocomplete=\"new-password\" \
-         minlength=\"{min}\" maxlength=\"{max}\" required>\n\
-         <label for=\"confirm_password\">The same again</label>\n\
-         <input id=\"confirm_password\" name=\"confirm_password\" type=\"password\" autocomplete=\"new-password\" \
-         minlength=\"{min}\" maxlength=\"{max}\" required>\n\
-         <ul class=\"rules\"><li>{min} to {max} characters; a long phrase is best</li>\
-         <li>not one of the commonly used passwords</li><li>not your username or e-mail address</li></ul>\n\
-         <button type=\"submit\">Set my new password</button></form>",
-        token = escape(token),
-        min = Password::MIN_CHARS,
-        max = Password::MAX_CHARS,
-    )
+fn reset_body(token: &str, problems: &[String]) -> Markup {
+    let (min, max) = (Password::MIN_CHARS, Password::MAX_CHARS);
+    html! {
+        h1 { "Choose a new password" }
+        @for problem in problems { p.error role="alert" { (problem) } }
+        form method="post" action="reset-password" {
+            input type="hidden" name="token" value=(token);
+            label for="new_password" { "New password" }
+            input #new_password name="new_password" type="password" autocomplete="new-password"
+                minlength=(min) maxlength=(max) required;
+            label for="confirm_password" { "The same again" }
+            input #confirm_password name="confirm_password" type="password" autocomplete="new-password"
+                minlength=(min) maxlength=(max) required;
+            ul.rules {
+                li { (min) " to " (max) " characters; a long phrase is best" }
+                li { "not one of the commonly used passwords" }
+                li { "not your username or e-mail address" }
+            }
+            button type="submit" { "Set my new password" }
+        }
+    }
 }
 
 fn missing_token(state: &AppState) -> Response {
-    let body = "<h1 class=\"error\">Link incomplete</h1>\n<p>This address lacks its token. Open the link from \
-                the mail again, or copy the whole address into your browser.</p>";
+    let body = html! {
+        h1.error { "Link incomplete" }
+        p {
+            "This address lacks its token. Open the link from the mail again, or copy the whole address "
+            "into your browser."
+        }
+    };
     page(state, StatusCode::BAD_REQUEST, "Link incomplete", body)
 }
 
 fn invalid_link(state: &AppState, kind: &str) -> Response {
-    let body = format!(
-        "<h1 class=\"error\">This link does not work</h1>\n<p>The {kind} link is unknown, has expired or was \
-         already used. Ask for a new one and use the newest mail.</p>"
-    );
-    page(state, StatusCode::UNAUTHORIZED, "This link does not work", &body)
+    let body = html! {
+        h1.error { "This link does not work" }
+        p {
+            "The " (kind) " link is unknown, has expired or was already used. Ask for a new one and use the "
+            "newest mail."
+        }
+    };
+    page(state, StatusCode::UNAUTHORIZED, "This link does not work", body)
 }
 
 fn failure(state: &AppState, error: Error) -> Response {
     tracing::error!(%error, "hosted page failed");
-    let body = "<h1 class=\"error\">Something went wrong</h1>\n<p>Please try again in a minute.</p>";
+    let body = html! {
+        h1.error { "Something went wrong" }
+        p { "Please try again in a minute." }
+    };
     page(state, StatusCode::SERVICE_UNAVAILABLE, "Something went wrong", body)
 }
 
@@ -146,16 +168,24 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margi
 
 /// A whole page. The token is in the page's own address, so it is never sent on as a referrer;
 /// the policy allows nothing but this page's own style and form.
-fn page(state: &AppState, status: StatusCode, title: &str, body: &str) -> Response {
-    let product = escape(state.accounts.notices().product());
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · {product}</title><style>{STYLE}</style></head>\n<body><main>\n{body}\n</main>\
-         <footer>{product}</footer></body></html>\n",
-        escape(title)
-    );
-    let mut response = (status, html).into_response();
+fn page(state: &AppState, status: StatusCode, title: &str, body: Markup) -> Response {
+    let product = state.accounts.notices().product();
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · " (product) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main { (body) }
+                footer { (product) }
+            }
+        }
+    };
+    let mut response = (status, html.into_string()).into_response();
     let headers = response.headers_mut();
     let fixed = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
