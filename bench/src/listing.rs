@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::load::{Load, Measured, Request, drive, status_of};
 use crate::scenarios::{PASSWORD, sign_in};
-use crate::scratch::Scratch;
+use crate::scratch;
 use crate::server::{Server, ServerConfig};
 
 /// `GET /v1/users?{query}` as an administrator.
@@ -53,10 +53,10 @@ pub async fn run(
 ) -> anyhow::Result<Vec<ListFigure>> {
     let mut figures = Vec::new();
     for &users in sizes {
-        let (scratch, database_url) = Scratch::create(server_db).await?;
-        let config = ServerConfig { database_url, ..base_config.clone() };
+        let db = scratch::create(server_db).await?;
+        let config = ServerConfig { database_url: db.url.clone(), ..base_config.clone() };
         let outcome = measure_size(&config, users, load).await;
-        scratch.remove().await;
+        scratch::remove(&db).await;
         figures.extend(outcome?);
     }
     print(&figures, sizes);

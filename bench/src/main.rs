@@ -21,7 +21,6 @@ use clap::Parser;
 use load::{Load, drive};
 use report::Report;
 use scenarios::{Healthz, Login, Me, Refresh, Register, seed_user, sign_in};
-use scratch::Scratch;
 use server::{Server, ServerConfig};
 
 const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"];
@@ -97,10 +96,10 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let (scratch, database_url) = Scratch::create(args.db.as_deref()).await?;
-    let config = ServerConfig { binary, database_url, hash_concurrency, env: args.server_env.clone() };
+    let db = scratch::create(args.db.as_deref()).await?;
+    let config = ServerConfig { binary, database_url: db.url.clone(), hash_concurrency, env: args.server_env.clone() };
     let outcome = run(&args, &scenarios, &config).await;
-    scratch.remove().await;
+    scratch::remove(&db).await;
     outcome
 }
 

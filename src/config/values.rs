@@ -120,8 +120,7 @@ pub fn non_empty(value: &str) -> Result<String, String> {
 /// `sqlite:`, `postgres:`, `mysql:` or `mariadb:`.
 pub fn database_url(value: &str) -> Result<SecretUrl, String> {
     let url = SecretUrl::new(value.trim());
-    let scheme = Url::parse(url.expose()).map(|u| u.scheme().to_owned()).unwrap_or_default();
-    if ["sqlite", "postgres", "postgresql", "mysql", "mariadb"].contains(&scheme.as_str()) {
+    if crate::storage::Backend::from_url(url.expose()).is_some() {
         Ok(url)
     } else {
         Err(format!("expected a URL starting with sqlite:, postgres: or mysql: (got {:?})", url.masked()))

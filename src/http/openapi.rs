@@ -21,7 +21,7 @@ use crate::http::state::AppState;
         routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::audit::list_audit_events,
         ops::healthz, ops::readyz, ops::metrics,
     ),
-    components(schemas(dto::Problem, dto::ProblemField)),
+    components(schemas(dto::Problem, dto::problems::ProblemField)),
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Registration and sign-in"),

@@ -6,7 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::dto::{Health, Problem};
+use super::dto::Health;
+use super::dto::problems::Unavailable;
 use super::error::ApiError;
 use crate::http::state::AppState;
 
@@ -23,7 +24,7 @@ pub async fn healthz() -> Json<Health> {
 /// `200` when the database answers, else `503 unavailable`.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, body = Health),
-    (status = 503, description = "`unavailable`", body = Problem, content_type = "application/problem+json"),
+    Unavailable,
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     state.health.ready().await?;

@@ -94,11 +94,11 @@ impl Store {
 /// `mariadb:` is spelled `mysql:` for the driver. (SQLite's busy timeout of 5 s and foreign
 /// keys are sqlx's defaults.)
 fn normalise(url: &str, backend: Backend) -> String {
-    match backend {
-        Backend::MySql => match url.split_once(':') {
-            Some((_, rest)) => format!("mysql:{rest}"),
-            None => url.to_owned(),
-        },
-        Backend::Sqlite | Backend::Postgres => url.to_owned(),
+    match url::Url::parse(url) {
+        Ok(mut parsed) if backend == Backend::MySql && parsed.scheme() != "mysql" => {
+            // Neither scheme is special in the URL standard, so one may replace the other.
+            if parsed.set_scheme("mysql").is_ok() { parsed.into() } else { url.to_owned() }
+        }
+        _ => url.to_owned(),
     }
 }

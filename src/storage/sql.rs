@@ -17,7 +17,7 @@ pub enum Backend {
 impl Backend {
     /// The backend a database URL names, by its scheme.
     pub fn from_url(url: &str) -> Option<Self> {
-        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        let scheme = url::Url::parse(url).ok()?.scheme().to_owned();
         match scheme.as_str() {
             "sqlite" => Some(Self::Sqlite),
             "postgres" | "postgresql" => Some(Self::Postgres),

@@ -2,7 +2,6 @@
 //! serving on a random port, with typed request helpers.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
 use reqwest::{Response, StatusCode};
@@ -11,6 +10,7 @@ use sqlx::{AnyConnection, Connection as _, Executor as _};
 pub use std::time::Duration;
 use tessera::app::Application;
 pub use tessera::config::{Config, SecretUrl};
+use tessera_scratch::ScratchDb;
 use tokio::sync::oneshot;
 
 /// A password that passes the policy.
@@ -78,41 +78,18 @@ impl Backend {
 /// A database made for one test and dropped with it.
 pub struct TestDb {
     pub url: String,
-    server_url: Option<String>,
-    name: String,
-    file: Option<PathBuf>,
-    backend: Backend,
+    scratch: ScratchDb,
 }
 
 impl TestDb {
     pub async fn create(backend: Backend) -> Self {
         sqlx::any::install_default_drivers();
-        let name = format!("tessera_t_{}", uuid::Uuid::now_v7().simple());
-        match backend {
-            Backend::Sqlite => {
-                let file = std::env::temp_dir().join(format!("{name}.db"));
-                Self {
-                    url: format!("sqlite://{}?mode=rwc", file.display()),
-                    server_url: None,
-                    name,
-                    file: Some(file),
-                    backend,
-                }
-            }
-            Backend::Postgres | Backend::MySql => {
-                let server_url = backend.server_url().expect("the backend is available");
-                let mut conn = AnyConnection::connect(&server_url).await.expect("connect to the test server");
-                conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create a test database");
-                conn.close().await.ok();
-                Self {
-                    url: replace_database(&server_url, &name),
-                    server_url: Some(server_url),
-                    name,
-                    file: None,
-                    backend,
-                }
-            }
-        }
+        let server_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres | Backend::MySql => Some(backend.server_url().expect("the backend is available")),
+        };
+        let scratch = ScratchDb::create(server_url.as_deref(), "tessera_t").await.expect("create a test database");
+        Self { url: scratch.url.clone(), scratch }
     }
 
     /// The first column of the first row of `query`, as text.
@@ -144,44 +121,10 @@ impl TestDb {
     }
 }
 
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
-    let mut out = format!("{}/{name}", &base[..path_start]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
-
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(file) = &self.file {
-            for suffix in ["", "-wal", "-shm"] {
-                std::fs::remove_file(format!("{}{suffix}", file.display())).ok();
-            }
-            return;
-        }
-        let (Some(server_url), name, backend) = (self.server_url.clone(), self.name.clone(), self.backend) else {
-            return;
-        };
-        // Drop runs inside the test's runtime, which cannot block on itself: use a thread.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut conn = AnyConnection::connect(&server_url).await?;
-                let statement = match backend {
-                    Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                    _ => format!("DROP DATABASE IF EXISTS {name}"),
-                };
-                conn.execute(statement.as_str()).await?;
-                conn.close().await
-            })
-        });
-        if let Ok(Err(error)) = dropped.join() {
-            let _ = writeln!(std::io::stderr(), "could not drop test database {}: {error}", self.name);
+        if let Err(error) = self.scratch.remove_blocking() {
+            let _ = writeln!(std::io::stderr(), "could not drop test database {}: {error}", self.scratch.name);
         }
     }
 }

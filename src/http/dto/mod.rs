@@ -2,6 +2,9 @@
 //! none of them derives `Debug`, so passwords cannot reach a log through one.
 
 pub mod admin;
+pub mod problems;
+
+pub use problems::Problem;
 
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -212,29 +215,6 @@ pub struct ChangePasswordRequest {
     pub current_password: String,
     #[schema(format = Password)]
     pub new_password: String,
-}
-
-/// An RFC 9457 problem (every error answer).
-#[derive(Serialize, ToSchema)]
-pub struct Problem {
-    #[schema(example = "/problems/validation_failed")]
-    pub r#type: String,
-    pub title: String,
-    pub status: u16,
-    #[schema(example = "validation_failed")]
-    pub code: String,
-    pub detail: Option<String>,
-    /// Present on validation failures only.
-    pub errors: Option<Vec<ProblemField>>,
-    pub request_id: Option<String>,
-}
-
-/// One refused field of a `validation_failed` problem.
-#[derive(Serialize, ToSchema)]
-pub struct ProblemField {
-    pub field: String,
-    pub code: String,
-    pub message: String,
 }
 
 /// `/healthz` and `/readyz`.

@@ -8,6 +8,7 @@ use crate::domain::audit::AuditFilter;
 use crate::domain::ids::parse_id;
 use crate::http::dto::Problem;
 use crate::http::dto::admin::{AuditEventPage, AuditQuery};
+use crate::http::dto::problems::Forbidden;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppQuery};
 use crate::http::state::AppState;
@@ -22,7 +23,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, body = AuditEventPage),
         (status = 400, description = "`malformed_request`: an unreadable parameter or a cursor this service did not make", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 422, description = "`validation_failed`: `limit` outside 1..200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_audit_events(

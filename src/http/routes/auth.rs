@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::domain::user::LoginName;
+use crate::http::dto::problems::{AccountDisabled, Taken, Unauthenticated, ValidationFailed};
 use crate::http::dto::{
     Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse, UserEnvelope, UserView,
 };
@@ -29,8 +30,8 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserEnvelope),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        Taken,
+        ValidationFailed,
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -47,8 +48,8 @@ pub async fn register(
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: unknown account or wrong password", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        AccountDisabled,
+        ValidationFailed,
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -71,7 +72,7 @@ pub async fn login(
     responses(
         (status = 200, description = "A new pair; the refresh token is a new one", body = TokenResponse),
         (status = 401, description = "`invalid_token` (unknown, expired, revoked) or `refresh_token_reused` (the session is now revoked)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_disabled`", body = Problem, content_type = "application/problem+json"),
+        AccountDisabled,
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -86,7 +87,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])), request_body(content = Option<LogoutRequest>),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
     ))]
 pub async fn logout(
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 
+use crate::http::dto::problems::{Taken, Unauthenticated, ValidationFailed, WrongPassword};
 use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client};
@@ -21,7 +22,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses(
         (status = 200, body = UserView),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
     ))]
 pub async fn get_me(AuthUser(me): AuthUser) -> Json<UserView> {
     // The account was read with the session, just now or at most the cache's time-to-live ago.
@@ -32,9 +33,9 @@ pub async fn get_me(AuthUser(me): AuthUser) -> Json<UserView> {
 #[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses(
         (status = 200, body = UserView),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        Taken,
+        ValidationFailed,
     ))]
 pub async fn update_me(
     State(state): State<AppState>,
@@ -50,8 +51,8 @@ pub async fn update_me(
 #[utoipa::path(delete, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = PasswordConfirmation,
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`wrong_password`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        WrongPassword,
         (status = 409, description = "`last_owner` or `wallet_not_empty`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_me(
@@ -68,9 +69,9 @@ pub async fn delete_me(
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`wrong_password`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
+        WrongPassword,
+        ValidationFailed,
     ))]
 pub async fn change_password(
     State(state): State<AppState>,

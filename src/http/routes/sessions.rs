@@ -6,6 +6,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 
 use crate::domain::ids::parse_id;
+use crate::http::dto::problems::Unauthenticated;
 use crate::http::dto::{Problem, SessionList, SessionView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Client};
@@ -19,7 +20,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
     responses(
         (status = 200, body = SessionList),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
@@ -35,7 +36,7 @@ pub async fn list_sessions(
     params(("id" = String, Path, description = "A session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "`unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        Unauthenticated,
         (status = 404, description = "`not_found`: no such live session of yours", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn revoke_session(

@@ -20,6 +20,7 @@ use crate::validated;
 
 /// The longest search prefix: the longest searchable field, an e-mail address.
 const MAX_QUERY_CHARS: usize = 254;
+use crate::http::dto::problems::{Forbidden, NotFound, Taken, ValidationFailed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,7 +46,7 @@ fn instant(field: &'static str, value: Option<Checked<Timestamp>>) -> Result<Opt
     responses(
         (status = 200, body = UserPageView),
         (status = 400, description = "`malformed_request`: an unreadable parameter, or a cursor this service did not make for this order", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
         (status = 422, description = "`validation_failed`: `limit` outside 1..200, an unknown `role`, `status` or `sort`, a bad instant", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_users(
@@ -86,8 +87,8 @@ pub async fn list_users(
     responses(
         (status = 201, body = UserView),
         (status = 403, description = "`forbidden`: not an administrator, or a role not below yours", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        Taken,
+        ValidationFailed,
     ))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -111,8 +112,8 @@ pub async fn create_user(
     params(("reference" = String, Path, description = "An id or a username")),
     responses(
         (status = 200, body = UserView),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -127,10 +128,10 @@ pub async fn get_user(
     params(("reference" = String, Path, description = "An id or a username")),
     responses(
         (status = 200, body = UserView),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
+        Taken,
+        ValidationFailed,
     ))]
 pub async fn update_user(
     State(state): State<AppState>,
@@ -151,8 +152,8 @@ pub async fn update_user(
     params(("reference" = String, Path, description = "An id or a username")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 pub async fn delete_user(
     State(state): State<AppState>,
@@ -169,8 +170,8 @@ pub async fn delete_user(
     params(("reference" = String, Path, description = "An id or a username")),
     responses(
         (status = 200, body = SessionList),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 pub async fn list_user_sessions(
     State(state): State<AppState>,
@@ -186,8 +187,8 @@ pub async fn list_user_sessions(
     params(("reference" = String, Path, description = "An id or a username")),
     responses(
         (status = 204, description = "Signed out everywhere"),
-        (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        Forbidden,
+        NotFound,
     ))]
 pub async fn revoke_user_sessions(
     State(state): State<AppState>,

@@ -1,0 +1,70 @@
+//! Problem details (RFC 9457) as the OpenAPI document shows them: the body every error answer
+//! has, and the answers many routes share, declared once so that a route's annotation lists
+//! them by name and spells out only what is particular to it.
+
+use serde::Serialize;
+use utoipa::{IntoResponses, ToSchema};
+
+/// An RFC 9457 problem (every error answer).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    #[schema(example = "/problems/validation_failed")]
+    pub r#type: String,
+    pub title: String,
+    pub status: u16,
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    pub detail: Option<String>,
+    /// Present on validation failures only.
+    pub errors: Option<Vec<ProblemField>>,
+    pub request_id: Option<String>,
+}
+
+/// One refused field of a `validation_failed` problem.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemField {
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// `401 unauthenticated`: no bearer token, or one that is malformed, forged, expired or of a
+/// revoked session.
+#[derive(IntoResponses)]
+#[response(status = 401, description = "`unauthenticated`", content_type = "application/problem+json")]
+pub struct Unauthenticated(pub Problem);
+
+/// `403 forbidden`: signed in, but the role or rank does not allow it.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "`forbidden`", content_type = "application/problem+json")]
+pub struct Forbidden(pub Problem);
+
+/// `403 wrong_password`: the password given to confirm the change is wrong.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "`wrong_password`", content_type = "application/problem+json")]
+pub struct WrongPassword(pub Problem);
+
+/// `403 account_disabled`.
+#[derive(IntoResponses)]
+#[response(status = 403, description = "`account_disabled`", content_type = "application/problem+json")]
+pub struct AccountDisabled(pub Problem);
+
+/// `404 not_found`.
+#[derive(IntoResponses)]
+#[response(status = 404, description = "`not_found`", content_type = "application/problem+json")]
+pub struct NotFound(pub Problem);
+
+/// `409 username_taken` or `email_taken`.
+#[derive(IntoResponses)]
+#[response(status = 409, description = "`username_taken` or `email_taken`", content_type = "application/problem+json")]
+pub struct Taken(pub Problem);
+
+/// `422 validation_failed`, with every refused field named.
+#[derive(IntoResponses)]
+#[response(status = 422, description = "`validation_failed`", content_type = "application/problem+json")]
+pub struct ValidationFailed(pub Problem);
+
+/// `503 unavailable`, with `Retry-After`.
+#[derive(IntoResponses)]
+#[response(status = 503, description = "`unavailable`", content_type = "application/problem+json")]
+pub struct Unavailable(pub Problem);
