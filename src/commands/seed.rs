@@ -124,5 +124,6 @@ fn synthetic_user(prefix: &str, n: u64, created_at: i64, hash: &str) -> User {
         created_at,
         updated_at: created_at,
         last_login_at: None,
+        pending_email: None,
     }
 }

@@ -77,6 +77,9 @@ pub struct User {
     pub id: Uuid,
     pub profile: Profile,
     pub email_verified_at: Option<Timestamp>,
+    /// An address the user asked to change to, not yet confirmed through the link mailed to
+    /// it; until then `profile.email` stays the account's address.
+    pub pending_email: Option<String>,
     pub role: Role,
     pub status: UserStatus,
     /// A PHC string; never serialised, never logged (`Debug` of the whole user is for tests).

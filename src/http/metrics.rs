@@ -1,11 +1,12 @@
 //! Prometheus metrics: requests by route and status, latency by route, and the password
-//! hashing pool's queue. Routes are labelled by their matched pattern (`/v1/users/{ref}`),
-//! never the raw path, so the label set stays bounded.
+//! hashing pool's queue. Every label comes from a closed set: routes by their matched pattern
+//! (`/v1/users/{ref}`), never the raw path, and methods by name only when they are standard.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,14 +21,14 @@ use crate::service::hashing::PasswordHasher;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
 }
 
@@ -89,17 +90,35 @@ fn gauge_value(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Counts and times every request.
+/// A request's method as a label: one of the standard methods, else `other`, so that made-up
+/// methods (any token a client sends) cannot add series.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN.iter().find(|(known, _)| known == method).map_or("other", |(_, name)| name)
+}
+
+/// Counts and times every request, labelled from closed sets: the method by [`method_label`],
+/// the route by its matched template (`unmatched` for none).
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     metrics
         .latency
-        .get_or_create(&RouteLabels { method: method.clone(), route: route.clone() })
+        .get_or_create(&RouteLabels { method, route: route.clone() })
         .observe(started.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
     response

@@ -70,7 +70,7 @@ fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
 fn span(request: &Request) -> tracing::Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let id = request_id(request).unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id = id)
+    tracing::info_span!("request", method = metrics::method_label(request.method()), route, request_id = id)
 }
 
 /// The id of the request being served, as set by the request-id layer.

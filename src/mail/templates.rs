@@ -65,13 +65,47 @@ impl Branding {
         )
     }
 
-    pub fn email_changed(&self, name: &str, new_email: &str) -> Rendered {
+    /// To the old address, once the change has happened (`None`: the address was removed).
+    pub fn email_changed(&self, name: &str, new_email: Option<&str>) -> Rendered {
+        let what = match new_email {
+            Some(new) => format!("The e-mail address of your account was changed to {new}. Mail now goes there."),
+            None => "The e-mail address was removed from your account. No more mail goes to it.".to_owned(),
+        };
         self.render(
             format!("Your {} e-mail address was changed", self.product),
             name,
-            &[&format!("The e-mail address of your account was changed to {new_email}. Mail now goes there.")],
+            &[&what],
             None,
             "If this was not you, tell your administrator at once.",
+        )
+    }
+
+    /// To the new address: the link that makes it the account's.
+    pub fn confirm_new_email(&self, name: &str, link: &str, valid_for: Duration) -> Rendered {
+        let hours = humantime::format_duration(valid_for).to_string();
+        self.render(
+            format!("Confirm your new e-mail address for {}", self.product),
+            name,
+            &[
+                "You asked to use this address for your account. It becomes your account's address when you open the link below.",
+                &format!("The link works once and for {hours}."),
+            ],
+            Some(("Use this address", link)),
+            "If you did not ask for this, ignore this mail: nothing changes.",
+        )
+    }
+
+    /// To the current address, at once, when a change away from it is asked for.
+    pub fn email_change_requested(&self, name: &str, new_email: &str) -> Rendered {
+        self.render(
+            format!("A change of your {} e-mail address was asked for", self.product),
+            name,
+            &[
+                &format!("Someone signed in to your account asked to change its e-mail address to {new_email}."),
+                "Your address stays this one until the link mailed to the new address is followed.",
+            ],
+            None,
+            "If this was not you, change your password at once: whoever asked knows it.",
         )
     }
 

@@ -18,6 +18,7 @@ use crate::domain::ids::new_id;
 use crate::domain::password::Password;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
+use crate::storage::email_tokens::{self, Purpose};
 use crate::storage::{Store, StoreError, audit, sessions, users};
 use crate::validated;
 
@@ -141,6 +142,7 @@ impl Accounts {
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            pending_email: None,
         };
         let mut tx = self.store.begin().await?;
         users::insert(&mut tx, &user).await.map_err(uniqueness)?;
@@ -166,20 +168,66 @@ impl Accounts {
         users::find_by_id(&mut conn, id).await?.ok_or(Error::NotFound)
     }
 
-    /// Applies a profile patch. A changed e-mail becomes unverified; the account must keep a
-    /// username or an e-mail.
+    /// Applies a profile patch; the account must keep a username or an e-mail.
+    ///
+    /// Changing the e-mail address needs `current_password`, so a stolen access token cannot
+    /// move the account to an address its thief reads. A new address becomes the pending one:
+    /// a confirmation link goes to it, the current address is told at once and stays the
+    /// account's (and the one reset links go to) until the link is followed. Removing the
+    /// address takes effect at once. Either way outstanding reset links stop working.
+    ///
+    /// The row is read under a lock in the writing transaction, so a concurrent change (say, an
+    /// administrator's demotion) is never written back over.
     #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
-    pub async fn update_profile(&self, id: Uuid, patch: ProfilePatchInput, client: &ClientInfo) -> Result<User, Error> {
-        let mut user = self.get(id).await?;
-        let before = user.profile.clone();
-        apply_patch(&mut user, patch)?;
-        user.updated_at = Timestamp::now();
+    pub async fn update_profile(
+        &self,
+        id: Uuid,
+        patch: ProfilePatchInput,
+        current_password: Option<SecretString>,
+        client: &ClientInfo,
+    ) -> Result<User, Error> {
+        let (edits, email) = parse_patch(patch)?;
+        if email.is_some() {
+            let password = current_password.ok_or_else(|| {
+                Error::invalid("current_password", "required", "is required to change the e-mail address")
+            })?;
+            self.confirm(&self.get(id).await?, password).await?;
+        }
+        let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
-        users::update(&mut tx, &before, &user).await.map_err(uniqueness)?;
-        let changed = changed_fields(&before, &user.profile);
-        let event = AuditEvent::by_self(EventType::ProfileUpdated, id, client, json!({ "fields": changed }));
+        let mut user = users::lock_and_find(&mut tx, id).await?.ok_or(Error::NotFound)?;
+        let before = user.clone();
+        edits.apply(&mut user.profile);
+        let requested = match email {
+            Some(Some(new)) => request_address(&mut user, new),
+            Some(None) => {
+                clear_address(&mut user);
+                None
+            }
+            None => None,
+        };
+        keeps_an_identifier(&user)?;
+        user.updated_at = now;
+        if let Some(new) = &requested
+            && users::email_taken(&mut tx, new, id).await?
+        {
+            return Err(Error::EmailTaken);
+        }
+        users::update(&mut tx, &before.profile, &user).await.map_err(uniqueness)?;
+        let event = AuditEvent::by_self(
+            EventType::ProfileUpdated,
+            id,
+            client,
+            json!({ "fields": changed_fields(&before, &user) }),
+        );
         audit::insert(&mut tx, &event).await?;
-        self.notices.address_changed(&mut tx, &user, before.email.as_deref(), user.updated_at).await?;
+        if before.profile.email != user.profile.email {
+            email_tokens::invalidate(&mut tx, id, Purpose::ResetPassword, now).await?;
+            self.notices.address_changed(&mut tx, &user, before.profile.email.as_deref(), now).await?;
+        }
+        if let Some(new) = &requested {
+            self.notices.address_change_requested(&mut tx, &user, new, now).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         self.notices.wake();
         self.cache.forget_user(id);
@@ -204,6 +252,7 @@ impl Accounts {
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
         users::set_password_hash(&mut tx, id, &hash, now).await?;
+        email_tokens::invalidate(&mut tx, id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
         let event = AuditEvent::by_self(EventType::PasswordChanged, id, client, json!({ "sessions_revoked": revoked }));
         audit::insert(&mut tx, &event).await?;
@@ -264,7 +313,42 @@ fn patched<T>(
     }
 }
 
-pub(super) fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(), Error> {
+/// The profile fields of a patch, every one checked, except the e-mail address, whose change
+/// each caller makes under its own rule.
+#[derive(Debug, Default)]
+pub(super) struct ProfileEdits {
+    username: Option<Option<String>>,
+    phone: Option<Option<String>>,
+    first_name: Option<Option<String>>,
+    last_name: Option<Option<String>>,
+    display_name: Option<Option<String>>,
+    metadata: Option<Metadata>,
+}
+
+impl ProfileEdits {
+    /// Writes the edits over `profile`.
+    pub(super) fn apply(self, profile: &mut Profile) {
+        let slots = [
+            (&mut profile.username, self.username),
+            (&mut profile.phone, self.phone),
+            (&mut profile.first_name, self.first_name),
+            (&mut profile.last_name, self.last_name),
+            (&mut profile.display_name, self.display_name),
+        ];
+        for (slot, value) in slots {
+            if let Some(value) = value {
+                *slot = value;
+            }
+        }
+        if let Some(metadata) = self.metadata {
+            profile.metadata = metadata;
+        }
+    }
+}
+
+/// Checks every field of `patch` and answers all refusals together: the profile edits, and
+/// the e-mail address asked for (absent, `null` to remove it, or a new one).
+pub(super) fn parse_patch(patch: ProfilePatchInput) -> Result<(ProfileEdits, Option<Option<String>>), Error> {
     let username = patched(patch.username, Username::parse, "username");
     let email = patched(patch.email, Email::parse, "email");
     let phone = patched(patch.phone, Phone::parse, "phone");
@@ -278,49 +362,71 @@ pub(super) fn apply_patch(user: &mut User, patch: ProfilePatchInput) -> Result<(
     };
     let (username, email, phone, first_name, last_name, display_name, metadata) =
         validated!(username, email, phone, first_name, last_name, display_name, metadata)?;
-    let p = &mut user.profile;
-    if let Some(value) = username {
-        p.username = value.map(Username::into_inner);
+    let edits = ProfileEdits {
+        username: username.map(|v| v.map(Username::into_inner)),
+        phone: phone.map(|v| v.map(Phone::into_inner)),
+        first_name: first_name.map(|v| v.map(PersonName::into_inner)),
+        last_name: last_name.map(|v| v.map(PersonName::into_inner)),
+        display_name: display_name.map(|v| v.map(PersonName::into_inner)),
+        metadata,
+    };
+    Ok((edits, email.map(|v| v.map(Email::into_inner))))
+}
+
+/// Whether two addresses are the same one (they compare ignoring case).
+pub(super) fn same_address(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(str::to_lowercase) == b.map(str::to_lowercase)
+}
+
+/// Sets `new` as the account's address at once (an administrator's change): unverified, and
+/// any pending change is dropped.
+pub(super) fn set_address(user: &mut User, new: Option<String>) {
+    if !same_address(new.as_deref(), user.profile.email.as_deref()) {
+        user.email_verified_at = None;
     }
-    if let Some(value) = email {
-        let new = value.map(Email::into_inner);
-        let lower = |e: &Option<String>| e.as_deref().map(str::to_lowercase);
-        if lower(&new) != lower(&p.email) {
-            user.email_verified_at = None;
-        }
-        p.email = new;
+    user.profile.email = new;
+    user.pending_email = None;
+}
+
+/// Removes the account's address at once, with any pending change.
+fn clear_address(user: &mut User) {
+    set_address(user, None);
+}
+
+/// Asks for `new` to become the account's address; answers it when it is a change to confirm.
+/// The current address in another case is the same mailbox: it is taken as written at once,
+/// and drops a pending change.
+fn request_address(user: &mut User, new: String) -> Option<String> {
+    if same_address(Some(&new), user.profile.email.as_deref()) {
+        user.profile.email = Some(new);
+        user.pending_email = None;
+        return None;
     }
-    let p = &mut user.profile;
-    if let Some(value) = phone {
-        p.phone = value.map(Phone::into_inner);
-    }
-    for (slot, value) in
-        [(&mut p.first_name, first_name), (&mut p.last_name, last_name), (&mut p.display_name, display_name)]
-    {
-        if let Some(value) = value {
-            *slot = value.map(PersonName::into_inner);
-        }
-    }
-    if let Some(metadata) = metadata {
-        p.metadata = metadata;
-    }
-    if p.username.is_none() && p.email.is_none() {
+    user.pending_email = Some(new.clone());
+    Some(new)
+}
+
+/// An account must keep a username or an e-mail address to sign in with.
+pub(super) fn keeps_an_identifier(user: &User) -> Result<(), Error> {
+    if user.profile.username.is_none() && user.profile.email.is_none() {
         return Err(Error::invalid("username", "required", "a username or an e-mail is required"));
     }
     Ok(())
 }
 
-/// The names of the profile fields that differ (never their values: the audit trail records
-/// what changed, not personal data).
-pub(super) fn changed_fields(before: &Profile, after: &Profile) -> Vec<&'static str> {
+/// The names of the fields that differ (never their values: the audit trail records what
+/// changed, not personal data).
+pub(super) fn changed_fields(before: &User, after: &User) -> Vec<&'static str> {
+    let (b, a) = (&before.profile, &after.profile);
     let pairs = [
-        ("username", before.username != after.username),
-        ("email", before.email != after.email),
-        ("phone", before.phone != after.phone),
-        ("first_name", before.first_name != after.first_name),
-        ("last_name", before.last_name != after.last_name),
-        ("display_name", before.display_name != after.display_name),
-        ("metadata", before.metadata != after.metadata),
+        ("username", b.username != a.username),
+        ("email", b.email != a.email),
+        ("pending_email", before.pending_email != after.pending_email),
+        ("phone", b.phone != a.phone),
+        ("first_name", b.first_name != a.first_name),
+        ("last_name", b.last_name != a.last_name),
+        ("display_name", b.display_name != a.display_name),
+        ("metadata", b.metadata != a.metadata),
     ];
     pairs.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name).collect()
 }

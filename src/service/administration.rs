@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::accounts::{Accounts, NewAccount, ProfilePatchInput, apply_patch, changed_fields, uniqueness};
+use super::accounts::{
+    Accounts, NewAccount, ProfilePatchInput, changed_fields, keeps_an_identifier, parse_patch, set_address, uniqueness,
+};
 use super::auth::Principal;
 use super::auth::cache::AuthCache;
 use super::cursor::Cursors;
@@ -21,6 +23,7 @@ use std::ops::Deref;
 
 use crate::domain::listing::{Position, UserFilter, UserSort};
 use crate::domain::user::LoginName;
+use crate::storage::email_tokens::{self, Purpose};
 use crate::storage::{Store, StoreError, audit, sessions, user_list, users};
 
 /// An administrator's change to an account: profile fields as in `PATCH /v1/me`, and more.
@@ -98,34 +101,51 @@ impl Administration {
         changes: AccountChanges,
         client: &ClientInfo,
     ) -> Result<User, Error> {
-        let mut user = self.target(actor, reference, Action::Read).await?;
-        let allowed = |action| permits(actor.role, actor.user_id, action, user.role, user.id);
+        let found = self.target(actor, reference, Action::Read).await?;
         let touches_profile = changes.email_verified.is_some() || has_profile_changes(&changes.profile);
-        if (touches_profile && !allowed(Action::UpdateProfile))
-            || changes.role.is_some_and(|role| !allowed(Action::ChangeRole(role)))
-            || (changes.status.is_some() && !allowed(Action::ChangeStatus))
-        {
+        let may = |user: &User| {
+            let allowed = |action| permits(actor.role, actor.user_id, action, user.role, user.id);
+            let refused = (touches_profile && !allowed(Action::UpdateProfile))
+                || changes.role.is_some_and(|role| !allowed(Action::ChangeRole(role)))
+                || (changes.status.is_some() && !allowed(Action::ChangeStatus));
+            if refused { Err(Error::Forbidden) } else { Ok(()) }
+        };
+        may(&found)?;
+        let (edits, email) = parse_patch(changes.profile)?;
+        // One's own address changes only through `PATCH /v1/me`, which asks for the password,
+        // and nobody vouches for their own address.
+        if found.id == actor.user_id && (email.is_some() || changes.email_verified.is_some()) {
             return Err(Error::Forbidden);
         }
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        let mut user = users::lock_and_find(&mut tx, found.id).await?.ok_or(Error::NotFound)?;
+        // The rank rules again, against the row as it is now that it cannot change under us.
+        may(&user)?;
         let before = user.clone();
-        apply_patch(&mut user, changes.profile)?;
-        if let Some(verified) = changes.email_verified {
-            user.email_verified_at = if verified { before.email_verified_at.or(Some(Timestamp::now())) } else { None };
+        edits.apply(&mut user.profile);
+        if let Some(new) = email {
+            set_address(&mut user, new);
         }
+        if let Some(verified) = changes.email_verified {
+            user.email_verified_at = if verified { user.email_verified_at.or(Some(now)) } else { None };
+        }
+        keeps_an_identifier(&user)?;
         user.role = changes.role.unwrap_or(user.role);
         user.status = changes.status.unwrap_or(user.status);
-        user.updated_at = Timestamp::now();
-        let events = change_events(actor, &before, &user, client);
-        let mut tx = self.store.begin().await?;
+        user.updated_at = now;
         users::update(&mut tx, &before.profile, &user).await.map_err(uniqueness)?;
         if user.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
-            sessions::revoke_all_except(&mut tx, user.id, None, user.updated_at).await?;
+            sessions::revoke_all_except(&mut tx, user.id, None, now).await?;
         }
-        for event in &events {
-            audit::insert(&mut tx, event).await?;
+        for event in change_events(actor, &before, &user, client) {
+            audit::insert(&mut tx, &event).await?;
         }
         let notices = self.accounts.notices();
-        notices.address_changed(&mut tx, &user, before.profile.email.as_deref(), user.updated_at).await?;
+        if before.profile.email != user.profile.email {
+            email_tokens::invalidate(&mut tx, user.id, Purpose::ResetPassword, now).await?;
+            notices.address_changed(&mut tx, &user, before.profile.email.as_deref(), now).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         notices.wake();
         self.cache.forget_user(user.id);
@@ -134,8 +154,13 @@ impl Administration {
 
     /// Deletes an account of a lower rank.
     pub async fn delete(&self, actor: &Administrator, reference: &str, client: &ClientInfo) -> Result<(), Error> {
-        let user = self.target(actor, reference, Action::Delete).await?;
+        let found = self.target(actor, reference, Action::Delete).await?;
         let mut tx = self.store.begin().await?;
+        // Checked again under the lock: the account may have been promoted since.
+        let user = users::lock_and_find(&mut tx, found.id).await?.ok_or(Error::NotFound)?;
+        if !permits(actor.role, actor.user_id, Action::Delete, user.role, user.id) {
+            return Err(Error::Forbidden);
+        }
         users::delete(&mut tx, user.id).await?;
         let detail = json!({ "username": user.profile.username, "role": user.role.as_str() });
         audit::insert(
@@ -244,7 +269,7 @@ fn has_profile_changes(patch: &ProfilePatchInput) -> bool {
 /// One event per kind of change made: profile fields, e-mail verification, role, status.
 fn change_events(actor: &Administrator, before: &User, after: &User, client: &ClientInfo) -> Vec<AuditEvent> {
     let event = |kind, detail| AuditEvent::new(kind, Some(actor.user_id), Some(after.id), client, detail);
-    let mut fields = changed_fields(&before.profile, &after.profile);
+    let mut fields = changed_fields(before, after);
     if before.email_verified_at.is_some() != after.email_verified_at.is_some() {
         fields.push("email_verified");
     }

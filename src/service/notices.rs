@@ -68,8 +68,9 @@ impl Notices {
         enqueue(conn, email, self.branding.password_changed(&greeting(user)), now).await
     }
 
-    /// After a profile change: if the address changed, a verification link to the new one
-    /// (unless already verified) and a notice to the old one.
+    /// After the account's address changed (an administrator's change, a removal, or a
+    /// confirmed new one): a verification link to the new address unless it is verified, and a
+    /// notice to the old one.
     pub async fn address_changed(
         &self,
         conn: &mut Connection,
@@ -78,14 +79,31 @@ impl Notices {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let lower = |e: Option<&str>| e.map(str::to_lowercase);
-        if lower(old_email) == lower(user.profile.email.as_deref()) {
+        let new = user.profile.email.as_deref();
+        if lower(old_email) == lower(new) {
             return Ok(());
         }
         if user.email_verified_at.is_none() {
             self.verification(conn, user, now).await?;
         }
-        let (Some(old), Some(new)) = (old_email, user.profile.email.as_deref()) else { return Ok(()) };
+        let Some(old) = old_email else { return Ok(()) };
         enqueue(conn, old, self.branding.email_changed(&greeting(user), new), now).await
+    }
+
+    /// After the user asked for `new` to become the account's address: the confirmation link to
+    /// `new`, and at once a notice to the current address, which stays the account's until then.
+    pub async fn address_change_requested(
+        &self,
+        conn: &mut Connection,
+        user: &User,
+        new: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let token = self.token(conn, user, Purpose::VerifyEmail, new, now, self.verify_ttl).await?;
+        let link = self.branding.link("verify-email", &token);
+        enqueue(conn, new, self.branding.confirm_new_email(&greeting(user), &link, self.verify_ttl), now).await?;
+        let Some(current) = user.profile.email.as_deref() else { return Ok(()) };
+        enqueue(conn, current, self.branding.email_change_requested(&greeting(user), new), now).await
     }
 
     async fn token(

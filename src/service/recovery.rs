@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
+use super::accounts::{same_address, uniqueness};
 use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
@@ -56,27 +57,42 @@ impl Recovery {
         Self { store, hasher, cache, notices }
     }
 
-    /// Marks the address the token was mailed to as verified, if it is still the account's.
+    /// Follows a link mailed to an address: the account's own address becomes verified, or a
+    /// pending address becomes the account's (verified; the old one is told, and reset links
+    /// sent to it stop working). A link to an address that is neither any more proves nothing.
     pub async fn verify_email(&self, token: &SecretString, client: &ClientInfo) -> Result<User, Error> {
+        let digest = digest(token);
         let now = Timestamp::now();
+        let user_id = {
+            let mut conn = self.store.conn().await?;
+            email_tokens::find_live(&mut conn, &digest, Purpose::VerifyEmail, now).await?.ok_or(Error::InvalidToken)?
+        };
         let mut tx = self.store.begin().await?;
-        let (user_id, email) = email_tokens::consume(&mut tx, &digest(token), Purpose::VerifyEmail, now)
-            .await?
-            .ok_or(Error::InvalidToken)?;
-        let mut user = users::find_by_id(&mut tx, user_id).await?.ok_or(Error::InvalidToken)?;
-        let current = user.profile.email.as_deref().map(str::to_lowercase);
-        if current.as_deref() != Some(email.to_lowercase().as_str()) {
-            // The address changed after this link was sent: it proves nothing about the new one.
+        // The account first, then its tokens: the order every change to both takes.
+        let mut user = users::lock_and_find(&mut tx, user_id).await?.ok_or(Error::InvalidToken)?;
+        let (_, email) =
+            email_tokens::consume(&mut tx, &digest, Purpose::VerifyEmail, now).await?.ok_or(Error::InvalidToken)?;
+        let before = user.clone();
+        let confirms_change = same_address(Some(&email), user.pending_email.as_deref());
+        if confirms_change {
+            user.profile.email = user.pending_email.take();
+        } else if !same_address(Some(&email), user.profile.email.as_deref()) {
             return Err(Error::InvalidToken);
+        } else if user.email_verified_at.is_some() {
+            tx.commit().await.map_err(StoreError::from)?;
+            return Ok(user);
         }
-        if user.email_verified_at.is_none() {
-            user.email_verified_at = Some(now);
-            user.updated_at = now;
-            users::update(&mut tx, &user.profile, &user).await?;
-            let event = AuditEvent::by_self(EventType::EmailVerified, user.id, client, json!({}));
-            audit::insert(&mut tx, &event).await?;
+        user.email_verified_at = Some(now);
+        user.updated_at = now;
+        users::update(&mut tx, &before.profile, &user).await.map_err(uniqueness)?;
+        let detail = json!({ "address_changed": confirms_change });
+        audit::insert(&mut tx, &AuditEvent::by_self(EventType::EmailVerified, user.id, client, detail)).await?;
+        if confirms_change {
+            email_tokens::invalidate(&mut tx, user.id, Purpose::ResetPassword, now).await?;
+            self.notices.address_changed(&mut tx, &user, before.profile.email.as_deref(), now).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
         self.cache.forget_user(user.id);
         Ok(user)
     }
@@ -117,6 +133,8 @@ impl Recovery {
         // Used up here, not above: of two resets racing with one token, one wins.
         email_tokens::consume(&mut tx, &digest, Purpose::ResetPassword, now).await?.ok_or(Error::InvalidToken)?;
         users::set_password_hash(&mut tx, user.id, &hash, now).await?;
+        // Any other reset link still out there dies with the password it would have replaced.
+        email_tokens::invalidate(&mut tx, user.id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, user.id, None, now).await?;
         let event =
             AuditEvent::by_self(EventType::PasswordReset, user.id, client, json!({ "sessions_revoked": revoked }));

@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "audit_events", text: include_str!("../../migrations/0003_audit_events.sql") },
     Migration { version: 4, name: "user_listing", text: include_str!("../../migrations/0004_user_listing.sql") },
     Migration { version: 5, name: "mail", text: include_str!("../../migrations/0005_mail.sql") },
+    Migration { version: 6, name: "pending_email", text: include_str!("../../migrations/0006_pending_email.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

@@ -19,7 +19,7 @@ pub const USERNAME_INDEX: &str = "username_lower";
 pub const EMAIL_INDEX: &str = "email_lower";
 
 pub(super) const COLUMNS: &str = "id, username, email, email_verified_at, phone, first_name, last_name, \
-     display_name, role, status, metadata, password_hash, created_at, updated_at, last_login_at";
+     display_name, role, status, metadata, password_hash, created_at, updated_at, last_login_at, pending_email";
 
 pub async fn insert(conn: &mut AnyConnection, user: &User) -> Result<(), StoreError> {
     insert_many(conn, std::slice::from_ref(user)).await
@@ -33,9 +33,9 @@ pub async fn insert_many(conn: &mut AnyConnection, users: &[User]) -> Result<(),
     }
     let statement = format!(
         "INSERT INTO users (id, username, username_lower, email, email_lower, email_verified_at, \
-         phone, first_name, last_name, display_name, role, status, metadata, sort_name, password_hash, \
-         created_at, updated_at, last_login_at) VALUES {}",
-        row_placeholders(users.len(), 18)
+         phone, first_name, last_name, display_name, role, status, metadata, sort_name, pending_email, \
+         password_hash, created_at, updated_at, last_login_at) VALUES {}",
+        row_placeholders(users.len(), 19)
     );
     let text = sql(conn, &statement);
     let mut query = sqlx::query(&text);
@@ -52,7 +52,7 @@ pub async fn insert_many(conn: &mut AnyConnection, users: &[User]) -> Result<(),
     insert_search_keys(conn, &keys).await
 }
 
-/// Binds the thirteen columns from `username` to `sort_name`, in table order, that both an
+/// Binds the fourteen columns from `username` to `pending_email`, in this order, that both an
 /// insert and an update write.
 fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Query<'q, Any, AnyArguments<'q>> {
     let p = &user.profile;
@@ -70,6 +70,7 @@ fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Que
         .bind(user.status.as_str())
         .bind(p.metadata.to_stored())
         .bind(sort_name(p))
+        .bind(user.pending_email.clone())
 }
 
 pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<User>, StoreError> {
@@ -94,12 +95,15 @@ async fn fetch_one_user(conn: &mut AnyConnection, text: String, key: String) -> 
 
 /// Writes every mutable column of `user`, whose profile was `before`; the search keys are
 /// rewritten only when a searchable field changed. `NotFound` when the account is gone.
+///
+/// `user` must have been read with [`lock_and_find`] in the same transaction: a copy read
+/// before it would write back what a concurrent change has since replaced.
 pub async fn update(conn: &mut AnyConnection, before: &Profile, user: &User) -> Result<(), StoreError> {
     let text = sql(
         conn,
         "UPDATE users SET username = ?, username_lower = ?, email = ?, email_lower = ?, \
          email_verified_at = ?, phone = ?, first_name = ?, last_name = ?, display_name = ?, \
-         role = ?, status = ?, metadata = ?, sort_name = ?, updated_at = ? WHERE id = ?",
+         role = ?, status = ?, metadata = ?, sort_name = ?, pending_email = ?, updated_at = ? WHERE id = ?",
     );
     let result = bind_account(sqlx::query(&text), user)
         .bind(user.updated_at.as_micros())
@@ -158,6 +162,20 @@ pub async fn set_password_hash(
     found(result.rows_affected())
 }
 
+/// Replaces the hash `old` with `new`, only if `old` is still the account's: an upgrade of a
+/// hash never undoes a password change that happened meanwhile. Answers whether it did.
+pub async fn replace_password_hash(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    old: &str,
+    new: &str,
+) -> Result<bool, StoreError> {
+    let text = sql(conn, "UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?");
+    let result =
+        sqlx::query(&text).bind(new.to_owned()).bind(id.to_string()).bind(old.to_owned()).execute(&mut *conn).await?;
+    Ok(result.rows_affected() == 1)
+}
+
 pub async fn record_login(conn: &mut AnyConnection, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
     let text = sql(conn, "UPDATE users SET last_login_at = ? WHERE id = ?");
     sqlx::query(&text).bind(now.as_micros()).bind(id.to_string()).execute(&mut *conn).await?;
@@ -177,6 +195,20 @@ pub async fn lock_row(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreErr
     let text = sql(conn, "UPDATE users SET updated_at = updated_at WHERE id = ?");
     sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// The account, read after locking its row for the rest of the transaction: what a write in
+/// this transaction then saves was read under the lock, so no concurrent change is undone.
+pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<User>, StoreError> {
+    lock_row(conn, id).await?;
+    find_by_id(conn, id).await
+}
+
+/// Whether an account other than `except` has the address `email` (any case).
+pub async fn email_taken(conn: &mut AnyConnection, email: &str, except: Uuid) -> Result<bool, StoreError> {
+    let text = sql(conn, "SELECT COUNT(*) AS n FROM users WHERE email_lower = ? AND id <> ?");
+    let row = sqlx::query(&text).bind(email.to_lowercase()).bind(except.to_string()).fetch_one(&mut *conn).await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
 /// Takes the owners guard for the rest of the transaction: every change that could leave the
@@ -220,5 +252,6 @@ pub(super) fn user_from_row(row: &AnyRow) -> Result<User, StoreError> {
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
         updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
         last_login_at: row.try_get::<Option<i64>, _>("last_login_at")?.map(Timestamp::from_micros),
+        pending_email: row.try_get("pending_email")?,
     })
 }

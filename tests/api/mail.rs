@@ -148,20 +148,61 @@ each_backend! {
         assert!(catcher.received().iter().all(|m| m.to == [email("known")]));
     }
 
-    async fn a_changed_address_is_verified_anew_and_the_old_one_is_told(backend) {
+    async fn a_new_address_is_pending_until_its_link_is_followed_and_the_old_one_is_told_at_once(backend) {
         let catcher = MailCatcher::start().await;
         let app = app_with_mail(backend, &catcher, |_| {}).await;
         let (_, access) = app.signed_in("hedy").await;
         let old_link = catcher.nth_to(&email("hedy"), 1).await.token("verify-email");
-        let patched = app.send_json(Method::PATCH, "/v1/me", Some(&access), &json!({"email": "hedy@new.example"})).await;
-        assert_eq!(patched.status(), 200);
+        let change = json!({"email": "hedy@new.example", "current_password": PASSWORD});
+        let patched: Value = app.send_json(Method::PATCH, "/v1/me", Some(&access), &change).await.json().await.unwrap();
+        assert_eq!((patched["email"].as_str(), patched["pending_email"].as_str()), (Some(email("hedy").as_str()), Some("hedy@new.example")));
         let notice = catcher.nth_to(&email("hedy"), 2).await;
-        assert!(notice.subject().contains("e-mail address was changed") && notice.text.contains("hedy@new.example"));
+        assert!(notice.subject().contains("change of your") && notice.text.contains("hedy@new.example"), "{}", notice.text);
+        // Until the new address confirms, reset links go to the old one only.
+        assert_eq!(app.post("/v1/auth/password/forgot", &json!({"email": "hedy@new.example"})).await.status(), 202);
+        assert_eq!(app.post("/v1/auth/password/forgot", &json!({"username": "hedy"})).await.status(), 202);
+        let reset_link = catcher.nth_to(&email("hedy"), 3).await.token("reset-password");
         let fresh = catcher.nth_to("hedy@new.example", 1).await.token("verify-email");
-        let stale = app.post("/v1/auth/verify-email", &json!({"token": old_link})).await;
-        assert_problem(stale, 401, "invalid_token").await;
         let verified = app.post("/v1/auth/verify-email", &json!({"token": fresh})).await;
-        assert_eq!(verified.json::<Value>().await.unwrap()["user"]["email"], "hedy@new.example");
+        let user = verified.json::<Value>().await.unwrap()["user"].clone();
+        assert_eq!((user["email"].as_str(), user["email_verified"].as_bool()), (Some("hedy@new.example"), Some(true)));
+        assert_eq!(user["pending_email"], Value::Null);
+        let changed = catcher.nth_to(&email("hedy"), 4).await;
+        assert!(changed.subject().contains("e-mail address was changed") && changed.text.contains("hedy@new.example"));
+        assert_eq!(catcher.received().iter().filter(|m| m.to.contains(&"hedy@new.example".to_owned())).count(), 1, "no reset link went to the pending address");
+        // What was mailed to the old address is dead now.
+        assert_problem(reset(&app, &reset_link, NEW_PASSWORD).await, 401, "invalid_token").await;
+        assert_problem(app.post("/v1/auth/verify-email", &json!({"token": old_link})).await, 401, "invalid_token").await;
+    }
+
+    async fn a_stolen_access_token_cannot_move_the_address(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let (_, stolen) = app.signed_in("lise").await;
+        let to_thief = json!({"email": "thief@evil.example"});
+        let problem = assert_problem(app.send_json(Method::PATCH, "/v1/me", Some(&stolen), &to_thief).await, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem), vec![("current_password".to_owned(), "required".to_owned())]);
+        let guessed = json!({"email": "thief@evil.example", "current_password": "a wrong guess!"});
+        assert_problem(app.send_json(Method::PATCH, "/v1/me", Some(&stolen), &guessed).await, 403, "wrong_password").await;
+        let me: Value = app.get("/v1/me", Some(&stolen)).await.json().await.unwrap();
+        assert_eq!((me["email"].as_str(), me["pending_email"].as_str()), (Some(email("lise").as_str()), None));
+        assert_eq!(app.post("/v1/auth/password/forgot", &json!({"email": "thief@evil.example"})).await.status(), 202);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(catcher.received().iter().all(|m| !m.to.contains(&"thief@evil.example".to_owned())), "nothing reached the thief");
+    }
+
+    async fn an_address_removed_or_changed_kills_the_reset_links_already_sent(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let (_, access) = app.signed_in("mary").await;
+        assert_eq!(app.post("/v1/auth/password/forgot", &json!({"username": "mary"})).await.status(), 202);
+        let reset_link = catcher.nth_to(&email("mary"), 2).await.token("reset-password");
+        let body = json!({"email": null, "current_password": PASSWORD});
+        let me: Value = app.send_json(Method::PATCH, "/v1/me", Some(&access), &body).await.json().await.unwrap();
+        assert_eq!(me["email"], Value::Null);
+        let removed = catcher.nth_to(&email("mary"), 3).await;
+        assert!(removed.text.contains("removed"), "{}", removed.text);
+        assert_problem(reset(&app, &reset_link, NEW_PASSWORD).await, 401, "invalid_token").await;
     }
 
     async fn links_go_to_the_application_when_it_has_pages_of_its_own_and_changes_are_notified(backend) {

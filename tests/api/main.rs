@@ -6,6 +6,7 @@
 #[macro_use]
 mod helpers;
 
+mod account_races;
 mod audit;
 mod browser;
 mod cli;

@@ -39,15 +39,26 @@ each_backend! {
         assert_eq!(me["display_name"], "Countess");
     }
 
-    async fn me_patch_of_the_email_makes_it_unverified(backend) {
+    async fn me_patch_of_the_email_needs_the_password_and_keeps_the_address_until_confirmed(backend) {
         let app = spawn_app(backend).await;
         let (id, token) = app.signed_in("ada").await;
         app.db.execute(&format!("UPDATE users SET email_verified_at = 1 WHERE id = '{id}'")).await;
-        let me: Value = patch_me(&app, &token, json!({"email": "ADA@example.com"})).await.json().await.unwrap();
+        let body = json!({"email": "ADA@example.com", "current_password": PASSWORD});
+        let me: Value = patch_me(&app, &token, body).await.json().await.unwrap();
+        assert_eq!(me["email"], "ADA@example.com", "a change of case is the same address, at once");
         assert_eq!(me["email_verified"], true, "a change of case keeps the verification");
-        let me: Value = patch_me(&app, &token, json!({"email": "countess@example.com"})).await.json().await.unwrap();
-        assert_eq!(me["email"], "countess@example.com");
-        assert_eq!(me["email_verified"], false);
+        assert_problem(patch_me(&app, &token, json!({"email": "countess@example.com"})).await, 422, "validation_failed").await;
+        let body = json!({"email": "countess@example.com", "current_password": "not my password"});
+        assert_problem(patch_me(&app, &token, body).await, 403, "wrong_password").await;
+        let body = json!({"email": "countess@example.com", "current_password": PASSWORD});
+        let me: Value = patch_me(&app, &token, body).await.json().await.unwrap();
+        assert_eq!((me["email"].as_str(), me["pending_email"].as_str()), (Some("ADA@example.com"), Some("countess@example.com")));
+        assert_eq!(me["email_verified"], true, "the confirmed address stays the account's");
+        let by_email = app.post("/v1/auth/login", &json!({"email": "ada@example.com", "password": PASSWORD})).await;
+        assert_eq!(by_email.status(), StatusCode::OK, "the confirmed address still signs in");
+        let body = json!({"email": "ada@example.com", "current_password": PASSWORD});
+        let me: Value = patch_me(&app, &token, body).await.json().await.unwrap();
+        assert_eq!(me["pending_email"], Value::Null, "asking for the current address drops the pending change");
     }
 
     async fn me_patch_refuses_taken_names_bad_values_unknown_fields_and_no_identifier(backend) {
@@ -55,10 +66,13 @@ each_backend! {
         app.register_user("grace").await;
         let (_, token) = app.signed_in("ada").await;
         assert_problem(patch_me(&app, &token, json!({"username": "GRACE"})).await, 409, "username_taken").await;
-        assert_problem(patch_me(&app, &token, json!({"email": "Grace@example.com"})).await, 409, "email_taken").await;
+        let taken = json!({"email": "Grace@example.com", "current_password": PASSWORD});
+        assert_problem(patch_me(&app, &token, taken).await, 409, "email_taken").await;
         assert_problem(patch_me(&app, &token, json!({"phone": "12"})).await, 422, "validation_failed").await;
         assert_problem(patch_me(&app, &token, json!({"role": "owner"})).await, 422, "validation_failed").await;
-        assert_problem(patch_me(&app, &token, json!({"username": null, "email": null})).await, 422, "validation_failed").await;
+        let nothing_left = json!({"username": null, "email": null, "current_password": PASSWORD});
+        let problem = assert_problem(patch_me(&app, &token, nothing_left).await, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem), vec![("username".to_owned(), "required".to_owned())]);
         let me: Value = patch_me(&app, &token, json!({"username": null})).await.json().await.unwrap();
         assert_eq!(me["username"], Value::Null, "an e-mail alone is enough");
         let me: Value = app.get("/v1/me", Some(&token)).await.json().await.unwrap();

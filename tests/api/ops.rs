@@ -40,6 +40,28 @@ each_backend! {
         assert!(!text.contains("/v1/users/ada"), "raw paths are never labels");
     }
 
+    async fn made_up_methods_and_paths_add_no_metric_series(backend) {
+        let app = spawn_app(backend).await;
+        let series = |text: &str| {
+            let families = ["tessera_http_requests_total{", "tessera_http_request_duration_seconds_count{"];
+            text.lines().filter(|l| families.iter().any(|f| l.starts_with(f))).count()
+        };
+        let odd = |i: usize| reqwest::Method::from_bytes(format!("M{i:04}{}", "X".repeat(2_000)).as_bytes()).unwrap();
+        // One of each kind first, so the labels they need exist.
+        app.client.request(odd(0), app.url("/nowhere/0")).send().await.unwrap();
+        app.client.request(odd(0), app.url("/healthz")).send().await.unwrap();
+        let before = app.get("/metrics", None).await.text().await.unwrap();
+        for i in 1..=1_000 {
+            let path = if i % 2 == 0 { format!("/nowhere/{i}") } else { "/healthz".to_owned() };
+            let response = app.client.request(odd(i), app.url(&path)).send().await.unwrap();
+            assert!(response.status().is_client_error(), "{}", response.status());
+        }
+        let after = app.get("/metrics", None).await.text().await.unwrap();
+        assert_eq!(series(&after), series(&before) + 2, "only /metrics itself may add series:\n{after}");
+        assert!(after.contains(r#"method="other",route="unmatched",status="404""#), "{after}");
+        assert!(!after.contains("M0001") && after.len() < 64 * 1024, "no raw method is a label");
+    }
+
     async fn the_openapi_document_is_served_and_matches_the_committed_file(backend) {
         let app = spawn_app(backend).await;
         let served: Value = app.get("/openapi.json", None).await.json().await.unwrap();

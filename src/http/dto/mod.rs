@@ -37,6 +37,8 @@ pub struct UserView {
     pub created_at: String,
     pub updated_at: String,
     pub last_login_at: Option<String>,
+    /// An address the user asked to change to and has not yet confirmed.
+    pub pending_email: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -57,6 +59,7 @@ impl From<&User> for UserView {
             created_at: user.created_at.to_rfc3339(),
             updated_at: user.updated_at.to_rfc3339(),
             last_login_at: user.last_login_at.map(|t| t.to_rfc3339()),
+            pending_email: user.pending_email.clone(),
         }
     }
 }
@@ -190,8 +193,13 @@ macro_rules! profile_patch {
 pub(crate) use profile_patch;
 
 profile_patch! {
-    /// `PATCH /v1/me`: absent fields stay, `null` clears.
-    UpdateMeRequest {}
+    /// `PATCH /v1/me`: absent fields stay, `null` clears. Changing `email` needs
+    /// `current_password`; the new address is pending until the link mailed to it is followed.
+    UpdateMeRequest {
+        /// Required with `email`.
+        #[schema(format = Password)]
+        current_password: Option<String>,
+    }
 }
 
 /// A field that is present (even as `null`) becomes `Some`, so `null` can mean "clear".

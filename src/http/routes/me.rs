@@ -29,11 +29,13 @@ pub async fn get_me(AuthUser(me): AuthUser) -> Json<UserView> {
     Json(UserView::from(&me.state.user))
 }
 
-/// Edit the profile; `null` clears a field, a new e-mail becomes unverified.
+/// Edit the profile; `null` clears a field. A new e-mail needs `current_password` and becomes
+/// `pending_email` until the link mailed to it is followed; the current address is told at once.
 #[utoipa::path(patch, path = "/v1/me", tag = "me", security(("bearer" = [])), request_body = UpdateMeRequest,
     responses(
         (status = 200, body = UserView),
         Unauthenticated,
+        WrongPassword,
         Taken,
         ValidationFailed,
     ))]
@@ -43,7 +45,8 @@ pub async fn update_me(
     Client(client): Client,
     AppJson(request): AppJson<UpdateMeRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let user = state.accounts.update_profile(me.user_id, request.profile_patch(), &client).await?;
+    let password = request.current_password.clone().map(SecretString::from);
+    let user = state.accounts.update_profile(me.user_id, request.profile_patch(), password, &client).await?;
     Ok(Json(UserView::from(&user)))
 }
 

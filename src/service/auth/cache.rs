@@ -132,6 +132,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             last_login_at: None,
+            pending_email: None,
         };
         Arc::new(SessionState { user, expires_at: now, revoked_at: None })
     }

@@ -129,7 +129,7 @@ impl Auth {
         let outcome = async {
             let hash = self.hasher.hash(password).await?;
             let mut conn = self.store.conn().await?;
-            users::set_password_hash(&mut conn, user.id, &hash, Timestamp::now()).await?;
+            users::replace_password_hash(&mut conn, user.id, &user.password_hash, &hash).await?;
             Ok::<_, Error>(())
         };
         if let Err(error) = outcome.await {
