@@ -36,7 +36,7 @@ impl ScratchDb {
         conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
         conn.close().await?;
         let url = with_database(server_url, &name)
-            .ok_or_else(|| sqlx::Error::Configuration(format!("not a server URL: {server_url}").into()))?;
+            .ok_or_else(|| sqlx::Error::Configuration("the server URL has no host to name a database on".into()))?;
         Ok(Self { url, name, place: Place::Server(server_url.to_owned()) })
     }
 

@@ -210,7 +210,8 @@ fn with_file_defaults(mut command: Command, path: &Path) -> Result<Command, Conf
                 ));
             }
         };
-        command = command.mut_arg(key, |arg| arg.default_value(text));
+        // Hidden from `--help`: a file may hold secrets (the JWT secret, URLs with passwords).
+        command = command.mut_arg(key, |arg| arg.default_value(text).hide_default_value(true));
     }
     Ok(command)
 }

@@ -2,6 +2,7 @@
 //! (API.md, "User"). Values read back from storage were checked on the way in.
 
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use super::error::Invalid;
@@ -40,21 +41,51 @@ impl Username {
     }
 }
 
-/// An e-mail address: trimmed, at most 254 characters, `local@domain` with a dotted domain.
+/// Whether `c` is invisible and can disguise what a name or address says: bidirectional
+/// embeddings, overrides, isolates and marks, and zero-width characters.
+pub fn is_disguise(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Text a person typed for a name to sign in with or to look up: no control characters (NUL
+/// above all, which PostgreSQL cannot store or compare).
+pub fn plain_text(raw: &str) -> Result<&str, Invalid> {
+    if raw.chars().any(char::is_control) {
+        return Err(Invalid::new("invalid_characters", "must not contain control characters"));
+    }
+    Ok(raw)
+}
+
+/// The most characters an address, and the key it is indexed by, may have (the columns' size).
+const EMAIL_MAX_CHARS: usize = 254;
+
+/// The form an address is compared and indexed in: trimmed, NFC, then full Unicode case
+/// folding (so `ADA@` and `ada@`, or a composed and a decomposed `Å`, are one address).
+pub fn email_key(email: &str) -> String {
+    let composed: String = email.trim().nfc().collect();
+    caseless::default_case_fold_str(&composed).nfc().collect()
+}
+
+/// An e-mail address: trimmed, NFC-normalised, at most 254 characters (and its folded key too),
+/// `local@domain` with a dotted domain, nothing invisible in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let trimmed = raw.trim();
+        let composed: String = raw.trim().nfc().collect();
+        let trimmed = composed.as_str();
         let bad = || Invalid::new("invalid_email", "must be an e-mail address like ada@example.com");
-        if trimmed.chars().count() > 254 {
+        // Folding can lengthen an address (`İ` becomes two characters): the key must fit too.
+        if trimmed.chars().count() > EMAIL_MAX_CHARS || email_key(trimmed).chars().count() > EMAIL_MAX_CHARS {
             return Err(Invalid::new("too_long", "must be at most 254 characters"));
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or_else(bad)?;
         let local_ok = !local.is_empty()
             && local.chars().count() <= 64
-            && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && !"@\"(),:;<>[\\]".contains(c));
+            && local
+                .chars()
+                .all(|c| !c.is_whitespace() && !c.is_control() && !is_disguise(c) && !"@\"(),:;<>[\\]".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -97,7 +128,8 @@ impl Phone {
     }
 }
 
-/// A first, last or display name: 1–100 characters, not blank, no control characters.
+/// A first, last or display name: 1–100 characters, not blank, no control characters and
+/// nothing invisible that could make it read as something else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
 
@@ -109,8 +141,11 @@ impl PersonName {
         if raw.chars().count() > 100 {
             return Err(Invalid::new("too_long", "must be at most 100 characters"));
         }
-        if raw.chars().any(char::is_control) {
-            return Err(Invalid::new("invalid_characters", "must not contain control characters"));
+        if raw.chars().any(|c| c.is_control() || is_disguise(c)) {
+            return Err(Invalid::new(
+                "invalid_characters",
+                "must not contain control characters, direction overrides or zero-width characters",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -207,6 +242,22 @@ mod tests {
         assert_eq!(code(PersonName::parse(&"é".repeat(101))), "too_long");
         assert_eq!(code(PersonName::parse("   ")), "blank");
         assert_eq!(code(PersonName::parse("A\u{0007}")), "invalid_characters");
+        assert_eq!(code(PersonName::parse("Ada\u{202E}lanoitan")), "invalid_characters");
+        assert_eq!(code(PersonName::parse("A\u{200B}da")), "invalid_characters");
+    }
+
+    #[test]
+    fn addresses_are_composed_folded_and_measured_after_folding() {
+        let decomposed = Email::parse("A\u{030A}sa@Example.com").map(Email::into_inner);
+        assert_eq!(decomposed, Ok("\u{00C5}sa@Example.com".to_owned()), "stored composed, case kept");
+        assert_eq!(email_key("\u{00C5}SA@EXAMPLE.COM"), email_key("a\u{030A}sa@example.com"));
+        assert_eq!(email_key("Strasse@x.de"), email_key("STRAßE@x.de"), "full folding, not just lower case");
+        let dotted = format!("{}@{}com", "İ".repeat(60), format!("{}.", "İ".repeat(60)).repeat(3));
+        assert!(dotted.chars().count() <= 254 && email_key(&dotted).chars().count() > 254);
+        assert_eq!(code(Email::parse(&dotted)), "too_long");
+        assert_eq!(code(Email::parse("ada\u{200B}@example.com")), "invalid_email");
+        assert_eq!(code(Email::parse("ada\u{0000}@example.com")), "invalid_email");
+        assert_eq!(code(plain_text("ad\u{0000}a")), "invalid_characters");
     }
 
     #[test]

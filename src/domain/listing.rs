@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fields::email_key;
 use super::time::Timestamp;
-use super::user::{Profile, Role, User, UserStatus};
+use super::user::{Profile, Role, User, UserStatus, username_key};
 
 /// The orders a list can take.
 ///
@@ -82,5 +83,9 @@ impl Position {
 /// The key of `sort=username`: the lower-cased username, else the e-mail address, so every
 /// account has one (registration requires one of the two).
 pub fn sort_name(profile: &Profile) -> Option<String> {
-    profile.username.as_deref().or(profile.email.as_deref()).map(str::to_lowercase)
+    match (&profile.username, &profile.email) {
+        (Some(username), _) => Some(username_key(username)),
+        (None, Some(email)) => Some(email_key(email)),
+        (None, None) => None,
+    }
 }

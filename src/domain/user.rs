@@ -3,7 +3,8 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fields::Metadata;
+use super::error::Invalid;
+use super::fields::{Metadata, email_key, plain_text};
 use super::time::Timestamp;
 
 /// Which unique identifier a sign-in names.
@@ -11,6 +12,34 @@ use super::time::Timestamp;
 pub enum LoginName {
     Username(String),
     Email(String),
+}
+
+impl LoginName {
+    /// A username as typed; control characters are refused, as no account has them.
+    pub fn username(raw: String) -> Result<Self, Invalid> {
+        plain_text(&raw)?;
+        Ok(Self::Username(raw))
+    }
+
+    /// An e-mail address as typed; control characters are refused, as no account has them.
+    pub fn email(raw: String) -> Result<Self, Invalid> {
+        plain_text(&raw)?;
+        Ok(Self::Email(raw))
+    }
+
+    /// The key the account is indexed by: the username lower-cased, or the address's
+    /// [`email_key`].
+    pub fn key(&self) -> String {
+        match self {
+            Self::Username(name) => username_key(name),
+            Self::Email(email) => email_key(email),
+        }
+    }
+}
+
+/// The form a username is compared and indexed in (usernames are ASCII).
+pub fn username_key(username: &str) -> String {
+    username.trim().to_lowercase()
 }
 
 /// Roles, ordered by rank: `user` < `admin` < `owner`.

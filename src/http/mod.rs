@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(map_request(refuse_control_characters))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn(error::render_problems))
         .layer(from_fn_with_state(metrics, metrics::track))
@@ -71,6 +72,19 @@ fn span(request: &Request) -> tracing::Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let id = request_id(request).unwrap_or("");
     tracing::info_span!("request", method = metrics::method_label(request.method()), route, request_id = id)
+}
+
+/// Refuses a request whose path or query, once percent-decoded, holds a control character
+/// (`%00` above all): no route, id, name or filter has one, and PostgreSQL cannot even compare
+/// text with a NUL in it. Answered `400 malformed_request` before any handler runs.
+async fn refuse_control_characters(request: Request) -> Result<Request, ApiError> {
+    let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
+    let query = request.uri().query().unwrap_or_default().as_bytes();
+    let in_query = url::form_urlencoded::parse(query).any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control));
+    if path.chars().any(char::is_control) || in_query {
+        return Err(ApiError::malformed("the path or query holds control characters"));
+    }
+    Ok(request)
 }
 
 /// The id of the request being served, as set by the request-id layer.

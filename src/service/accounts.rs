@@ -13,7 +13,7 @@ use super::notices::Notices;
 use crate::domain::audit::ClientInfo;
 use crate::domain::audit::{AuditEvent, EventType};
 use crate::domain::error::Invalid;
-use crate::domain::fields::{Email, Metadata, PersonName, Phone, Username};
+use crate::domain::fields::{Email, Metadata, PersonName, Phone, Username, email_key};
 use crate::domain::ids::new_id;
 use crate::domain::password::Password;
 use crate::domain::time::Timestamp;
@@ -373,9 +373,9 @@ pub(super) fn parse_patch(patch: ProfilePatchInput) -> Result<(ProfileEdits, Opt
     Ok((edits, email.map(|v| v.map(Email::into_inner))))
 }
 
-/// Whether two addresses are the same one (they compare ignoring case).
+/// Whether two addresses are the same one (they compare by [`email_key`]).
 pub(super) fn same_address(a: Option<&str>, b: Option<&str>) -> bool {
-    a.map(str::to_lowercase) == b.map(str::to_lowercase)
+    a.map(email_key) == b.map(email_key)
 }
 
 /// Sets `new` as the account's address at once (an administrator's change): unverified, and

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret as _;
 use tokio::sync::Notify;
 
+use crate::domain::fields::email_key;
 use crate::domain::ids::new_id;
 use crate::domain::secrets::{digest, new_token};
 use crate::domain::time::Timestamp;
@@ -78,9 +79,8 @@ impl Notices {
         old_email: Option<&str>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let lower = |e: Option<&str>| e.map(str::to_lowercase);
         let new = user.profile.email.as_deref();
-        if lower(old_email) == lower(new) {
+        if old_email.map(email_key) == new.map(email_key) {
             return Ok(());
         }
         if user.email_verified_at.is_none() {

@@ -9,9 +9,10 @@ use uuid::Uuid;
 use super::error::StoreError;
 use super::sql::{row_placeholders, sql, text_column};
 use crate::domain::fields::Metadata;
+use crate::domain::fields::email_key;
 use crate::domain::listing::sort_name;
 use crate::domain::time::Timestamp;
-use crate::domain::user::{LoginName, Profile, Role, User, UserStatus};
+use crate::domain::user::{LoginName, Profile, Role, User, UserStatus, username_key};
 
 /// The unique index on lower-cased usernames.
 pub const USERNAME_INDEX: &str = "username_lower";
@@ -58,9 +59,9 @@ fn bind_account<'q>(query: Query<'q, Any, AnyArguments<'q>>, user: &User) -> Que
     let p = &user.profile;
     query
         .bind(p.username.clone())
-        .bind(p.username.as_deref().map(str::to_lowercase))
+        .bind(p.username.as_deref().map(username_key))
         .bind(p.email.clone())
-        .bind(p.email.as_deref().map(str::to_lowercase))
+        .bind(p.email.as_deref().map(email_key))
         .bind(user.email_verified_at.map(Timestamp::as_micros))
         .bind(p.phone.clone())
         .bind(p.first_name.clone())
@@ -79,10 +80,11 @@ pub async fn find_by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Use
 }
 
 pub async fn find_by_login(conn: &mut AnyConnection, name: &LoginName) -> Result<Option<User>, StoreError> {
-    let (column, value) = match name {
-        LoginName::Username(u) => ("username_lower", u.trim().to_lowercase()),
-        LoginName::Email(e) => ("email_lower", e.trim().to_lowercase()),
+    let column = match name {
+        LoginName::Username(_) => "username_lower",
+        LoginName::Email(_) => "email_lower",
     };
+    let value = name.key();
     let text = format!("SELECT {COLUMNS} FROM users WHERE {column} = ?");
     fetch_one_user(conn, text, value).await
 }
@@ -128,8 +130,9 @@ pub async fn after_bulk_load(conn: &mut AnyConnection) -> Result<(), StoreError>
 
 /// What a prefix search over this profile matches: each searchable field lower-cased, once.
 pub fn search_keys(profile: &Profile) -> Vec<String> {
-    let fields = [&profile.username, &profile.email, &profile.first_name, &profile.last_name, &profile.display_name];
+    let fields = [&profile.username, &profile.first_name, &profile.last_name, &profile.display_name];
     let mut keys: Vec<String> = fields.into_iter().flatten().map(|value| value.to_lowercase()).collect();
+    keys.extend(profile.email.as_deref().map(email_key));
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -207,7 +210,7 @@ pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<
 /// Whether an account other than `except` has the address `email` (any case).
 pub async fn email_taken(conn: &mut AnyConnection, email: &str, except: Uuid) -> Result<bool, StoreError> {
     let text = sql(conn, "SELECT COUNT(*) AS n FROM users WHERE email_lower = ? AND id <> ?");
-    let row = sqlx::query(&text).bind(email.to_lowercase()).bind(except.to_string()).fetch_one(&mut *conn).await?;
+    let row = sqlx::query(&text).bind(email_key(email)).bind(except.to_string()).fetch_one(&mut *conn).await?;
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 

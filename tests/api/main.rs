@@ -8,6 +8,7 @@ mod helpers;
 
 mod account_races;
 mod audit;
+mod bad_bytes;
 mod browser;
 mod cli;
 mod concurrency;

@@ -112,7 +112,9 @@ each_backend! {
             let name = format!("self-{role}");
             let id = account(&app, &name, role).await;
             let token = app.token(&name, PASSWORD).await;
-            for body in [json!({"role": "user"}), json!({"role": role}), json!({"status": "disabled"})] {
+            // Nor vouch for their own address, nor move it without the password `PATCH /v1/me` asks for.
+            let own_address = [json!({"email_verified": true}), json!({"email": "mine@evil.example"})];
+            for body in [json!({"role": "user"}), json!({"role": role}), json!({"status": "disabled"})].into_iter().chain(own_address) {
                 let response = app.send_json(Method::PATCH, &format!("/v1/users/{id}"), Some(&token), &body).await;
                 assert_problem(response, 403, "forbidden").await;
             }

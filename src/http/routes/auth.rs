@@ -57,8 +57,8 @@ pub async fn login(
     AppJson(request): AppJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let name = match (request.username, request.email) {
-        (Some(username), None) => LoginName::Username(username),
-        (None, Some(email)) => LoginName::Email(email),
+        (Some(username), None) => LoginName::username(username).map_err(|e| Error::from(e.at("username")))?,
+        (None, Some(email)) => LoginName::email(email).map_err(|e| Error::from(e.at("email")))?,
         _ => {
             return Err(Error::invalid("username", "exactly_one", "give exactly one of username and email").into());
         }

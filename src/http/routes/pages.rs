@@ -69,6 +69,13 @@ async fn verify(State(state): State<AppState>, Client(client): Client, Form(form
             page(&state, StatusCode::OK, "Address confirmed", body)
         }
         Err(Error::InvalidToken) => invalid_link(&state, "confirmation"),
+        Err(Error::EmailTaken) => {
+            let body = html! {
+                h1.error { "Address already in use" }
+                p { "Another account uses this address now, so it cannot become yours. Sign in and choose another." }
+            };
+            page(&state, StatusCode::CONFLICT, "Address already in use", body)
+        }
         Err(error) => failure(&state, error),
     }
 }

@@ -68,8 +68,12 @@ pub async fn forgot_password(
     AppJson(request): AppJson<ForgotPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let name = match (request.email, request.username) {
-        (Some(email), None) if !email.trim().is_empty() => LoginName::Email(email),
-        (None, Some(username)) if !username.trim().is_empty() => LoginName::Username(username),
+        (Some(email), None) if !email.trim().is_empty() => {
+            LoginName::email(email).map_err(|e| Error::from(e.at("email")))?
+        }
+        (None, Some(username)) if !username.trim().is_empty() => {
+            LoginName::username(username).map_err(|e| Error::from(e.at("username")))?
+        }
         _ => {
             let refusal = Invalid::new("exactly_one", "give exactly one of email and username").at("email");
             return Err(Error::from(refusal).into());

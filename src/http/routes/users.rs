@@ -10,6 +10,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
 use crate::domain::{FieldError, Invalid};
 use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest, UserListQuery, UserPageView};
+use crate::http::dto::problems::{Forbidden, NotFound, Taken, ValidationFailed};
 use crate::http::dto::{Problem, SessionList, SessionView, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppJson, AppQuery, Checked, Client, checked};
@@ -20,7 +21,6 @@ use crate::validated;
 
 /// The longest search prefix: the longest searchable field, an e-mail address.
 const MAX_QUERY_CHARS: usize = 254;
-use crate::http::dto::problems::{Forbidden, NotFound, Taken, ValidationFailed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
