@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -14,7 +15,9 @@ use crate::config::{Config, MailConfig, SecretUrl};
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::time::Timestamp;
 use crate::http;
+use crate::http::EdgeSettings;
 use crate::http::metrics::Metrics;
+use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::state::AppState;
 use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::mail::templates::Branding;
@@ -41,6 +44,8 @@ pub struct Application {
     retention: Retention,
     delivery: Delivery,
     router: axum::Router,
+    limits: ConnectionLimits,
+    connections: Gauge,
 }
 
 /// How often the sweeper deletes ended sessions and expired tokens.
@@ -107,8 +112,17 @@ impl Application {
             hasher,
             metrics: Metrics::new(&stats),
         };
+        let connections = state.metrics.connections.clone();
+        let edge = EdgeSettings {
+            request_timeout: config.request_timeout,
+            cors_origins: config.cors_origins.0.clone(),
+            trusted_proxies: config.trusted_proxies.0.clone(),
+        };
+        let limits =
+            ConnectionLimits { header_timeout: config.header_timeout, max_connections: config.max_connections };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
-        Ok(Self { listener, address, store, keys, retention, delivery, router: http::router(state) })
+        let router = http::router(state, &edge);
+        Ok(Self { listener, address, store, keys, retention, delivery, router, limits, connections })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -132,14 +146,13 @@ impl Application {
             spawn_sweeper(self.store.clone(), self.retention),
             self.delivery.spawn(),
         ];
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await;
+        serve(self.listener, self.router, self.limits, self.connections, shutdown).await;
         for task in background {
             task.abort();
         }
         self.store.close().await;
         tracing::info!("tessera stopped");
-        served
+        Ok(())
     }
 }
 

@@ -18,7 +18,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, FromArgMatches as _};
 use secrecy::SecretString;
 
-pub use values::{LogFormat, SecretUrl};
+pub use values::{LogFormat, Origins, Proxies, SecretUrl};
 
 /// The validated configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +74,30 @@ pub struct Config {
     #[arg(long, env = "TESSERA_RATE_LIMIT", global = true, hide_env_values = true, default_value = "30",
         value_parser = values::bounded::<u32, 0, 1_000_000>)]
     pub rate_limit: u32,
+    /// Browser applications on other origins allowed to call the API: exact origins, comma-separated (e.g. https://app.example); none by default
+    #[arg(long, env = "TESSERA_CORS_ORIGINS", global = true, hide_env_values = true, default_value = "",
+        hide_default_value = true, value_parser = values::origins)]
+    pub cors_origins: Origins,
+    /// Proxies whose X-Forwarded-For names the client: CIDR networks or addresses, comma-separated; none by default
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", global = true, hide_env_values = true, default_value = "",
+        hide_default_value = true, value_parser = values::proxies)]
+    pub trusted_proxies: Proxies,
+    /// Longest a request may take, body included, before it is answered 503
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", global = true, hide_env_values = true, default_value = "30s",
+        value_parser = values::duration)]
+    pub request_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and a kept-alive connection may wait idle for the next
+    #[arg(long, env = "TESSERA_HEADER_TIMEOUT", global = true, hide_env_values = true, default_value = "10s",
+        value_parser = values::duration)]
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait to be accepted
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", global = true, hide_env_values = true, default_value = "4096",
+        value_parser = values::bounded::<usize, 1, 1_000_000>)]
+    pub max_connections: usize,
+    /// Live sessions one account may have; a new sign-in beyond it ends the oldest
+    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_USER", global = true, hide_env_values = true, default_value = "100",
+        value_parser = values::bounded::<u32, 1, 100_000>)]
+    pub max_sessions_per_user: u32,
     #[command(flatten)]
     pub mail: MailConfig,
 }

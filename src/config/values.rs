@@ -163,3 +163,46 @@ pub fn base_url(value: &str) -> Result<String, String> {
 pub fn mailbox(value: &str) -> Result<lettre::message::Mailbox, String> {
     value.trim().parse().map_err(|_| format!("expected an address like Example <no-reply@example.com> (got {value:?})"))
 }
+
+/// Browser origins allowed to call the API across origins, each exactly as a browser sends it
+/// in `Origin` (`https://app.example`, `http://localhost:3000`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+/// Comma-separated exact origins; empty for none. A wildcard is refused: name each origin.
+pub fn origins(value: &str) -> Result<Origins, String> {
+    let mut origins = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+        if item.contains('*') {
+            return Err(format!("a wildcard is not allowed: name each origin (got {item:?})"));
+        }
+        let origin = Url::parse(item).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+        let exact = origin.map(|u| u.origin().ascii_serialization()).filter(|o| o == item.trim_end_matches('/'));
+        match exact {
+            Some(origin) => origins.push(origin),
+            None => {
+                return Err(format!("expected origins like https://app.example, separated by commas (got {item:?})"));
+            }
+        }
+    }
+    Ok(Origins(origins))
+}
+
+/// The networks whose peers are proxies that may say who the client is (`X-Forwarded-For`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proxies(pub Vec<ipnet::IpNet>);
+
+/// Comma-separated CIDR networks or single addresses; empty for none.
+pub fn proxies(value: &str) -> Result<Proxies, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>().or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).map_err(
+                |_| format!("expected networks like 10.0.0.0/8 or 127.0.0.1, separated by commas (got {item:?})"),
+            )
+        })
+        .collect::<Result<_, _>>()
+        .map(Proxies)
+}

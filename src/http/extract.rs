@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeOwned, Deserializer};
 
+use super::client::ClientAddr;
 use super::error::ApiError;
 use crate::domain::audit::ClientInfo;
 use crate::domain::{FieldError, Invalid};
@@ -166,14 +167,17 @@ impl FromRequestParts<AppState> for AdminUser {
     }
 }
 
-/// Where the request came from: the peer address and the `User-Agent`, trimmed.
+/// Where the request came from: the client's address (see [`super::client`]) and the
+/// `User-Agent`, trimmed.
 pub struct Client(pub ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let resolved = parts.extensions.get::<ClientAddr>().map(|c| c.0);
+        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let ip = resolved.or_else(peer).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -42,6 +42,8 @@ pub struct Metrics {
     hash_waiting: Gauge,
     hash_busy: Gauge,
     hash_capacity: Gauge,
+    /// Connections being served, for the serving loop to keep.
+    pub connections: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -70,7 +72,9 @@ impl Metrics {
         registry.register("hash_pool_waiting", "Password hashing calls waiting for the pool", hash_waiting.clone());
         registry.register("hash_pool_busy", "Password hashing calls running", hash_busy.clone());
         registry.register("hash_pool_capacity", "Password hashing calls that may run at once", hash_capacity.clone());
-        Arc::new(Self { registry, requests, latency, hash_waiting, hash_busy, hash_capacity })
+        let connections = Gauge::default();
+        registry.register("http_connections", "HTTP connections being served", connections.clone());
+        Arc::new(Self { registry, requests, latency, hash_waiting, hash_busy, hash_capacity, connections })
     }
 
     /// The text exposition, with the pool gauges read now.

@@ -12,6 +12,7 @@ mod bad_bytes;
 mod browser;
 mod cli;
 mod concurrency;
+mod edge;
 mod errors;
 mod login;
 mod mail;

@@ -6,6 +6,9 @@ pub mod problems;
 
 pub use problems::Problem;
 
+use axum::Json;
+use axum::http::header;
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -125,6 +128,14 @@ pub struct TokenResponse {
     #[schema(example = 2_592_000)]
     pub refresh_expires_in: u64,
     pub user: UserView,
+}
+
+impl TokenResponse {
+    /// The answer that carries tokens: never stored by a cache or a browser (RFC 6749, 5.1).
+    pub fn answer(tokens: IssuedTokens) -> impl IntoResponse {
+        let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
+        (headers, Json(Self::from(tokens)))
+    }
 }
 
 impl From<IssuedTokens> for TokenResponse {

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
@@ -46,7 +47,8 @@ pub async fn register(
 /// Sign in with a username or an e-mail and a password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in", body = TokenResponse, headers(
+            ("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         (status = 401, description = "`invalid_credentials`: unknown account or wrong password", body = Problem, content_type = "application/problem+json"),
         AccountDisabled,
         ValidationFailed,
@@ -55,7 +57,7 @@ pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
     AppJson(request): AppJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let name = match (request.username, request.email) {
         (Some(username), None) => LoginName::username(username).map_err(|e| Error::from(e.at("username")))?,
         (None, Some(email)) => LoginName::email(email).map_err(|e| Error::from(e.at("email")))?,
@@ -64,13 +66,14 @@ pub async fn login(
         }
     };
     let tokens = state.auth.login(name, SecretString::from(request.password), client).await?;
-    Ok(Json(tokens.into()))
+    Ok(TokenResponse::answer(tokens))
 }
 
 /// Exchange a refresh token for a new pair; the old token is rotated out.
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
-        (status = 200, description = "A new pair; the refresh token is a new one", body = TokenResponse),
+        (status = 200, description = "A new pair; the refresh token is a new one", body = TokenResponse, headers(
+            ("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         (status = 401, description = "`invalid_token` (unknown, expired, revoked) or `refresh_token_reused` (the session is now revoked)", body = Problem, content_type = "application/problem+json"),
         AccountDisabled,
     ))]
@@ -78,9 +81,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     Client(client): Client,
     AppJson(request): AppJson<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let tokens = state.auth.refresh(SecretString::from(request.refresh_token), &client).await?;
-    Ok(Json(tokens.into()))
+    Ok(TokenResponse::answer(tokens))
 }
 
 /// Sign out this session, or with `{"all": true}` every session; access tokens stop at once.
