@@ -86,6 +86,7 @@ impl Application {
             refresh_ttl: config.refresh_token_ttl,
             session_max_age: config.session_max_age,
             refresh_reuse_grace: config.refresh_reuse_grace,
+            max_sessions_per_user: config.max_sessions_per_user,
         };
         let tokens = Tokens::load(&store, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
@@ -95,6 +96,7 @@ impl Application {
         let accounts =
             Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
         let stats = MailStats::default();
+        let cursors = Cursors::load(&store).await?;
         let delivery = Delivery {
             store: store.clone(),
             transport: Transport::from_url(mail.smtp_url.as_ref().map(SecretUrl::expose))?,
@@ -104,10 +106,10 @@ impl Application {
             stats: stats.clone(),
         };
         let state = AppState {
-            admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), Cursors::load(&store).await?),
+            admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone()),
             accounts,
-            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, mail.require_verification),
+            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, cursors, mail.require_verification),
             health: Health::new(store.clone()),
             hasher,
             metrics: Metrics::new(&stats),

@@ -1,5 +1,6 @@
 //! Sign-in sessions: one per login, each with its refresh tokens.
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::time::Timestamp;
@@ -34,5 +35,20 @@ impl SessionState {
     /// Whether a request under this session may proceed at `now`.
     pub fn is_live(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at > now && self.user.status == UserStatus::Active
+    }
+}
+
+/// Where a page of sessions (newest first) ends: the last one's creation time and id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPosition {
+    #[serde(rename = "c")]
+    pub created_at: i64,
+    #[serde(rename = "sid")]
+    pub id: String,
+}
+
+impl SessionPosition {
+    pub fn after(session: &Session) -> Self {
+        Self { created_at: session.created_at.as_micros(), id: session.id.to_string() }
     }
 }

@@ -130,6 +130,13 @@ impl<T> Checked<T> {
     }
 }
 
+/// A page's size: `limit` from 1 to 200, 50 when absent.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, FieldError> {
+    Some(limit.unwrap_or(50))
+        .filter(|limit| (1..=200).contains(limit))
+        .ok_or_else(|| Invalid::new("out_of_range", "must be from 1 to 200").at("limit"))
+}
+
 /// An optional [`Checked`] field: absent is `None`, a bad value is `refusal` at `field`.
 pub fn checked<T>(value: Option<Checked<T>>, field: &'static str, refusal: Invalid) -> Result<Option<T>, FieldError> {
     value.map(|v| v.or_refuse(field, refusal)).transpose()

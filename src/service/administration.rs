@@ -10,7 +10,8 @@ use super::accounts::{
 };
 use super::auth::Principal;
 use super::auth::cache::AuthCache;
-use super::cursor::Cursors;
+use super::auth::live_sessions;
+use super::cursor::{Cursors, Page};
 use super::error::Error;
 use crate::domain::audit::{AuditEvent, EventType};
 use crate::domain::audit::{AuditFilter, ClientInfo};
@@ -174,10 +175,15 @@ impl Administration {
     }
 
     /// The account's live sessions.
-    pub async fn sessions(&self, actor: &Administrator, reference: &str) -> Result<Vec<Session>, Error> {
+    pub async fn sessions(
+        &self,
+        actor: &Administrator,
+        reference: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Session>, Error> {
         let user = self.target(actor, reference, Action::ListSessions).await?;
-        let mut conn = self.store.conn().await?;
-        Ok(sessions::list_live(&mut conn, user.id, Timestamp::now()).await?)
+        live_sessions(&self.store, &self.cursors, user.id, cursor, limit).await
     }
 
     /// Signs the account out everywhere, at once.
@@ -217,13 +223,10 @@ impl Administration {
             return Err(Error::BadCursor);
         }
         let mut conn = self.store.conn().await?;
-        // One more than asked tells whether another page follows.
-        let mut users = user_list::list(&mut conn, filter, sort, after.as_ref(), i64::from(limit) + 1).await?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next_cursor = more.then(|| users.last().map(|u| self.cursors.encode(&Position::after(u, sort)))).flatten();
+        let users = user_list::list(&mut conn, filter, sort, after.as_ref(), i64::from(limit) + 1).await?;
+        let page = self.cursors.page(users, limit, |user| Position::after(user, sort));
         let total = if include_total { Some(user_list::count(&mut conn, filter).await?) } else { None };
-        Ok(UserPage { users, next_cursor, total })
+        Ok(UserPage { users: page.items, next_cursor: page.next_cursor, total })
     }
 
     /// A page of audit events, newest first, for administrators.
@@ -233,15 +236,11 @@ impl Administration {
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<(Vec<AuditEvent>, Option<String>), Error> {
+    ) -> Result<Page<AuditEvent>, Error> {
         let before: Option<uuid::Uuid> = cursor.map(|c| self.cursors.decode(c)).transpose()?;
         let mut conn = self.store.conn().await?;
-        // One more than asked tells whether another page follows.
-        let mut events = audit::list(&mut conn, filter, before, i64::from(limit) + 1).await?;
-        let more = events.len() > limit as usize;
-        events.truncate(limit as usize);
-        let next = more.then(|| events.last().map(|e| self.cursors.encode(&e.id))).flatten();
-        Ok((events, next))
+        let events = audit::list(&mut conn, filter, before, i64::from(limit) + 1).await?;
+        Ok(self.cursors.page(events, limit, |event| event.id))
     }
 
     /// Resolves `reference` and checks `action` on it under the rank rules.

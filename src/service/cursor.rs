@@ -19,6 +19,13 @@ use crate::storage::{Store, server_secrets};
 /// Bytes of the MAC kept in a cursor.
 const TAG_BYTES: usize = 16;
 
+/// One page of a list, and the cursor to the next one (`None` on the last page).
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
 /// Signs and checks cursors.
 #[derive(Clone)]
 pub struct Cursors {
@@ -31,6 +38,16 @@ impl Cursors {
         let mut conn = store.conn().await?;
         let key = server_secrets::get_or_create(&mut conn, "cursor", &B64.encode(random_bytes())).await?;
         Ok(Self { key: Arc::new(SecretString::from(key)) })
+    }
+
+    /// Ends a page fetched with one row more than `limit`: the extra row tells that another
+    /// page follows, whose cursor holds `position` of this page's last row.
+    pub fn page<T, P: Serialize>(&self, mut rows: Vec<T>, limit: u32, position: impl Fn(&T) -> P) -> Page<T> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = if more { rows.last().map(|row| self.encode(&position(row))) } else { None };
+        Page { items: rows, next_cursor }
     }
 
     pub fn encode<T: Serialize>(&self, position: &T) -> String {

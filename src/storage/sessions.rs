@@ -10,7 +10,7 @@ use super::error::StoreError;
 use super::sql::{delete_where_in, sql};
 use super::users;
 
-use crate::domain::session::{Session, SessionState};
+use crate::domain::session::{Session, SessionPosition, SessionState};
 use crate::domain::time::Timestamp;
 
 pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), StoreError> {
@@ -82,15 +82,63 @@ pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Session>,
     row.as_ref().map(session_from_row).transpose()
 }
 
-/// The sessions of `user_id` that are neither revoked nor expired at `now`, newest first.
-pub async fn list_live(conn: &mut AnyConnection, user_id: Uuid, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+/// Up to `limit` sessions of `user_id` that are neither revoked nor expired at `now`, newest
+/// first, after `after` when given.
+pub async fn list_live(
+    conn: &mut AnyConnection,
+    user_id: Uuid,
+    now: Timestamp,
+    after: Option<&SessionPosition>,
+    limit: i64,
+) -> Result<Vec<Session>, StoreError> {
+    let page = if after.is_some() { "AND (created_at < ? OR (created_at = ? AND id < ?))" } else { "" };
     let statement = format!(
-        "SELECT {COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
-         ORDER BY created_at DESC, id DESC"
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? {page} \
+         ORDER BY created_at DESC, id DESC LIMIT ?"
     );
     let text = sql(conn, &statement);
-    let rows = sqlx::query(&text).bind(user_id.to_string()).bind(now.as_micros()).fetch_all(&mut *conn).await?;
+    let mut query = sqlx::query(&text).bind(user_id.to_string()).bind(now.as_micros());
+    if let Some(after) = after {
+        query = query.bind(after.created_at).bind(after.created_at).bind(after.id.clone());
+    }
+    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
     rows.iter().map(session_from_row).collect()
+}
+
+/// Most sessions ended in one go when an account is over its limit (only concurrent sign-ins
+/// can put it more than one over, and they queue on the account's row).
+const OVER_LIMIT_BATCH: i64 = 1_000;
+
+/// Revokes the live sessions of `user_id` beyond the newest `keep`; answers how many.
+pub async fn revoke_beyond(
+    conn: &mut AnyConnection,
+    user_id: Uuid,
+    keep: u32,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let text = sql(
+        conn,
+        "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+         ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+    );
+    let rows = sqlx::query(&text)
+        .bind(user_id.to_string())
+        .bind(now.as_micros())
+        .bind(OVER_LIMIT_BATCH)
+        .bind(i64::from(keep))
+        .fetch_all(&mut *conn)
+        .await?;
+    let ids = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let statement = format!("UPDATE sessions SET revoked_at = ? WHERE id IN ({})", vec!["?"; ids.len()].join(", "));
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text).bind(now.as_micros());
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
 /// Records a refresh: the session was used at `now` and now ends at `expires_at`.

@@ -18,6 +18,8 @@ use crate::domain::session::Session;
 use crate::domain::user::User;
 use crate::service::accounts::{ProfilePatchInput, RegistrationInput};
 use crate::service::auth::tokens::IssuedTokens;
+use crate::service::cursor::Page;
+use uuid::Uuid;
 
 /// An account (API.md, "User").
 #[derive(Serialize, ToSchema)]
@@ -290,6 +292,25 @@ impl SessionView {
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
     pub items: Vec<SessionView>,
+    pub next_cursor: Option<String>,
+}
+
+impl SessionList {
+    /// The page as shown to the caller, whose own session is `current`.
+    pub fn new(page: Page<Session>, current: Uuid) -> Self {
+        let items = page.items.iter().map(|session| SessionView::new(session, current)).collect();
+        Self { items, next_cursor: page.next_cursor }
+    }
+}
+
+/// `limit` and `cursor` of a paginated list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// 1 to 200 [default: 50].
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// A JSON Web Key Set (RFC 7517) of Ed25519 public keys.

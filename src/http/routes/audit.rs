@@ -10,7 +10,7 @@ use crate::http::dto::Problem;
 use crate::http::dto::admin::{AuditEventPage, AuditQuery};
 use crate::http::dto::problems::Forbidden;
 use crate::http::error::ApiError;
-use crate::http::extract::{AdminUser, AppQuery};
+use crate::http::extract::{AdminUser, AppQuery, page_limit};
 use crate::http::state::AppState;
 use crate::service::Error;
 
@@ -31,15 +31,12 @@ pub async fn list_audit_events(
     AdminUser(me): AdminUser,
     AppQuery(query): AppQuery<AuditQuery>,
 ) -> Result<Json<AuditEventPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(Error::invalid("limit", "out_of_range", "must be from 1 to 200").into());
-    }
+    let limit = page_limit(query.limit).map_err(Error::from)?;
     let user_id = match query.user_id.as_deref() {
         Some(raw) => Some(parse_id(raw).ok_or_else(|| ApiError::malformed("user_id: not an id"))?),
         None => None,
     };
     let filter = AuditFilter { user_id, kind: query.r#type };
-    let (events, next_cursor) = state.admin.audit_events(&me, &filter, query.cursor.as_deref(), limit).await?;
-    Ok(Json(AuditEventPage { items: events.into_iter().map(Into::into).collect(), next_cursor }))
+    let page = state.admin.audit_events(&me, &filter, query.cursor.as_deref(), limit).await?;
+    Ok(Json(AuditEventPage { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }

@@ -7,28 +7,32 @@ use axum::{Json, Router};
 
 use crate::domain::ids::parse_id;
 use crate::http::dto::problems::Unauthenticated;
-use crate::http::dto::{Problem, SessionList, SessionView};
+use crate::http::dto::{PageQuery, Problem, SessionList};
 use crate::http::error::ApiError;
-use crate::http::extract::{AuthUser, Client};
+use crate::http::extract::{AppQuery, AuthUser, Client, page_limit};
 use crate::http::state::AppState;
+use crate::service::Error;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/me/sessions", get(list_sessions)).route("/v1/me/sessions/{id}", delete(revoke_session))
 }
 
-/// The live sessions, newest first; `current` marks the caller's.
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+/// The live sessions, newest first, a page at a time; `current` marks the caller's.
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, body = SessionList),
+        (status = 400, description = "`malformed_request`: an unreadable parameter or a cursor this service did not make", body = Problem, content_type = "application/problem+json"),
         Unauthenticated,
+        (status = 422, description = "`validation_failed`: `limit` outside 1..200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    AppQuery(query): AppQuery<PageQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let sessions = state.auth.sessions(&me).await?;
-    let items = sessions.iter().map(|s| SessionView::new(s, me.session_id)).collect();
-    Ok(Json(SessionList { items }))
+    let limit = page_limit(query.limit).map_err(Error::from)?;
+    let page = state.auth.sessions(&me, query.cursor.as_deref(), limit).await?;
+    Ok(Json(SessionList::new(page, me.session_id)))
 }
 
 /// Sign out one of the caller's sessions; its access tokens stop at once.

@@ -11,10 +11,11 @@ use crate::domain::user::{Role, UserStatus};
 use crate::domain::{FieldError, Invalid};
 use crate::http::dto::admin::{CreateUserRequest, UpdateUserRequest, UserListQuery, UserPageView};
 use crate::http::dto::problems::{Forbidden, NotFound, Taken, ValidationFailed};
-use crate::http::dto::{Problem, SessionList, SessionView, UserView};
+use crate::http::dto::{PageQuery, Problem, SessionList, UserView};
 use crate::http::error::ApiError;
-use crate::http::extract::{AdminUser, AppJson, AppQuery, Checked, Client, checked};
+use crate::http::extract::{AdminUser, AppJson, AppQuery, Checked, Client, checked, page_limit};
 use crate::http::state::AppState;
+use crate::service::Error;
 use crate::service::accounts::NewAccount;
 use crate::service::administration::AccountChanges;
 use crate::validated;
@@ -54,9 +55,7 @@ pub async fn list_users(
     AdminUser(me): AdminUser,
     AppQuery(query): AppQuery<UserListQuery>,
 ) -> Result<Json<UserPageView>, ApiError> {
-    let limit = Some(query.limit.unwrap_or(50))
-        .filter(|limit| (1..=200).contains(limit))
-        .ok_or_else(|| Invalid::new("out_of_range", "must be from 1 to 200").at("limit"));
+    let limit = page_limit(query.limit);
     let sort = checked(
         query.sort,
         "sort",
@@ -165,21 +164,25 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An account's live sessions.
+/// An account's live sessions, newest first, a page at a time.
 #[utoipa::path(get, path = "/v1/users/{reference}/sessions", tag = "admin", security(("bearer" = [])),
-    params(("reference" = String, Path, description = "An id or a username")),
+    params(("reference" = String, Path, description = "An id or a username"), PageQuery),
     responses(
         (status = 200, body = SessionList),
+        (status = 400, description = "`malformed_request`: an unreadable parameter or a cursor this service did not make", body = Problem, content_type = "application/problem+json"),
         Forbidden,
         NotFound,
+        (status = 422, description = "`validation_failed`: `limit` outside 1..200", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_user_sessions(
     State(state): State<AppState>,
     AdminUser(me): AdminUser,
     Path(reference): Path<String>,
+    AppQuery(query): AppQuery<PageQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let sessions = state.admin.sessions(&me, &reference).await?;
-    Ok(Json(SessionList { items: sessions.iter().map(|s| SessionView::new(s, me.session_id)).collect() }))
+    let limit = page_limit(query.limit).map_err(Error::from)?;
+    let page = state.admin.sessions(&me, &reference, query.cursor.as_deref(), limit).await?;
+    Ok(Json(SessionList::new(page, me.session_id)))
 }
 
 /// Sign an account out everywhere (forced sign-out); its access tokens stop at once.

@@ -5,6 +5,8 @@ pub mod cache;
 pub mod keys;
 mod refresh;
 mod sessions;
+
+pub use sessions::live_sessions;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::domain::session::SessionState;
 use crate::domain::time::Timestamp;
 use crate::domain::user::LoginName;
 use crate::domain::user::{Role, User, UserStatus};
+use crate::service::cursor::Cursors;
 use crate::service::error::Error;
 use crate::service::hashing::{PasswordHasher, needs_rehash};
 use crate::storage::{self, Store, StoreError, audit, refresh_tokens, users};
@@ -47,6 +50,7 @@ pub struct Auth {
     hasher: PasswordHasher,
     tokens: Tokens,
     cache: Arc<AuthCache>,
+    cursors: Cursors,
     require_verification: bool,
 }
 
@@ -57,9 +61,10 @@ impl Auth {
         hasher: PasswordHasher,
         tokens: Tokens,
         cache: Arc<AuthCache>,
+        cursors: Cursors,
         require_verification: bool,
     ) -> Self {
-        Self { store, hasher, tokens, cache, require_verification }
+        Self { store, hasher, tokens, cache, cursors, require_verification }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -167,6 +172,12 @@ impl Auth {
         storage::sessions::insert(&mut tx, &session).await?;
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
         audit::insert(&mut tx, &event).await?;
+        // Bounded per account: the oldest sessions beyond the limit end with this sign-in.
+        let ended = storage::sessions::revoke_beyond(&mut tx, user.id, s.max_sessions_per_user, now).await?;
+        if ended > 0 {
+            let detail = json!({ "reason": "session_limit", "sessions_revoked": ended });
+            audit::insert(&mut tx, &AuditEvent::by_self(EventType::SessionRevoked, user.id, &client, detail)).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, new_id())?,

@@ -7,10 +7,11 @@ use serde_json::json;
 use super::{Auth, Principal};
 use crate::domain::audit::ClientInfo;
 use crate::domain::audit::{AuditEvent, EventType};
-use crate::domain::session::Session;
+use crate::domain::session::{Session, SessionPosition};
 use crate::domain::time::Timestamp;
+use crate::service::cursor::{Cursors, Page};
 use crate::service::error::Error;
-use crate::storage::{StoreError, audit, sessions};
+use crate::storage::{Store, StoreError, audit, sessions};
 
 impl Auth {
     /// Revokes the caller's session, or with `all` every session of the caller. The access
@@ -35,10 +36,9 @@ impl Auth {
         Ok(())
     }
 
-    /// The caller's live sessions, newest first.
-    pub async fn sessions(&self, me: &Principal) -> Result<Vec<Session>, Error> {
-        let mut conn = self.store.conn().await?;
-        Ok(sessions::list_live(&mut conn, me.user_id, Timestamp::now()).await?)
+    /// A page of the caller's live sessions, newest first.
+    pub async fn sessions(&self, me: &Principal, cursor: Option<&str>, limit: u32) -> Result<Page<Session>, Error> {
+        live_sessions(&self.store, &self.cursors, me.user_id, cursor, limit).await
     }
 
     /// Revokes one of the caller's own live sessions; any other id is `NotFound`.
@@ -54,4 +54,18 @@ impl Auth {
         self.cache.forget_session(session_id);
         Ok(())
     }
+}
+
+/// A page of the live sessions of `user_id`, newest first, after the position `cursor` holds.
+pub async fn live_sessions(
+    store: &Store,
+    cursors: &Cursors,
+    user_id: Uuid,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<Session>, Error> {
+    let after: Option<SessionPosition> = cursor.map(|c| cursors.decode(c)).transpose()?;
+    let mut conn = store.conn().await?;
+    let rows = sessions::list_live(&mut conn, user_id, Timestamp::now(), after.as_ref(), i64::from(limit) + 1).await?;
+    Ok(cursors.page(rows, limit, SessionPosition::after))
 }

@@ -36,6 +36,8 @@ pub struct TokenSettings {
     pub session_max_age: Duration,
     /// How long a just-rotated refresh token still answers with its successor pair.
     pub refresh_reuse_grace: Duration,
+    /// Live sessions an account may have; a sign-in beyond it ends the oldest.
+    pub max_sessions_per_user: u32,
 }
 
 /// What a sign-in or a refresh hands out.
