@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, MailConfig, SecretUrl};
+use crate::config::{Config, Environment, MailConfig, SecretUrl};
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::time::Timestamp;
 use crate::http;
@@ -33,6 +33,7 @@ use crate::service::hashing::PasswordHasher;
 use crate::service::health::Health;
 use crate::service::notices::Notices;
 use crate::service::recovery::Recovery;
+use crate::service::sealing::Sealer;
 use crate::storage::Store;
 
 /// A built, bound, not yet serving application.
@@ -73,7 +74,14 @@ impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let store = Store::connect(config.database_url.expose(), config.database_max_connections).await?;
         store.migrate().await?;
-        let keys = Arc::new(Keys::load(store.clone(), config.jwt_secret.clone()).await?);
+        let sealer = Sealer::new(config.master_key())?;
+        if !sealer.is_sealing() {
+            tracing::warn!(
+                "TESSERA_MASTER_KEY is not set: signing keys and server secrets are stored in clear, so a copy of \
+                 the database can mint tokens; set it outside development"
+            );
+        }
+        let keys = Arc::new(Keys::load(store.clone(), sealer.clone(), config.jwt_secret.clone()).await?);
         let listener = TcpListener::bind(config.listen).await?;
         let address = listener.local_addr()?;
         // The URL clients reach this service at: the tokens' issuer and the mailed links' base.
@@ -88,7 +96,7 @@ impl Application {
             refresh_reuse_grace: config.refresh_reuse_grace,
             max_sessions_per_user: config.max_sessions_per_user,
         };
-        let tokens = Tokens::load(&store, keys.clone(), settings).await?;
+        let tokens = Tokens::load(&store, &sealer, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
         let wake = Arc::new(Notify::new());
         let notices = notices(&config.mail, &public_url, wake.clone());
@@ -96,7 +104,18 @@ impl Application {
         let accounts =
             Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
         let stats = MailStats::default();
-        let cursors = Cursors::load(&store).await?;
+        if mail.smtp_url.is_none() {
+            if config.environment == Environment::Production {
+                anyhow::bail!(
+                    "TESSERA_SMTP_URL is required with TESSERA_ENV=production: writing mails, and the links in them, \
+                     to the log is for development"
+                );
+            }
+            tracing::warn!(
+                "TESSERA_SMTP_URL is not set: mails, with their links, are written to the log (development only)"
+            );
+        }
+        let cursors = Cursors::load(&store, &sealer).await?;
         let delivery = Delivery {
             store: store.clone(),
             transport: Transport::from_url(mail.smtp_url.as_ref().map(SecretUrl::expose))?,

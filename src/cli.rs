@@ -42,6 +42,10 @@ pub enum KeysCommand {
     Rotate,
     /// List the stored signing keys.
     List,
+    /// Seal the signing keys and server secrets stored in clear with TESSERA_MASTER_KEY.
+    Seal,
+    /// Print a fresh master key for TESSERA_MASTER_KEY.
+    NewMasterKey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,6 +45,11 @@ fn main() -> ExitCode {
             Command::Admin { command: AdminCommand::Seed(args) } => commands::seed::run(&config, args).await,
             Command::Keys { command: KeysCommand::Rotate } => commands::keys::rotate(&config).await,
             Command::Keys { command: KeysCommand::List } => commands::keys::list(&config).await,
+            Command::Keys { command: KeysCommand::Seal } => commands::keys::seal(&config).await,
+            Command::Keys { command: KeysCommand::NewMasterKey } => {
+                commands::keys::new_master_key();
+                Ok(())
+            }
             Command::Openapi => {
                 commands::openapi::run();
                 Ok(())

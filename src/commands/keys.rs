@@ -1,8 +1,9 @@
-//! `tessera keys rotate` and `tessera keys list`.
+//! `tessera keys rotate`, `list`, `seal` and `new-master-key`.
 
 use crate::app::key_retention;
 use crate::config::Config;
 use crate::service::auth::keys;
+use crate::service::sealing::{self, Sealer};
 use crate::storage::{Store, signing_keys};
 
 /// Makes a new key current. Running nodes pick it up within their reload interval; tokens
@@ -10,7 +11,7 @@ use crate::storage::{Store, signing_keys};
 pub async fn rotate(config: &Config) -> anyhow::Result<()> {
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
-    let outcome = keys::rotate(&store, key_retention(config)).await;
+    let outcome = async { keys::rotate(&store, &Sealer::new(config.master_key())?, key_retention(config)).await }.await;
     store.close().await;
     let kid = outcome?;
     println!("new signing key {kid} is current");
@@ -33,4 +34,27 @@ pub async fn list(config: &Config) -> anyhow::Result<()> {
         println!("{}\t{}\tcreated {}\t{retired}", key.kid, key.algorithm, key.created_at.to_rfc3339());
     }
     Ok(())
+}
+
+/// Seals, with the master key, every signing key and server secret stored in clear. Safe to
+/// run while nodes serve (they read sealed and clear values alike) and to run again.
+pub async fn seal(config: &Config) -> anyhow::Result<()> {
+    let Some(master_key) = config.master_key() else {
+        anyhow::bail!("set TESSERA_MASTER_KEY (or TESSERA_MASTER_KEY_FILE) to the key to seal with");
+    };
+    let sealer = Sealer::new(Some(master_key))?;
+    let store = Store::connect(config.database_url.expose(), 1).await?;
+    store.migrate().await?;
+    let outcome = sealing::seal_stored(&store, &sealer).await;
+    store.close().await;
+    let done = outcome?;
+    println!("sealed {} signing keys and {} server secrets", done.signing_keys, done.server_secrets);
+    Ok(())
+}
+
+/// Prints a fresh random master key. Keep it outside the database and its backups: without it
+/// a sealed database cannot sign or verify tokens.
+pub fn new_master_key() {
+    use secrecy::ExposeSecret as _;
+    println!("{}", sealing::new_master_key().expose_secret());
 }

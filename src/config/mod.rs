@@ -18,7 +18,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, FromArgMatches as _};
 use secrecy::SecretString;
 
-pub use values::{LogFormat, Origins, Proxies, SecretUrl};
+pub use values::{Environment, LogFormat, Origins, Proxies, SecretUrl};
 
 /// The validated configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -98,6 +98,17 @@ pub struct Config {
     #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_USER", global = true, hide_env_values = true, default_value = "100",
         value_parser = values::bounded::<u32, 1, 100_000>)]
     pub max_sessions_per_user: u32,
+    /// The operator-held key that seals signing keys and server secrets at rest: 32 bytes in base64 (`tessera keys new-master-key` makes one). Unset, they are stored in clear (development only)
+    #[arg(long, env = "TESSERA_MASTER_KEY", global = true, hide_env_values = true, value_parser = values::master_key)]
+    master_key: Option<SecretString>,
+    /// A file holding the master key, instead of TESSERA_MASTER_KEY
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE", global = true, hide_env_values = true,
+        value_parser = values::master_key_file)]
+    master_key_file: Option<SecretString>,
+    /// development or production; production refuses what is only fit for development (mail written to the log)
+    #[arg(long = "env", id = "env", env = "TESSERA_ENV", global = true, hide_env_values = true,
+        default_value = "development", value_parser = values::environment)]
+    pub environment: Environment,
     #[command(flatten)]
     pub mail: MailConfig,
 }
@@ -171,8 +182,23 @@ impl Config {
         Ok(config)
     }
 
+    /// The master key, from the variable or the file.
+    pub fn master_key(&self) -> Option<&SecretString> {
+        self.master_key.as_ref().or(self.master_key_file.as_ref())
+    }
+
+    /// Sets the master key (tests and tools that build a configuration in code).
+    pub fn set_master_key(&mut self, key: Option<SecretString>) {
+        self.master_key = key;
+        self.master_key_file = None;
+    }
+
     /// The rules between settings, which no single parser can see.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            return Err(ConfigError::new("TESSERA_MASTER_KEY_FILE", "set it or TESSERA_MASTER_KEY, not both"));
+        }
+
         if self.refresh_token_ttl < self.access_token_ttl {
             return Err(ConfigError::new(
                 "TESSERA_REFRESH_TOKEN_TTL",

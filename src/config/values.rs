@@ -206,3 +206,32 @@ pub fn proxies(value: &str) -> Result<Proxies, String> {
         .collect::<Result<_, _>>()
         .map(Proxies)
 }
+
+/// The master key: 32 bytes in base64. Never echoed.
+pub fn master_key(value: &str) -> Result<SecretString, String> {
+    match crate::domain::secrets::decode_master_key(value) {
+        Some(_) => Ok(SecretString::from(value.trim())),
+        None => Err("expected 32 bytes in base64 (`tessera keys new-master-key` makes one)".into()),
+    }
+}
+
+/// The master key from a file (its only content, surrounding white space aside).
+pub fn master_key_file(value: &str) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(value.trim()).map_err(|e| format!("cannot read {value:?}: {e}"))?;
+    master_key(&text).map_err(|reason| format!("{value:?}: {reason}"))
+}
+
+/// Where the service runs: in `production`, what is only fit for development is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+pub fn environment(value: &str) -> Result<Environment, String> {
+    match value.trim() {
+        "development" => Ok(Environment::Development),
+        "production" => Ok(Environment::Production),
+        _ => Err(format!("expected development or production (got {value:?})")),
+    }
+}

@@ -25,6 +25,14 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A master key as an operator writes it: 32 bytes in standard or URL-safe base64, padded or not.
+pub fn decode_master_key(text: &str) -> Option<[u8; 32]> {
+    use base64::engine::general_purpose::STANDARD;
+    let text = text.trim();
+    let bytes = STANDARD.decode(text).ok().or_else(|| B64.decode(text.trim_end_matches('=')).ok())?;
+    bytes.try_into().ok()
+}
+
 /// 32 random bytes, for key material.
 pub fn random_bytes() -> [u8; 32] {
     let mut bytes = [0_u8; 32];

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 use super::error::Error;
-use crate::domain::secrets::random_bytes;
-use crate::storage::{Store, server_secrets};
+use super::sealing::{Sealer, shared_secret};
+use crate::storage::Store;
 
 /// Bytes of the MAC kept in a cursor.
 const TAG_BYTES: usize = 16;
@@ -34,10 +34,8 @@ pub struct Cursors {
 
 impl Cursors {
     /// Loads the shared cursor key (creating it on a fresh database).
-    pub async fn load(store: &Store) -> Result<Self, Error> {
-        let mut conn = store.conn().await?;
-        let key = server_secrets::get_or_create(&mut conn, "cursor", &B64.encode(random_bytes())).await?;
-        Ok(Self { key: Arc::new(SecretString::from(key)) })
+    pub async fn load(store: &Store, sealer: &Sealer) -> Result<Self, Error> {
+        Ok(Self { key: Arc::new(shared_secret(store, sealer, "cursor").await?) })
     }
 
     /// Ends a page fetched with one row more than `limit`: the extra row tells that another

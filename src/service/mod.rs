@@ -11,5 +11,6 @@ pub mod hashing;
 pub mod health;
 pub mod notices;
 pub mod recovery;
+pub mod sealing;
 
 pub use error::Error;

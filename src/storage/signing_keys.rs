@@ -79,3 +79,11 @@ pub async fn delete_retired_before(conn: &mut AnyConnection, before: Timestamp) 
     let result = sqlx::query(&text).bind(before.as_micros()).execute(&mut *conn).await?;
     Ok(result.rows_affected())
 }
+
+/// Replaces the stored secret of key `kid`, only if it still holds `old`; answers whether it did.
+pub async fn replace_secret(conn: &mut AnyConnection, kid: &str, old: &str, new: &str) -> Result<bool, StoreError> {
+    let text = sql(conn, "UPDATE signing_keys SET secret_key = ? WHERE kid = ? AND secret_key = ?");
+    let result =
+        sqlx::query(&text).bind(new.to_owned()).bind(kid.to_owned()).bind(old.to_owned()).execute(&mut *conn).await?;
+    Ok(result.rows_affected() == 1)
+}

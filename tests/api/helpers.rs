@@ -175,7 +175,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
 
 /// Serves an application on an existing test database.
 pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let mut config = Config::parse_from([
+    let mut config = base_config(&db);
+    adjust(&mut config);
+    serve(Arc::new(db), config).await
+}
+
+/// The settings every test application starts from, on `db`.
+pub fn base_config(db: &TestDb) -> Config {
+    Config::parse_from([
         "tessera",
         "--database-url",
         &db.url,
@@ -188,9 +195,7 @@ pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
         "--database-max-connections",
         "5",
     ])
-    .expect("test configuration");
-    adjust(&mut config);
-    serve(Arc::new(db), config).await
+    .expect("test configuration")
 }
 
 /// The configuration with one setting given as a flag, through the setting's own parser.
@@ -216,9 +221,15 @@ impl TestApp {
 
     /// Stops this node and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
-        let TestApp { db, config, _server, .. } = self;
+        self.restart_with(|_| {}).await
+    }
+
+    /// Stops this node and starts a new one on the same database, with its settings adjusted.
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let TestApp { db, mut config, _server, .. } = self;
         drop(_server);
         tokio::time::sleep(Duration::from_millis(50)).await;
+        adjust(&mut config);
         serve(db, config).await
     }
 

@@ -20,6 +20,7 @@ mod me;
 mod ops;
 mod refresh;
 mod register;
+mod sealing;
 mod session_limits;
 mod sessions;
 mod smtp;

@@ -18,12 +18,14 @@ use crate::domain::jwt::{AccessClaims, KeyMaterial, KeyRing, TokenError};
 use crate::domain::secrets::random_bytes;
 use crate::domain::time::Timestamp;
 use crate::service::error::Error;
+use crate::service::sealing::Sealer;
 use crate::storage::Store;
 use crate::storage::signing_keys::{self, StoredKey};
 
 /// The node's keys, reloadable while requests use them.
 pub struct Keys {
     store: Store,
+    sealer: Sealer,
     hmac_secret: Option<SecretString>,
     ring: RwLock<Arc<KeyRing>>,
     /// When a token with an unknown `kid` last caused a reload.
@@ -38,9 +40,9 @@ impl Keys {
     const MIN_RELOAD_GAP: Duration = Duration::from_secs(1);
 
     /// Loads the keys, creating the first Ed25519 key on a fresh database.
-    pub async fn load(store: Store, hmac_secret: Option<SecretString>) -> Result<Self, Error> {
-        let ring = build_ring(&store, hmac_secret.as_ref()).await?;
-        Ok(Self { store, hmac_secret, ring: RwLock::new(Arc::new(ring)), last_on_demand: Mutex::new(None) })
+    pub async fn load(store: Store, sealer: Sealer, hmac_secret: Option<SecretString>) -> Result<Self, Error> {
+        let ring = build_ring(&store, &sealer, hmac_secret.as_ref()).await?;
+        Ok(Self { store, sealer, hmac_secret, ring: RwLock::new(Arc::new(ring)), last_on_demand: Mutex::new(None) })
     }
 
     /// The ring in use now.
@@ -50,7 +52,7 @@ impl Keys {
 
     /// Re-reads the keys from the database.
     pub async fn reload(&self) -> Result<(), Error> {
-        let ring = build_ring(&self.store, self.hmac_secret.as_ref()).await?;
+        let ring = build_ring(&self.store, &self.sealer, self.hmac_secret.as_ref()).await?;
         if let Ok(mut slot) = self.ring.write() {
             *slot = Arc::new(ring);
         }
@@ -107,8 +109,8 @@ impl Keys {
 
 /// Makes a new Ed25519 key current and retires the others; keys retired longer ago than
 /// `keep_retired` (the longest any token they signed can live) are deleted. Answers the new kid.
-pub async fn rotate(store: &Store, keep_retired: Duration) -> Result<String, Error> {
-    let key = generate();
+pub async fn rotate(store: &Store, sealer: &Sealer, keep_retired: Duration) -> Result<String, Error> {
+    let key = generate(sealer)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
     signing_keys::insert(&mut tx, &key).await?;
@@ -125,15 +127,22 @@ pub async fn prune(store: &Store, keep_retired: Duration) -> Result<u64, Error> 
     Ok(signing_keys::delete_retired_before(&mut conn, before).await?)
 }
 
-async fn build_ring(store: &Store, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {
+async fn build_ring(store: &Store, sealer: &Sealer, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {
     let mut conn = store.conn().await?;
     let mut stored = signing_keys::list(&mut conn).await?;
     if hmac_secret.is_none() && !stored.iter().any(is_current_candidate) {
-        signing_keys::insert(&mut conn, &generate()).await?;
+        signing_keys::insert(&mut conn, &generate(sealer)?).await?;
         // Re-read: when nodes race on a fresh database, all of them pick the same newest key.
         stored = signing_keys::list(&mut conn).await?;
     }
-    let mut keys = stored.iter().filter_map(|key| Some((key.clone(), material(key)?)));
+    let opened = stored
+        .into_iter()
+        .map(|key| {
+            let secret = sealer.open(&key.secret_key, &format!("signing_key:{}", key.kid))?;
+            Ok((key, secret))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let mut keys = opened.iter().filter_map(|(key, secret)| Some((key.clone(), material(key, secret)?)));
     let current = match hmac_secret {
         Some(secret) => (hmac_kid(secret), KeyMaterial::Hmac(secret.expose_secret().as_bytes().to_vec())),
         None => {
@@ -158,17 +167,13 @@ fn hmac_kid(secret: &SecretString) -> String {
     format!("hs256-{}", B64.encode(&digest[..12]))
 }
 
-/// A new Ed25519 key whose `kid` is its RFC 7638 JWK thumbprint.
-fn generate() -> StoredKey {
+/// A new Ed25519 key whose `kid` is its RFC 7638 JWK thumbprint, its secret sealed for storage.
+fn generate(sealer: &Sealer) -> Result<StoredKey, Error> {
     let secret = random_bytes();
     let public = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key().to_bytes();
-    StoredKey {
-        kid: thumbprint(&public),
-        algorithm: "EdDSA".into(),
-        secret_key: B64.encode(secret),
-        created_at: Timestamp::now(),
-        retired_at: None,
-    }
+    let kid = thumbprint(&public);
+    let secret_key = sealer.seal(&B64.encode(secret), &format!("signing_key:{kid}"))?;
+    Ok(StoredKey { kid, algorithm: "EdDSA".into(), secret_key, created_at: Timestamp::now(), retired_at: None })
 }
 
 /// RFC 7638 thumbprint of an Ed25519 public key, base64url.
@@ -177,8 +182,8 @@ pub fn thumbprint(public: &[u8; 32]) -> String {
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-fn material(key: &StoredKey) -> Option<KeyMaterial> {
-    let bytes = B64.decode(&key.secret_key).ok()?;
+fn material(key: &StoredKey, secret: &SecretString) -> Option<KeyMaterial> {
+    let bytes = B64.decode(secret.expose_secret()).ok()?;
     match key.algorithm.as_str() {
         "EdDSA" => {
             let seed: [u8; 32] = bytes.try_into().ok()?;

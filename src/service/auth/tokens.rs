@@ -22,7 +22,8 @@ use crate::domain::secrets::random_bytes;
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::service::error::Error;
-use crate::storage::{Store, server_secrets};
+use crate::service::sealing::{Sealer, shared_secret};
+use crate::storage::Store;
 
 /// Token lifetimes and the names tokens carry.
 #[derive(Debug, Clone)]
@@ -60,11 +61,9 @@ pub struct Tokens {
 
 impl Tokens {
     /// Loads the shared successor secret (creating it on a fresh database).
-    pub async fn load(store: &Store, keys: Arc<Keys>, settings: TokenSettings) -> Result<Self, Error> {
-        let fresh = B64.encode(random_bytes());
-        let mut conn = store.conn().await?;
-        let secret = server_secrets::get_or_create(&mut conn, "refresh_successor", &fresh).await?;
-        Ok(Self { keys, settings: Arc::new(settings), successor_secret: Arc::new(SecretString::from(secret)) })
+    pub async fn load(store: &Store, sealer: &Sealer, keys: Arc<Keys>, settings: TokenSettings) -> Result<Self, Error> {
+        let secret = shared_secret(store, sealer, "refresh_successor").await?;
+        Ok(Self { keys, settings: Arc::new(settings), successor_secret: Arc::new(secret) })
     }
 
     pub fn settings(&self) -> &TokenSettings {

@@ -1,0 +1,57 @@
+//! Secrets at rest: with a master key no signing key or server secret is stored in clear, a
+//! database in clear is sealed in place, and a sealed database is useless without its key.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use tessera::app::Application;
+use tessera::service::sealing::new_master_key;
+
+use crate::helpers::*;
+
+const CLEAR_KEYS: &str = "SELECT COUNT(*) FROM signing_keys WHERE secret_key NOT LIKE 'sealed:v1:%'";
+const CLEAR_SECRETS: &str = "SELECT COUNT(*) FROM server_secrets WHERE secret NOT LIKE 'sealed:v1:%'";
+const SECRETS: &str = "SELECT COUNT(*) FROM server_secrets";
+
+/// Why the application cannot start with `key` on `db`.
+async fn refusal(db: &TestDb, key: Option<SecretString>) -> String {
+    let mut config = base_config(db);
+    config.set_master_key(key);
+    Application::build(&config).await.err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+each_backend! {
+    async fn with_a_master_key_no_secret_is_stored_in_clear_and_tokens_outlive_a_restart(backend) {
+        let key = new_master_key();
+        let app = spawn_app_with(backend, |config| config.set_master_key(Some(key.clone()))).await;
+        let (_, token) = app.signed_in("ada").await;
+        assert_eq!((app.db.count(CLEAR_KEYS).await, app.db.count(CLEAR_SECRETS).await), (0, 0));
+        assert_eq!(app.db.count(SECRETS).await, 2, "the refresh successor secret and the cursor key");
+        let app = app.restart().await;
+        assert_eq!(app.get("/v1/me", Some(&token)).await.status(), 200);
+    }
+
+    async fn a_database_in_clear_is_sealed_in_place_and_then_needs_its_key(backend) {
+        let app = spawn_app(backend).await;
+        let (_, token) = app.signed_in("ada").await;
+        assert_eq!(app.db.count(CLEAR_KEYS).await, 1, "development: in clear, with a warning");
+        let key = new_master_key();
+        let seal = || {
+            tessera()
+                .env("TESSERA_DATABASE_URL", &app.db.url)
+                .env("TESSERA_MASTER_KEY", key.expose_secret())
+                .args(["keys", "seal"])
+                .output()
+                .unwrap()
+        };
+        let sealed = seal();
+        assert!(sealed.status.success(), "{}", String::from_utf8_lossy(&sealed.stderr));
+        assert_eq!(String::from_utf8_lossy(&sealed.stdout).trim(), "sealed 1 signing keys and 2 server secrets");
+        assert_eq!((app.db.count(CLEAR_KEYS).await, app.db.count(CLEAR_SECRETS).await), (0, 0));
+        assert_eq!(String::from_utf8_lossy(&seal().stdout).trim(), "sealed 0 signing keys and 0 server secrets", "again: nothing to do");
+        let without = refusal(&app.db, None).await;
+        assert!(without.contains("TESSERA_MASTER_KEY"), "{without}");
+        let wrong = refusal(&app.db, Some(new_master_key())).await;
+        assert!(wrong.contains("wrong TESSERA_MASTER_KEY"), "{wrong}");
+        let app = app.restart_with(|config| config.set_master_key(Some(key.clone()))).await;
+        assert_eq!(app.get("/v1/me", Some(&token)).await.status(), 200, "tokens signed before sealing still verify");
+    }
+}
