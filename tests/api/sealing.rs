@@ -54,4 +54,22 @@ each_backend! {
         let app = app.restart_with(|config| config.set_master_key(Some(key.clone()))).await;
         assert_eq!(app.get("/v1/me", Some(&token)).await.status(), 200, "tokens signed before sealing still verify");
     }
+
+    async fn retired_signing_keys_are_deleted_once_no_token_can_need_them(backend) {
+        use tessera::domain::time::Timestamp;
+        use tessera::service::cleanup::{Retention, sweep};
+        use tessera::storage::Store;
+        let app = spawn_app(backend).await;
+        let rotated = tessera().env("TESSERA_DATABASE_URL", &app.db.url).args(["keys", "rotate"]).output().unwrap();
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM signing_keys").await, 2);
+        let store = Store::connect(&app.db.url, 2).await.unwrap();
+        let year = Duration::from_secs(365 * 86_400);
+        let still_needed = Retention { signing_keys: Duration::from_secs(3600), audit_events: year };
+        assert_eq!(sweep(&store, Timestamp::now(), still_needed).await.unwrap().signing_keys, 0, "its tokens may still live");
+        let expired = Retention { signing_keys: Duration::ZERO, audit_events: year };
+        assert_eq!(sweep(&store, Timestamp::now(), expired).await.unwrap().signing_keys, 1);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM signing_keys").await, 1, "the current key stays");
+        store.close().await;
+    }
 }
