@@ -121,6 +121,7 @@ impl Application {
             transport: Transport::from_url(mail.smtp_url.as_ref().map(SecretUrl::expose))?,
             from: mail.from.clone(),
             retry_delay: mail.retry_delay,
+            give_up_after: mail.give_up_after,
             wake,
             stats: stats.clone(),
         };

@@ -32,8 +32,31 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The mail outbox.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the dead letters: mails set aside after failing for too long.
+    Failed,
+    /// Put dead letters back in the queue, to be tried again now.
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The ids of the mails to requeue, as `mail failed` lists them.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<uuid::Uuid>,
+    /// Requeue every dead letter.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Subcommand)]

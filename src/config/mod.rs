@@ -144,6 +144,10 @@ pub struct MailConfig {
     #[arg(id = "mail_retry_delay", long = "mail-retry-delay", env = "TESSERA_MAIL_RETRY_DELAY", global = true, hide_env_values = true,
         default_value = "10s", value_parser = values::retry_delay)]
     pub retry_delay: Duration,
+    /// How long a mail may keep failing, from when it was queued, before it is set aside as a dead letter (tessera mail failed)
+    #[arg(id = "mail_give_up_after", long = "mail-give-up-after", env = "TESSERA_MAIL_GIVE_UP_AFTER", global = true,
+        hide_env_values = true, default_value = "24h", value_parser = values::duration)]
+    pub give_up_after: Duration,
 }
 
 /// The TOML file of settings, itself a flag and a variable (read before everything else).

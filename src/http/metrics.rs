@@ -62,6 +62,13 @@ impl Metrics {
         registry.register("mail_sent", "Mails the SMTP server accepted", mail.sent.clone());
         registry.register("mail_failed", "Attempts to send a mail that failed", mail.failed.clone());
         registry.register("mail_retries", "Attempts to send a mail that had failed before", mail.retries.clone());
+        registry.register("mail_expired", "Mails dropped unsent because their link had expired", mail.expired.clone());
+        registry.register(
+            "mail_dead_lettered",
+            "Mails set aside after failing for too long",
+            mail.dead_lettered.clone(),
+        );
+        registry.register("mail_dead_letters", "Dead letters waiting for an operator", mail.dead_letters.clone());
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let hash_waiting = Gauge::default();

@@ -5,6 +5,10 @@
 //! however many nodes poll, and a node that dies mid-send only delays its mails until the
 //! lease runs out. A mail is deleted only after the server accepted it: a crash between the
 //! two can send it twice, never zero times.
+//!
+//! Nothing stays forever: a mail whose link has expired is dropped unsent, and one that keeps
+//! failing for longer than `give_up_after` is set aside as a dead letter for an operator to
+//! list and requeue (`tessera mail failed`, `tessera mail retry`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +68,12 @@ pub struct MailStats {
     pub sent: Counter,
     pub failed: Counter,
     pub retries: Counter,
+    /// Mails dropped unsent because the link they carry had expired.
+    pub expired: Counter,
+    /// Mails set aside after failing for longer than allowed.
+    pub dead_lettered: Counter,
+    /// Dead letters waiting for an operator.
+    pub dead_letters: Gauge,
 }
 
 /// One node's outbox worker.
@@ -73,6 +83,8 @@ pub struct Delivery {
     pub from: Mailbox,
     /// The wait before the first retry; doubled for each later one.
     pub retry_delay: Duration,
+    /// How long a mail may keep failing, from when it was queued, before it is set aside.
+    pub give_up_after: Duration,
     /// Poked when this node queues a mail, so it goes out at once.
     pub wake: Arc<Notify>,
     pub stats: MailStats,
@@ -80,11 +92,6 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn spawn(self) -> JoinHandle<()> {
-        if matches!(self.transport, Transport::Log) {
-            tracing::warn!(
-                "TESSERA_SMTP_URL is not set: mails, links included, are written to the log instead of being sent"
-            );
-        }
         tokio::spawn(async move {
             let owner = Uuid::now_v7();
             loop {
@@ -110,7 +117,9 @@ impl Delivery {
         let mut conn = self.store.conn().await?;
         let now = Timestamp::now();
         let claimed = outbox::claim(&mut conn, owner, now, now.plus(LEASE), BATCH).await?;
-        self.stats.queued.set(outbox::depth(&mut conn).await?);
+        let (waiting, dead) = outbox::depth(&mut conn).await?;
+        self.stats.queued.set(waiting);
+        self.stats.dead_letters.set(dead);
         drop(conn);
         let tried = claimed.len();
         let outcomes: Vec<Result<(), StoreError>> =
@@ -120,7 +129,15 @@ impl Delivery {
     }
 
     async fn attempt(&self, owner: Uuid, claimed: ClaimedMail) -> Result<(), StoreError> {
-        let ClaimedMail { mail, attempts } = claimed;
+        let ClaimedMail { mail, attempts, queued_at } = claimed;
+        let now = Timestamp::now();
+        if mail.expires_at.is_some_and(|expiry| expiry <= now) {
+            // Its link no longer works: sending it would only put a dead token in an inbox.
+            self.stats.expired.inc();
+            tracing::info!(mail = %mail.id, "the link in a mail expired before it could be sent; it is dropped");
+            let mut conn = self.store.conn().await?;
+            return outbox::delete_sent(&mut conn, mail.id, owner).await;
+        }
         if attempts > 0 {
             self.stats.retries.inc();
         }
@@ -135,6 +152,12 @@ impl Delivery {
                 self.stats.failed.inc();
                 tracing::error!(mail = %mail.id, %reason, "the mail server refused a mail for good; it is dropped");
                 outbox::delete_sent(&mut conn, mail.id, owner).await
+            }
+            Err(SendError::Transient(reason)) if now >= queued_at.plus(self.give_up_after) => {
+                self.stats.failed.inc();
+                self.stats.dead_lettered.inc();
+                tracing::error!(mail = %mail.id, attempts = attempts + 1, %reason, "mail failed for too long; set aside (tessera mail failed)");
+                outbox::give_up(&mut conn, mail.id, owner, now, &reason).await
             }
             Err(SendError::Transient(reason)) => {
                 self.stats.failed.inc();

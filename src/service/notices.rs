@@ -49,7 +49,7 @@ impl Notices {
         let token = self.token(conn, user, Purpose::VerifyEmail, email, now, self.verify_ttl).await?;
         let link = self.branding.link("verify-email", &token);
         let mail = self.branding.verify_email(&greeting(user), &link, self.verify_ttl);
-        enqueue(conn, email, mail, now).await
+        enqueue_until(conn, email, mail, now, Some(now.plus(self.verify_ttl))).await
     }
 
     /// A link to choose a new password; older reset links stop working.
@@ -60,7 +60,7 @@ impl Notices {
         let token = self.token(conn, user, Purpose::ResetPassword, email, now, self.reset_ttl).await?;
         let link = self.branding.link("reset-password", &token);
         let mail = self.branding.reset_password(&greeting(user), &link, self.reset_ttl);
-        enqueue(conn, email, mail, now).await
+        enqueue_until(conn, email, mail, now, Some(now.plus(self.reset_ttl))).await
     }
 
     /// Tells the account's owner that its password changed.
@@ -101,7 +101,8 @@ impl Notices {
     ) -> Result<(), StoreError> {
         let token = self.token(conn, user, Purpose::VerifyEmail, new, now, self.verify_ttl).await?;
         let link = self.branding.link("verify-email", &token);
-        enqueue(conn, new, self.branding.confirm_new_email(&greeting(user), &link, self.verify_ttl), now).await?;
+        let mail = self.branding.confirm_new_email(&greeting(user), &link, self.verify_ttl);
+        enqueue_until(conn, new, mail, now, Some(now.plus(self.verify_ttl))).await?;
         let Some(current) = user.profile.email.as_deref() else { return Ok(()) };
         enqueue(conn, current, self.branding.email_change_requested(&greeting(user), new), now).await
     }
@@ -136,13 +137,26 @@ fn greeting(user: &User) -> String {
         .unwrap_or_default()
 }
 
+/// Queues a notice: a mail without a link, good for as long as it takes to deliver.
 async fn enqueue(conn: &mut Connection, to: &str, mail: Rendered, now: Timestamp) -> Result<(), StoreError> {
+    enqueue_until(conn, to, mail, now, None).await
+}
+
+/// Queues a mail; one carrying a link is dropped unsent once the link has expired.
+async fn enqueue_until(
+    conn: &mut Connection,
+    to: &str,
+    mail: Rendered,
+    now: Timestamp,
+    expires_at: Option<Timestamp>,
+) -> Result<(), StoreError> {
     let outgoing = OutgoingMail {
         id: new_id(),
         recipient: to.to_owned(),
         subject: mail.subject,
         text_body: mail.text,
         html_body: mail.html,
+        expires_at,
     };
     outbox::enqueue(conn, &outgoing, now).await
 }

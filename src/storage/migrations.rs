@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "user_listing", text: include_str!("../../migrations/0004_user_listing.sql") },
     Migration { version: 5, name: "mail", text: include_str!("../../migrations/0005_mail.sql") },
     Migration { version: 6, name: "pending_email", text: include_str!("../../migrations/0006_pending_email.sql") },
+    Migration { version: 7, name: "outbox_bounds", text: include_str!("../../migrations/0007_outbox_bounds.sql") },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

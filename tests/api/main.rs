@@ -18,6 +18,7 @@ mod login;
 mod mail;
 mod me;
 mod ops;
+mod outbox_bounds;
 mod refresh;
 mod register;
 mod sealing;
