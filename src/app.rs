@@ -75,6 +75,9 @@ impl Application {
         let store = Store::connect(config.database_url.expose(), config.database_max_connections).await?;
         store.migrate().await?;
         let sealer = Sealer::new(config.master_key())?;
+        if !sealer.is_sealing() && config.environment == Environment::Production {
+            anyhow::bail!("TESSERA_MASTER_KEY (or TESSERA_MASTER_KEY_FILE) is required with TESSERA_ENV=production");
+        }
         if !sealer.is_sealing() {
             tracing::warn!(
                 "TESSERA_MASTER_KEY is not set: signing keys and server secrets are stored in clear, so a copy of \

@@ -45,10 +45,24 @@ pub async fn seal(config: &Config) -> anyhow::Result<()> {
     let sealer = Sealer::new(Some(master_key))?;
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
-    let outcome = sealing::seal_stored(&store, &sealer).await;
+    let outcome = async {
+        let done = sealing::seal_stored(&store, &sealer).await?;
+        // Keys that were ever in clear may be in old backups: a new one, sealed from birth,
+        // becomes current, and the old ones only verify until their tokens expire.
+        let kid = if done.signing_keys > 0 {
+            Some(keys::rotate(&store, &sealer, key_retention(config)).await?)
+        } else {
+            None
+        };
+        Ok::<_, crate::service::Error>((done, kid))
+    }
+    .await;
     store.close().await;
-    let done = outcome?;
+    let (done, kid) = outcome?;
     println!("sealed {} signing keys and {} server secrets", done.signing_keys, done.server_secrets);
+    if let Some(kid) = kid {
+        println!("new signing key {kid} is current; the keys that were in clear retire");
+    }
     Ok(())
 }
 

@@ -33,13 +33,14 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> I
     if !is_trusted(&peer) {
         return peer;
     }
-    let entries: Vec<&str> = headers
+    // Read as bytes: a line with an unreadable byte must end the walk at that entry, not
+    // vanish and let an earlier, client-written line speak instead.
+    let lines: Vec<String> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .collect();
+    let entries: Vec<&str> = lines.iter().flat_map(|line| line.split(',')).map(str::trim).collect();
     let mut client = peer;
     for entry in entries.iter().rev() {
         let Some(address) = parse_entry(entry) else { break };
@@ -98,5 +99,8 @@ mod tests {
             peer,
             "no proxies trusted: the header is ignored"
         );
+        let mut appended = forwarded(&["198.51.100.7"]);
+        appended.append("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"203.0.113.9\xff, 10.1.2.3").unwrap());
+        assert_eq!(client_address(peer, &appended, &trusted), ip("10.1.2.3"), "an unreadable line ends the walk");
     }
 }

@@ -24,11 +24,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::domain::time::Timestamp;
-use crate::storage::outbox::{self, ClaimedMail, OutgoingMail};
+use crate::storage::outbox::{self, AfterFailure, ClaimedMail, OutgoingMail};
 use crate::storage::{Store, StoreError};
 
-/// How long a claim lasts: longer than any SMTP exchange may take.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claim lasts: longer than a whole batch may take, every exchange timing out.
+const LEASE: Duration = Duration::from_secs(300);
 /// Mails claimed at once.
 const BATCH: i64 = 32;
 /// Mails in flight at once, each on its own pooled SMTP connection: one exchange waits on
@@ -157,13 +157,14 @@ impl Delivery {
                 self.stats.failed.inc();
                 self.stats.dead_lettered.inc();
                 tracing::error!(mail = %mail.id, attempts = attempts + 1, %reason, "mail failed for too long; set aside (tessera mail failed)");
-                outbox::give_up(&mut conn, mail.id, owner, now, &reason).await
+                outbox::record_failure(&mut conn, mail.id, owner, AfterFailure::SetAside(now), &reason).await
             }
             Err(SendError::Transient(reason)) => {
                 self.stats.failed.inc();
                 let wait = backoff(self.retry_delay, attempts);
                 tracing::warn!(mail = %mail.id, attempts = attempts + 1, retry_in = ?wait, %reason, "mail not sent; will retry");
-                outbox::reschedule(&mut conn, mail.id, owner, Timestamp::now().plus(wait), &reason).await
+                let retry_at = AfterFailure::RetryAt(Timestamp::now().plus(wait));
+                outbox::record_failure(&mut conn, mail.id, owner, retry_at, &reason).await
             }
         }
     }
@@ -211,6 +212,12 @@ fn backoff(first: Duration, attempts: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_outlasts_a_batch_of_timeouts() {
+        let rounds = u32::try_from(BATCH).unwrap().div_ceil(u32::try_from(IN_FLIGHT).unwrap());
+        assert!(LEASE > SMTP_TIMEOUT * rounds);
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {

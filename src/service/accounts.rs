@@ -187,15 +187,24 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<User, Error> {
         let (edits, email) = parse_patch(patch)?;
-        if email.is_some() {
-            let password = current_password.ok_or_else(|| {
-                Error::invalid("current_password", "required", "is required to change the e-mail address")
-            })?;
-            self.confirm(&self.get(id).await?, password).await?;
-        }
+        let confirmed_hash = match (&email, current_password) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(Error::invalid("current_password", "required", "is required to change the e-mail address"));
+            }
+            (Some(_), Some(password)) => {
+                let user = self.get(id).await?;
+                self.confirm(&user, password).await?;
+                Some(user.password_hash)
+            }
+        };
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
         let mut user = users::lock_and_find(&mut tx, id).await?.ok_or(Error::NotFound)?;
+        if confirmed_hash.is_some_and(|hash| hash != user.password_hash) {
+            // The password changed since it was checked: the one given no longer counts.
+            return Err(Error::WrongPassword);
+        }
         let before = user.clone();
         edits.apply(&mut user.profile);
         let requested = match email {
@@ -251,7 +260,11 @@ impl Accounts {
         let hash = self.hasher.hash(password.secret().clone()).await?;
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
-        users::set_password_hash(&mut tx, id, &hash, now).await?;
+        // Only over the hash the current password was checked against: a reset that landed
+        // meanwhile wins, and the old password no longer counts.
+        if !users::set_password(&mut tx, id, Some(&user.password_hash), &hash, now).await? {
+            return Err(Error::WrongPassword);
+        }
         email_tokens::invalidate(&mut tx, id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
         let event = AuditEvent::by_self(EventType::PasswordChanged, id, client, json!({ "sessions_revoked": revoked }));
@@ -378,6 +391,17 @@ pub(super) fn same_address(a: Option<&str>, b: Option<&str>) -> bool {
     a.map(email_key) == b.map(email_key)
 }
 
+/// Whether two addresses are, beyond doubt, the same mailbox: equal but for ASCII case. Full
+/// case folding also joins addresses that may be different mailboxes (`ß` and `ss`), which
+/// may not replace each other unconfirmed.
+pub(super) fn same_mailbox(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// Sets `new` as the account's address at once (an administrator's change): unverified, and
 /// any pending change is dropped.
 pub(super) fn set_address(user: &mut User, new: Option<String>) {
@@ -394,10 +418,10 @@ fn clear_address(user: &mut User) {
 }
 
 /// Asks for `new` to become the account's address; answers it when it is a change to confirm.
-/// The current address in another case is the same mailbox: it is taken as written at once,
-/// and drops a pending change.
+/// The current address in another ASCII case is the same mailbox: it is taken as written at
+/// once, and drops a pending change.
 fn request_address(user: &mut User, new: String) -> Option<String> {
-    if same_address(Some(&new), user.profile.email.as_deref()) {
+    if same_mailbox(Some(&new), user.profile.email.as_deref()) {
         user.profile.email = Some(new);
         user.pending_email = None;
         return None;

@@ -134,6 +134,10 @@ impl Administration {
         keeps_an_identifier(&user)?;
         user.role = changes.role.unwrap_or(user.role);
         user.status = changes.status.unwrap_or(user.status);
+        if user.status == UserStatus::Disabled {
+            // A disabled account completes no change of address.
+            user.pending_email = None;
+        }
         user.updated_at = now;
         users::update(&mut tx, &before.profile, &user).await.map_err(uniqueness)?;
         if user.status == UserStatus::Disabled && before.status != UserStatus::Disabled {

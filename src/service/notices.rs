@@ -54,8 +54,10 @@ impl Notices {
 
     /// A link to choose a new password; older reset links stop working.
     pub async fn reset_link(&self, conn: &mut Connection, user: &User, now: Timestamp) -> Result<(), StoreError> {
+        // Read again under the lock: the link goes to the address the account has now.
+        let Some(user) = users::lock_and_find(conn, user.id).await? else { return Ok(()) };
+        let user = &user;
         let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
-        users::lock_row(conn, user.id).await?;
         email_tokens::invalidate(conn, user.id, Purpose::ResetPassword, now).await?;
         let token = self.token(conn, user, Purpose::ResetPassword, email, now, self.reset_ttl).await?;
         let link = self.branding.link("reset-password", &token);

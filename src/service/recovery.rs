@@ -11,7 +11,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use super::accounts::{same_address, uniqueness};
+use super::accounts::{same_mailbox, uniqueness};
 use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
@@ -73,10 +73,11 @@ impl Recovery {
         let (_, email) =
             email_tokens::consume(&mut tx, &digest, Purpose::VerifyEmail, now).await?.ok_or(Error::InvalidToken)?;
         let before = user.clone();
-        let confirms_change = same_address(Some(&email), user.pending_email.as_deref());
+        let confirms_change =
+            user.status == UserStatus::Active && same_mailbox(Some(&email), user.pending_email.as_deref());
         if confirms_change {
             user.profile.email = user.pending_email.take();
-        } else if !same_address(Some(&email), user.profile.email.as_deref()) {
+        } else if !same_mailbox(Some(&email), user.profile.email.as_deref()) {
             return Err(Error::InvalidToken);
         } else if user.email_verified_at.is_some() {
             tx.commit().await.map_err(StoreError::from)?;
@@ -129,10 +130,15 @@ impl Recovery {
         let hash = self.hasher.hash(password.secret().clone()).await?;
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
-        users::lock_row(&mut tx, user.id).await?;
+        let user = users::lock_and_find(&mut tx, user.id).await?.ok_or(Error::InvalidToken)?;
         // Used up here, not above: of two resets racing with one token, one wins.
-        email_tokens::consume(&mut tx, &digest, Purpose::ResetPassword, now).await?.ok_or(Error::InvalidToken)?;
-        users::set_password_hash(&mut tx, user.id, &hash, now).await?;
+        let (_, mailed_to) =
+            email_tokens::consume(&mut tx, &digest, Purpose::ResetPassword, now).await?.ok_or(Error::InvalidToken)?;
+        if !same_mailbox(Some(&mailed_to), user.profile.email.as_deref()) {
+            // The address changed since this link was mailed: it no longer proves anything.
+            return Err(Error::InvalidToken);
+        }
+        users::set_password(&mut tx, user.id, None, &hash, now).await?;
         // Any other reset link still out there dies with the password it would have replaced.
         email_tokens::invalidate(&mut tx, user.id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, user.id, None, now).await?;

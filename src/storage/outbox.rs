@@ -78,7 +78,8 @@ pub async fn claim(
     let rows = sqlx::query(&text).bind(now.as_micros()).bind(now.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
     let take = sql(
         conn,
-        "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ? AND (lease_until IS NULL OR lease_until < ?)",
+        "UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE id = ? AND failed_at IS NULL \
+         AND (lease_until IS NULL OR lease_until < ?)",
     );
     let read = sql(
         conn,
@@ -129,47 +130,37 @@ pub async fn delete_sent(conn: &mut AnyConnection, id: Uuid, owner: Uuid) -> Res
     Ok(())
 }
 
-/// Records a failed attempt and when to try again; releases the lease.
-pub async fn reschedule(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    owner: Uuid,
-    next_attempt_at: Timestamp,
-    error: &str,
-) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, \
-         last_error = ? WHERE id = ? AND lease_owner = ?",
-    );
-    let error: String = error.chars().take(500).collect();
-    sqlx::query(&text)
-        .bind(next_attempt_at.as_micros())
-        .bind(error)
-        .bind(id.to_string())
-        .bind(owner.to_string())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+/// What becomes of a mail after a failed attempt.
+#[derive(Debug, Clone, Copy)]
+pub enum AfterFailure {
+    /// Tried again from this instant.
+    RetryAt(Timestamp),
+    /// Set aside as a dead letter at this instant: kept for an operator to read and requeue,
+    /// never claimed until then.
+    SetAside(Timestamp),
 }
 
-/// Sets a mail aside as a dead letter, if `owner` still holds it: it is kept for an operator
-/// to read and requeue, and never claimed until then.
-pub async fn give_up(
+/// Records a failed attempt and what follows it, if `owner` still holds the mail; releases the
+/// lease.
+pub async fn record_failure(
     conn: &mut AnyConnection,
     id: Uuid,
     owner: Uuid,
-    now: Timestamp,
+    after: AfterFailure,
     error: &str,
 ) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE outbox SET attempts = attempts + 1, failed_at = ?, lease_owner = NULL, lease_until = NULL, \
-         last_error = ? WHERE id = ? AND lease_owner = ?",
+    let (column, at) = match after {
+        AfterFailure::RetryAt(at) => ("next_attempt_at", at),
+        AfterFailure::SetAside(at) => ("failed_at", at),
+    };
+    let statement = format!(
+        "UPDATE outbox SET attempts = attempts + 1, {column} = ?, lease_owner = NULL, lease_until = NULL, \
+         last_error = ? WHERE id = ? AND lease_owner = ?"
     );
+    let text = sql(conn, &statement);
     let error: String = error.chars().take(500).collect();
     sqlx::query(&text)
-        .bind(now.as_micros())
+        .bind(at.as_micros())
         .bind(error)
         .bind(id.to_string())
         .bind(owner.to_string())

@@ -109,23 +109,27 @@ pub async fn list_live(
 /// can put it more than one over, and they queue on the account's row).
 const OVER_LIMIT_BATCH: i64 = 1_000;
 
-/// Revokes the live sessions of `user_id` beyond the newest `keep`; answers how many.
+/// Revokes the live sessions of `user_id` beyond `keep`: the session `new` always stays (a
+/// sign-in that waited for the account's lock may carry an older time than one that did not),
+/// with the newest others. Answers how many ended.
 pub async fn revoke_beyond(
     conn: &mut AnyConnection,
     user_id: Uuid,
+    new: Uuid,
     keep: u32,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     let text = sql(
         conn,
-        "SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
+        "SELECT id FROM sessions WHERE user_id = ? AND id <> ? AND revoked_at IS NULL AND expires_at > ? \
          ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
     );
     let rows = sqlx::query(&text)
         .bind(user_id.to_string())
+        .bind(new.to_string())
         .bind(now.as_micros())
         .bind(OVER_LIMIT_BATCH)
-        .bind(i64::from(keep))
+        .bind(i64::from(keep.saturating_sub(1)))
         .fetch_all(&mut *conn)
         .await?;
     let ids = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?;

@@ -153,16 +153,26 @@ async fn insert_search_keys(conn: &mut AnyConnection, keys: &[(String, Uuid)]) -
     Ok(())
 }
 
-pub async fn set_password_hash(
+/// Sets a new password hash and drops any pending change of address: a new password is the
+/// owner taking the account back, so a change asked for under the old one must not complete.
+/// With `expected`, only while the hash is still that one (the one the caller's current
+/// password was checked against); answers whether it was written.
+pub async fn set_password(
     conn: &mut AnyConnection,
     id: Uuid,
+    expected: Option<&str>,
     hash: &str,
     now: Timestamp,
-) -> Result<(), StoreError> {
-    let text = sql(conn, "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?");
-    let result =
-        sqlx::query(&text).bind(hash.to_owned()).bind(now.as_micros()).bind(id.to_string()).execute(&mut *conn).await?;
-    found(result.rows_affected())
+) -> Result<bool, StoreError> {
+    let condition = if expected.is_some() { " AND password_hash = ?" } else { "" };
+    let statement =
+        format!("UPDATE users SET password_hash = ?, pending_email = NULL, updated_at = ? WHERE id = ?{condition}");
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text).bind(hash.to_owned()).bind(now.as_micros()).bind(id.to_string());
+    if let Some(expected) = expected {
+        query = query.bind(expected.to_owned());
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected() == 1)
 }
 
 /// Replaces the hash `old` with `new`, only if `old` is still the account's: an upgrade of a

@@ -2,7 +2,7 @@
 //! length or shape when normalised. Each is refused with 400 or 422, never a 500.
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -53,6 +53,15 @@ each_backend! {
         assert_eq!(login.status(), StatusCode::OK);
         assert_eq!(app.register(&json!({"email": "strasse@example.de", "password": PASSWORD})).await.status(), StatusCode::CREATED);
         assert_problem(app.register(&json!({"email": "STRAßE@example.de", "password": PASSWORD})).await, 409, "email_taken").await;
+        // Folding joins `ß` and `ss`, which may still be two mailboxes: moving between them
+        // is a change to confirm; another ASCII case is the same mailbox, taken at once.
+        let token = app.token_by_email("strasse@example.de").await;
+        let folded = json!({"email": "straße@example.de", "current_password": PASSWORD});
+        let me: Value = app.send_json(reqwest::Method::PATCH, "/v1/me", Some(&token), &folded).await.json().await.unwrap();
+        assert_eq!((me["email"].as_str(), me["pending_email"].as_str()), (Some("strasse@example.de"), Some("straße@example.de")));
+        let cased = json!({"email": "Strasse@Example.de", "current_password": PASSWORD});
+        let me: Value = app.send_json(reqwest::Method::PATCH, "/v1/me", Some(&token), &cased).await.json().await.unwrap();
+        assert_eq!((me["email"].as_str(), me["pending_email"].as_str()), (Some("Strasse@Example.de"), None));
     }
 
     async fn an_address_that_grows_when_folded_is_refused_not_a_500(backend) {

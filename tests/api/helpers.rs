@@ -291,6 +291,13 @@ impl TestApp {
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
 
+    /// Signs in by e-mail address with the test password; answers the access token.
+    pub async fn token_by_email(&self, email: &str) -> String {
+        let response = self.post("/v1/auth/login", &json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Registers and signs in; answers the user id and an access token.
     pub async fn signed_in(&self, username: &str) -> (String, String) {
         let user = self.register_user(username).await;

@@ -191,6 +191,21 @@ each_backend! {
         assert!(catcher.received().iter().all(|m| !m.to.contains(&"thief@evil.example".to_owned())), "nothing reached the thief");
     }
 
+    async fn a_new_password_cancels_a_pending_change_of_address(backend) {
+        let catcher = MailCatcher::start().await;
+        let app = app_with_mail(backend, &catcher, |_| {}).await;
+        let (_, access) = app.signed_in("emmy").await;
+        // Someone who knows the password asks to move the account; the owner changes it.
+        let change = json!({"email": "thief@evil.example", "current_password": PASSWORD});
+        assert_eq!(app.send_json(Method::PATCH, "/v1/me", Some(&access), &change).await.status(), 200);
+        let link = catcher.nth_to("thief@evil.example", 1).await.token("verify-email");
+        let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+        assert_eq!(app.send_json(Method::POST, "/v1/me/password", Some(&access), &body).await.status(), 204);
+        assert_problem(app.post("/v1/auth/verify-email", &json!({"token": link})).await, 401, "invalid_token").await;
+        let me: Value = app.get("/v1/me", Some(&access)).await.json().await.unwrap();
+        assert_eq!((me["email"].as_str(), me["pending_email"].as_str()), (Some(email("emmy").as_str()), None));
+    }
+
     async fn an_address_removed_or_changed_kills_the_reset_links_already_sent(backend) {
         let catcher = MailCatcher::start().await;
         let app = app_with_mail(backend, &catcher, |_| {}).await;

@@ -79,8 +79,12 @@ async fn production_refuses_to_write_mail_into_the_log() {
     let db = TestDb::create(Backend::Sqlite).await;
     let mut config = base_config(&db);
     config.environment = Environment::Production;
+    config.set_master_key(Some(tessera::service::sealing::new_master_key()));
     let refused = Application::build(&config).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused.contains("TESSERA_SMTP_URL"), "{refused}");
     config.mail.smtp_url = Some(SecretUrl::new(&MailCatcher::url(MailCatcher::free_port())));
     assert!(Application::build(&config).await.is_ok(), "with an SMTP server it starts");
+    config.set_master_key(None);
+    let refused = Application::build(&config).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused.contains("TESSERA_MASTER_KEY"), "production keeps no secret in clear: {refused}");
 }

@@ -44,8 +44,12 @@ each_backend! {
         };
         let sealed = seal();
         assert!(sealed.status.success(), "{}", String::from_utf8_lossy(&sealed.stderr));
-        assert_eq!(String::from_utf8_lossy(&sealed.stdout).trim(), "sealed 1 signing keys and 2 server secrets");
+        let said = String::from_utf8_lossy(&sealed.stdout).into_owned();
+        assert!(said.starts_with("sealed 1 signing keys and 2 server secrets\nnew signing key"), "{said}");
         assert_eq!((app.db.count(CLEAR_KEYS).await, app.db.count(CLEAR_SECRETS).await), (0, 0));
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM signing_keys WHERE retired_at IS NULL").await, 1, "a key born sealed is current");
+        let rotate = tessera().env("TESSERA_DATABASE_URL", &app.db.url).args(["keys", "rotate"]).output().unwrap();
+        assert!(!rotate.status.success(), "without the key a rotation would store a key in clear");
         assert_eq!(String::from_utf8_lossy(&seal().stdout).trim(), "sealed 0 signing keys and 0 server secrets", "again: nothing to do");
         let without = refusal(&app.db, None).await;
         assert!(without.contains("TESSERA_MASTER_KEY"), "{without}");

@@ -110,6 +110,14 @@ impl Keys {
 /// Makes a new Ed25519 key current and retires the others; keys retired longer ago than
 /// `keep_retired` (the longest any token they signed can live) are deleted. Answers the new kid.
 pub async fn rotate(store: &Store, sealer: &Sealer, keep_retired: Duration) -> Result<String, Error> {
+    if !sealer.is_sealing() {
+        let stored = signing_keys::list(&mut *store.conn().await?).await?;
+        if stored.iter().any(|key| Sealer::is_sealed(&key.secret_key)) {
+            return Err(Error::Internal(
+                "the stored keys are sealed: set TESSERA_MASTER_KEY, or the new key would be stored in clear".into(),
+            ));
+        }
+    }
     let key = generate(sealer)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;

@@ -173,7 +173,8 @@ impl Auth {
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
         audit::insert(&mut tx, &event).await?;
         // Bounded per account: the oldest sessions beyond the limit end with this sign-in.
-        let ended = storage::sessions::revoke_beyond(&mut tx, user.id, s.max_sessions_per_user, now).await?;
+        let ended =
+            storage::sessions::revoke_beyond(&mut tx, user.id, session.id, s.max_sessions_per_user, now).await?;
         if ended > 0 {
             let detail = json!({ "reason": "session_limit", "sessions_revoked": ended });
             audit::insert(&mut tx, &AuditEvent::by_self(EventType::SessionRevoked, user.id, &client, detail)).await?;
