@@ -16,16 +16,56 @@ struct Migration {
     version: i64,
     name: &'static str,
     text: &'static str,
+    /// Work on the data that SQL alone cannot do portably, run in the same transaction.
+    data: Option<DataStep>,
+}
+
+/// A migration's step in Rust.
+#[derive(Debug, Clone, Copy)]
+enum DataStep {
+    /// Addresses are keyed by NFC and full case folding from migration 8 on.
+    RekeyEmails,
 }
 
 const MIGRATIONS: &[Migration] = &[
-    Migration { version: 1, name: "accounts", text: include_str!("../../migrations/0001_accounts.sql") },
-    Migration { version: 2, name: "server_secrets", text: include_str!("../../migrations/0002_server_secrets.sql") },
-    Migration { version: 3, name: "audit_events", text: include_str!("../../migrations/0003_audit_events.sql") },
-    Migration { version: 4, name: "user_listing", text: include_str!("../../migrations/0004_user_listing.sql") },
-    Migration { version: 5, name: "mail", text: include_str!("../../migrations/0005_mail.sql") },
-    Migration { version: 6, name: "pending_email", text: include_str!("../../migrations/0006_pending_email.sql") },
-    Migration { version: 7, name: "outbox_bounds", text: include_str!("../../migrations/0007_outbox_bounds.sql") },
+    Migration { version: 1, name: "accounts", text: include_str!("../../migrations/0001_accounts.sql"), data: None },
+    Migration {
+        version: 2,
+        name: "server_secrets",
+        text: include_str!("../../migrations/0002_server_secrets.sql"),
+        data: None,
+    },
+    Migration {
+        version: 3,
+        name: "audit_events",
+        text: include_str!("../../migrations/0003_audit_events.sql"),
+        data: None,
+    },
+    Migration {
+        version: 4,
+        name: "user_listing",
+        text: include_str!("../../migrations/0004_user_listing.sql"),
+        data: None,
+    },
+    Migration { version: 5, name: "mail", text: include_str!("../../migrations/0005_mail.sql"), data: None },
+    Migration {
+        version: 6,
+        name: "pending_email",
+        text: include_str!("../../migrations/0006_pending_email.sql"),
+        data: None,
+    },
+    Migration {
+        version: 7,
+        name: "outbox_bounds",
+        text: include_str!("../../migrations/0007_outbox_bounds.sql"),
+        data: None,
+    },
+    Migration {
+        version: 8,
+        name: "email_keys",
+        text: include_str!("../../migrations/0008_email_keys.sql"),
+        data: Some(DataStep::RekeyEmails),
+    },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -104,6 +144,13 @@ async fn apply(conn: &mut AnyConnection, migration: &Migration, checksum: &str) 
     for statement in statements(migration.text) {
         let statement = statement.replace("{table_options}", options).replace("{binary_collation}", collation);
         sqlx::query(&statement).execute(&mut *tx).await?;
+    }
+    match migration.data {
+        Some(DataStep::RekeyEmails) => {
+            let rekeyed = super::users::rekey_emails(&mut tx).await?;
+            tracing::info!(rekeyed, "re-keyed e-mail addresses");
+        }
+        None => {}
     }
     tx.commit().await?;
     Ok(true)

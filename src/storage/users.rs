@@ -224,6 +224,58 @@ pub async fn email_taken(conn: &mut AnyConnection, email: &str, except: Uuid) ->
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
+/// Rows read per batch when re-keying.
+const REKEY_BATCH: i64 = 1_000;
+
+/// Recomputes the keys derived from each address (`email_lower`, the sort key of an account
+/// without a username, its search keys) where they differ from [`email_key`]: rows written
+/// before addresses were folded. An address whose new key another account already has keeps
+/// its old key, with a warning naming the account, for an operator to resolve. Answers how
+/// many accounts were re-keyed.
+pub async fn rekey_emails(conn: &mut AnyConnection) -> Result<u64, StoreError> {
+    let statement = format!("SELECT {COLUMNS}, email_lower FROM users WHERE id > ? ORDER BY id LIMIT ?");
+    let select = sql(conn, &statement).into_owned();
+    let rekey = sql(conn, "UPDATE users SET email_lower = ?, sort_name = ? WHERE id = ? AND email = ?").into_owned();
+    let forget = sql(conn, "DELETE FROM user_search_keys WHERE user_id = ?").into_owned();
+    let mut after = String::new();
+    let mut rekeyed = 0;
+    loop {
+        let rows = sqlx::query(&select).bind(after.clone()).bind(REKEY_BATCH).fetch_all(&mut *conn).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("id")?;
+        for row in &rows {
+            let stored: Option<String> = row.try_get("email_lower")?;
+            let user = user_from_row(row)?;
+            if user.profile.email.as_deref().map(email_key) == stored {
+                continue;
+            }
+            if let Some(key) = user.profile.email.as_deref().map(email_key)
+                && email_taken(conn, &key, user.id).await?
+            {
+                tracing::warn!(user_id = %user.id, "another account has this address once folded; its old key stays");
+                continue;
+            }
+            // Only the derived keys, and only while the address is the one read: a node of the
+            // previous version may be serving during the upgrade.
+            let written = sqlx::query(&rekey)
+                .bind(user.profile.email.as_deref().map(email_key))
+                .bind(sort_name(&user.profile))
+                .bind(user.id.to_string())
+                .bind(user.profile.email.clone())
+                .execute(&mut *conn)
+                .await?;
+            if written.rows_affected() == 1 {
+                sqlx::query(&forget).bind(user.id.to_string()).execute(&mut *conn).await?;
+                let keys: Vec<(String, Uuid)> =
+                    search_keys(&user.profile).into_iter().map(|key| (key, user.id)).collect();
+                insert_search_keys(conn, &keys).await?;
+                rekeyed += 1;
+            }
+        }
+    }
+    Ok(rekeyed)
+}
+
 /// Takes the owners guard for the rest of the transaction: every change that could leave the
 /// service without an active owner takes it first, so such changes run one after another.
 pub async fn lock_owners(conn: &mut AnyConnection) -> Result<(), StoreError> {

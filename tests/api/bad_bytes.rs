@@ -73,4 +73,20 @@ each_backend! {
         let short = format!("{}@example.com", "İ".repeat(20));
         assert_eq!(app.register(&json!({"email": short, "password": PASSWORD})).await.status(), StatusCode::CREATED);
     }
+
+    async fn addresses_keyed_before_folding_are_rekeyed(backend) {
+        use tessera::storage::{Store, users};
+        let app = spawn_app(backend).await;
+        assert_eq!(app.register(&json!({"email": "straße@example.de", "password": PASSWORD})).await.status(), StatusCode::CREATED);
+        // As a row written before addresses were folded: keyed by its lower case.
+        app.db.execute("UPDATE users SET email_lower = 'straße@example.de', sort_name = 'straße@example.de'").await;
+        let credentials = json!({"email": "STRASSE@example.de", "password": PASSWORD});
+        let login = || app.post("/v1/auth/login", &credentials);
+        assert_problem(login().await, 401, "invalid_credentials").await;
+        let store = Store::connect(&app.db.url, 1).await.unwrap();
+        assert_eq!(users::rekey_emails(&mut store.conn().await.unwrap()).await.unwrap(), 1);
+        assert_eq!(login().await.status(), StatusCode::OK);
+        assert_eq!(users::rekey_emails(&mut store.conn().await.unwrap()).await.unwrap(), 0, "once is enough");
+        store.close().await;
+    }
 }
