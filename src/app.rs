@@ -34,6 +34,8 @@ use crate::service::health::Health;
 use crate::service::notices::Notices;
 use crate::service::recovery::Recovery;
 use crate::service::sealing::Sealer;
+use crate::service::transfers::Transfers;
+use crate::service::wallets::Wallets;
 use crate::storage::Store;
 
 /// A built, bound, not yet serving application.
@@ -132,8 +134,10 @@ impl Application {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone()),
             accounts,
-            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, cursors, mail.require_verification),
+            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, cursors.clone(), mail.require_verification),
             health: Health::new(store.clone()),
+            wallets: Wallets::new(store.clone(), cursors.clone()),
+            transfers: Transfers::new(store.clone()),
             hasher,
             metrics: Metrics::new(&stats),
         };

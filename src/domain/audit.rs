@@ -32,6 +32,10 @@ pub enum EventType {
     StatusChanged,
     EmailVerified,
     PasswordReset,
+    WalletCreated,
+    WalletDeleted,
+    TransferMade,
+    BalanceAdjusted,
 }
 
 impl EventType {
@@ -50,10 +54,14 @@ impl EventType {
             Self::StatusChanged => "user.status_changed",
             Self::EmailVerified => "user.email_verified",
             Self::PasswordReset => "user.password_reset",
+            Self::WalletCreated => "wallet.created",
+            Self::WalletDeleted => "wallet.deleted",
+            Self::TransferMade => "wallet.transfer",
+            Self::BalanceAdjusted => "wallet.adjusted",
         }
     }
 
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 17] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -67,6 +75,10 @@ impl EventType {
         Self::StatusChanged,
         Self::EmailVerified,
         Self::PasswordReset,
+        Self::WalletCreated,
+        Self::WalletDeleted,
+        Self::TransferMade,
+        Self::BalanceAdjusted,
     ];
 
     /// The kind named `text`, as stored.

@@ -155,6 +155,30 @@ impl PersonName {
     }
 }
 
+/// A short note on a wallet, a transfer or an adjustment: 1–200 characters, not blank, no
+/// control characters and nothing invisible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note(String);
+
+impl Note {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(Invalid::new("blank", "must not be blank"));
+        }
+        if raw.chars().count() > 200 {
+            return Err(Invalid::new("too_long", "must be at most 200 characters"));
+        }
+        if raw.chars().any(|c| c.is_control() || is_disguise(c)) {
+            return Err(Invalid::new("invalid_characters", "must not contain control or invisible characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
 /// Free-form data the user may keep on the account: a JSON object of at most 16 KiB.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metadata(Map<String, Value>);

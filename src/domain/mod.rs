@@ -8,11 +8,13 @@ pub mod fields;
 pub mod ids;
 pub mod jwt;
 pub mod listing;
+pub mod money;
 pub mod password;
 pub mod ranks;
 pub mod secrets;
 pub mod session;
 pub mod time;
 pub mod user;
+pub mod wallet;
 
 pub use error::{FieldError, Invalid};

@@ -19,6 +19,8 @@ pub enum Action {
     Delete,
     ListSessions,
     RevokeSessions,
+    /// Add money to or take it from the account's wallets: never one's own.
+    AdjustBalance,
 }
 
 /// Whether `actor` may use administration at all.
@@ -38,7 +40,7 @@ pub fn permits(actor: Role, actor_id: Uuid, action: Action, target: Role, target
         Action::Read => true,
         Action::UpdateProfile | Action::ListSessions | Action::RevokeSessions => itself || outranks,
         Action::ChangeRole(role) => !itself && outranks && role < actor,
-        Action::ChangeStatus | Action::Delete => !itself && outranks,
+        Action::ChangeStatus | Action::Delete | Action::AdjustBalance => !itself && outranks,
     }
 }
 

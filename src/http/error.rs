@@ -176,6 +176,15 @@ impl From<service::Error> for ApiError {
             E::Forbidden => {
                 Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail("your role does not allow this")
             }
+            E::InsufficientFunds => Self::new(StatusCode::CONFLICT, "insufficient_funds", "Insufficient funds")
+                .detail("the wallet does not have that much available"),
+            E::WalletNotEmpty => Self::new(StatusCode::CONFLICT, "wallet_not_empty", "Wallet not empty")
+                .detail("a wallet that holds money, or an account with one, cannot be deleted"),
+            E::WalletFrozen => Self::new(StatusCode::CONFLICT, "wallet_frozen", "Wallet frozen")
+                .detail("a frozen wallet neither sends nor receives"),
+            E::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", "Idempotency conflict")
+                .detail("this Idempotency-Key was used with another request"),
+            E::Retry(cause) => Self::unavailable(format!("transaction conflict: {cause}"), 1),
             E::Overloaded => Self::unavailable("password hashing queue full", 1),
             E::Unavailable(cause) => Self::unavailable(format!("database unavailable: {cause}"), 5),
             E::Internal(cause) => Self::internal(cause),

@@ -13,10 +13,13 @@ use serde::de::{DeserializeOwned, Deserializer};
 use super::client::ClientAddr;
 use super::error::ApiError;
 use crate::domain::audit::ClientInfo;
+use crate::domain::secrets::sha256_hex;
 use crate::domain::{FieldError, Invalid};
 use crate::http::state::AppState;
+use crate::service::Error;
 use crate::service::administration::Administrator;
 use crate::service::auth::Principal;
+use crate::service::transfers::IdempotencyKey;
 
 /// A JSON body whose every failure is a problem: wrong content type `415`, too large `413`,
 /// not JSON `400`, unknown or mistyped fields `422` naming the field.
@@ -30,6 +33,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
+    }
+}
+
+/// A JSON body sent under an `Idempotency-Key` (required): the key, the body, and a digest of
+/// the request (method, path and body, as parsed) that tells a repeat from a reuse of the key.
+pub struct IdempotentJson<T> {
+    pub key: IdempotencyKey,
+    pub request_hash: String,
+    pub body: T,
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for IdempotentJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = request.headers().get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let key = match raw {
+            Some(raw) => IdempotencyKey::parse(&raw).map_err(|e| Error::from(e.at("Idempotency-Key")))?,
+            None => return Err(Error::invalid("Idempotency-Key", "required", "this header is required").into()),
+        };
+        let route = format!("{} {}", request.method(), request.uri().path());
+        let AppJson(value) = AppJson::<serde_json::Value>::from_request(request, state).await?;
+        let request_hash = sha256_hex(format!("{route}\n{value}").as_bytes());
+        let body =
+            serde_json::from_value(value).map_err(|e| ApiError::validation(vec![field_error(&e.to_string())]))?;
+        Ok(Self { key, request_hash, body })
     }
 }
 

@@ -59,6 +59,7 @@ pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
         .merge(routes::sessions::router())
         .merge(routes::users::router())
         .merge(routes::audit::router())
+        .merge(routes::wallets::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

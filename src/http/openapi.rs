@@ -19,6 +19,9 @@ use crate::http::state::AppState;
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
         routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::audit::list_audit_events,
+        routes::wallets::list_wallets, routes::wallets::create_wallet, routes::wallets::get_wallet, routes::wallets::update_wallet,
+        routes::wallets::delete_wallet, routes::wallets::list_entries, routes::wallets::transfer,
+        routes::wallets::list_user_wallets, routes::wallets::list_user_entries, routes::wallets::adjust,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(dto::Problem, dto::problems::ProblemField)),
@@ -26,6 +29,7 @@ use crate::http::state::AppState;
     tags(
         (name = "auth", description = "Registration and sign-in"),
         (name = "me", description = "The signed-in user's account"),
+        (name = "wallets", description = "Wallets on a double-entry ledger: amounts in minor units"),
         (name = "admin", description = "Administration: admins and owners, under the rank rules"),
         (name = "ops", description = "Health and metrics"),
     )

@@ -10,6 +10,8 @@ use crate::service::auth::Auth;
 use crate::service::hashing::PasswordHasher;
 use crate::service::health::Health;
 use crate::service::recovery::Recovery;
+use crate::service::transfers::Transfers;
+use crate::service::wallets::Wallets;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -19,6 +21,8 @@ pub struct AppState {
     pub auth: Auth,
     pub recovery: Recovery,
     pub health: Health,
+    pub wallets: Wallets,
+    pub transfers: Transfers,
     pub hasher: PasswordHasher,
     pub metrics: Arc<Metrics>,
 }

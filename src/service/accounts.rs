@@ -19,7 +19,7 @@ use crate::domain::password::Password;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
 use crate::storage::email_tokens::{self, Purpose};
-use crate::storage::{Store, StoreError, audit, sessions, users};
+use crate::storage::{Store, StoreError, audit, sessions, users, wallets};
 use crate::validated;
 
 /// A registration as received, before any rule is checked.
@@ -287,6 +287,11 @@ impl Accounts {
             if users::count_active_owners(&mut tx).await? <= 1 && user.status == UserStatus::Active {
                 return Err(Error::LastOwner);
             }
+        }
+        users::lock_row(&mut tx, id).await?;
+        // An account still holding money cannot go; its empty wallets close with it.
+        if !wallets::delete_all_empty(&mut tx, id, Timestamp::now()).await? {
+            return Err(Error::WalletNotEmpty);
         }
         users::delete(&mut tx, id).await?;
         let event =

@@ -25,7 +25,7 @@ use std::ops::Deref;
 use crate::domain::listing::{Position, UserFilter, UserSort};
 use crate::domain::user::LoginName;
 use crate::storage::email_tokens::{self, Purpose};
-use crate::storage::{Store, StoreError, audit, sessions, user_list, users};
+use crate::storage::{Store, StoreError, audit, sessions, user_list, users, wallets};
 
 /// An administrator's change to an account: profile fields as in `PATCH /v1/me`, and more.
 #[derive(Debug, Default)]
@@ -166,6 +166,9 @@ impl Administration {
         if !permits(actor.role, actor.user_id, Action::Delete, user.role, user.id) {
             return Err(Error::Forbidden);
         }
+        if !wallets::delete_all_empty(&mut tx, user.id, Timestamp::now()).await? {
+            return Err(Error::WalletNotEmpty);
+        }
         users::delete(&mut tx, user.id).await?;
         let detail = json!({ "username": user.profile.username, "role": user.role.as_str() });
         audit::insert(
@@ -245,6 +248,11 @@ impl Administration {
         let mut conn = self.store.conn().await?;
         let events = audit::list(&mut conn, filter, before, i64::from(limit) + 1).await?;
         Ok(self.cursors.page(events, limit, |event| event.id))
+    }
+
+    /// The account `reference` names, if `actor` may do `action` to it.
+    pub async fn target_for(&self, actor: &Administrator, reference: &str, action: Action) -> Result<User, Error> {
+        self.target(actor, reference, action).await
     }
 
     /// Resolves `reference` and checks `action` on it under the rank rules.

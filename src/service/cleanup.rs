@@ -1,5 +1,5 @@
 //! The sweeper: deletes ended sessions, expired refresh, verification and reset tokens, signing keys no live token can
-//! need and audit events past their retention, in small batches so that no statement holds
+//! need, idempotency keys older than a day and audit events past their retention, in small batches so that no statement holds
 //! locks for long.
 
 use std::time::Duration;
@@ -8,12 +8,14 @@ use super::auth::keys;
 use super::error::Error;
 use crate::domain::time::Timestamp;
 
-use crate::storage::{Connection, Store, StoreError, audit, email_tokens, refresh_tokens, sessions};
+use crate::storage::{Connection, Store, StoreError, audit, email_tokens, ledger, refresh_tokens, sessions};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
 /// How long a revoked session stays visible (for support and audits) before it is deleted.
 const KEEP_REVOKED: Duration = Duration::from_secs(24 * 3600);
+/// How long an idempotency key replays its request.
+const KEEP_IDEMPOTENCY_KEYS: Duration = Duration::from_secs(24 * 3600);
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +25,7 @@ pub struct Swept {
     pub email_tokens: u64,
     pub signing_keys: u64,
     pub audit_events: u64,
+    pub idempotency_keys: u64,
 }
 
 /// How long things are kept.
@@ -42,6 +45,7 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
         email_tokens: drain(store, Batch::ExpiredEmailTokens { before: now }).await?,
         audit_events: drain(store, Batch::OldAuditEvents { before: now.minus(retention.audit_events) }).await?,
         signing_keys: keys::prune(store, retention.signing_keys).await?,
+        idempotency_keys: drain(store, Batch::OldIdempotencyKeys { before: now.minus(KEEP_IDEMPOTENCY_KEYS) }).await?,
     })
 }
 
@@ -52,6 +56,7 @@ enum Batch {
     ExpiredRefreshTokens { before: Timestamp },
     ExpiredEmailTokens { before: Timestamp },
     OldAuditEvents { before: Timestamp },
+    OldIdempotencyKeys { before: Timestamp },
 }
 
 impl Batch {
@@ -63,6 +68,7 @@ impl Batch {
             Self::ExpiredRefreshTokens { before } => refresh_tokens::delete_expired(conn, before, BATCH).await,
             Self::ExpiredEmailTokens { before } => email_tokens::delete_expired(conn, before, BATCH).await,
             Self::OldAuditEvents { before } => audit::delete_before(conn, before, BATCH).await,
+            Self::OldIdempotencyKeys { before } => ledger::delete_keys_before(conn, before, BATCH).await,
         }
     }
 }

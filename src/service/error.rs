@@ -40,6 +40,22 @@ pub enum Error {
     Forbidden,
     #[error("not found")]
     NotFound,
+    /// Spending more than a wallet has available.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+    /// Closing a wallet, or an account, that still holds money.
+    #[error("wallet not empty")]
+    WalletNotEmpty,
+    /// A frozen wallet neither sends nor receives.
+    #[error("wallet frozen")]
+    WalletFrozen,
+    /// An idempotency key reused with another request.
+    #[error("idempotency conflict")]
+    IdempotencyConflict,
+    /// The database gave up a transaction to break a deadlock or a serialization conflict:
+    /// worth running again.
+    #[error("transaction conflict: {0}")]
+    Retry(String),
     /// The password-hashing pool has more work queued than it may hold.
     #[error("password hashing pool overloaded")]
     Overloaded,
@@ -59,6 +75,7 @@ impl From<StoreError> for Error {
         match error {
             StoreError::NotFound => Self::NotFound,
             StoreError::Unavailable(source) => Self::Unavailable(source.to_string()),
+            StoreError::Retryable(source) => Self::Retry(source.to_string()),
             other => {
                 let source = std::error::Error::source(&other).map(ToString::to_string).unwrap_or_default();
                 Self::Internal(format!("{other}: {source}"))

@@ -12,5 +12,7 @@ pub mod health;
 pub mod notices;
 pub mod recovery;
 pub mod sealing;
+pub mod transfers;
+pub mod wallets;
 
 pub use error::Error;

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The database cannot be reached or the pool is exhausted: a `503`, worth retrying.
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    /// A deadlock or serialization failure: the transaction was rolled back and may be run
+    /// again as a whole.
+    #[error("transaction conflict")]
+    Retryable(#[source] sqlx::Error),
     #[error("database error")]
     Other(#[source] sqlx::Error),
     /// A row that breaks what the schema promises (an unknown role, a malformed id).
@@ -32,6 +36,10 @@ impl From<sqlx::Error> for StoreError {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict { constraint: db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned) }
+            }
+            // PostgreSQL serialization failure and deadlock; MySQL reports a deadlock as 40001 too.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "1213")) => {
+                Self::Retryable(error)
             }
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut

@@ -66,6 +66,7 @@ const MIGRATIONS: &[Migration] = &[
         text: include_str!("../../migrations/0008_email_keys.sql"),
         data: Some(DataStep::RekeyEmails),
     },
+    Migration { version: 9, name: "wallets", text: include_str!("../../migrations/0009_wallets.sql"), data: None },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

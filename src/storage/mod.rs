@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod email_tokens;
 pub mod error;
+pub mod ledger;
 pub mod migrations;
 pub mod outbox;
 pub mod refresh_tokens;
@@ -17,6 +18,7 @@ pub mod signing_keys;
 pub mod sql;
 pub mod user_list;
 pub mod users;
+pub mod wallets;
 
 use std::time::Duration;
 

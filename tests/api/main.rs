@@ -28,3 +28,4 @@ mod smtp;
 mod tokens;
 mod user_list;
 mod users;
+mod wallets;

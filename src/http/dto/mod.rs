@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod problems;
+pub mod wallets;
 
 pub use problems::Problem;
 

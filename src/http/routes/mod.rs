@@ -7,3 +7,4 @@ pub mod pages;
 pub mod recovery;
 pub mod sessions;
 pub mod users;
+pub mod wallets;

@@ -1,0 +1,258 @@
+//! Moving money: transfers between wallets and administrators' adjustments, each one database
+//! transaction that writes the balances and their ledger entries together, or nothing.
+//!
+//! Wallet rows are locked in the order of their ids, so two opposite transfers queue instead of
+//! deadlocking; a transaction the database still gives up (a deadlock or serialization failure)
+//! is run again, a bounded number of times. Every request carries an idempotency key, recorded
+//! first in its transaction: a repeat of the request (the same caller, key and body) waits for
+//! the first and answers what it made, never doing the work twice; the key with another body is
+//! `IdempotencyConflict`.
+
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::Any;
+use uuid::Uuid;
+
+use super::error::Error;
+use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
+use crate::domain::error::Invalid;
+use crate::domain::ids::new_id;
+use crate::domain::money::{Adjustment, Amount};
+use crate::domain::time::Timestamp;
+use crate::domain::wallet::{EntryKind, LedgerEntry, Transfer, WalletStatus};
+use crate::storage::{Connection, Store, StoreError, audit, ledger, wallets};
+
+/// Runs of a transaction the database gave up, before the caller is told to try later.
+const ATTEMPTS: u32 = 5;
+/// Waits for a concurrent request with the same key to record what it made.
+const REPLAY_WAITS: u32 = 20;
+
+/// An `Idempotency-Key`: 1–255 visible ASCII characters, unique per caller for a day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if (1..=255).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(Invalid::new("invalid_idempotency_key", "must be 1 to 255 visible ASCII characters"))
+        }
+    }
+}
+
+/// A request under its key: who sent it, and a digest of what it asked (route and body).
+#[derive(Debug, Clone)]
+pub struct Once {
+    pub actor: Uuid,
+    pub key: IdempotencyKey,
+    pub request_hash: String,
+}
+
+/// A transfer to make, checked.
+#[derive(Debug, Clone)]
+pub struct TransferRequest {
+    pub from_wallet_id: Uuid,
+    pub to_wallet_id: Uuid,
+    pub amount: Amount,
+    pub description: Option<String>,
+}
+
+/// The work one request under a key does.
+enum Work<'a> {
+    Transfer { request: &'a TransferRequest, client: &'a ClientInfo },
+    Adjust { owner: Uuid, wallet_id: Uuid, amount: Adjustment, reason: &'a str, client: &'a ClientInfo },
+}
+
+#[derive(Clone)]
+pub struct Transfers {
+    store: Store,
+}
+
+impl Transfers {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Moves money from a wallet of the caller's to any open wallet of the same currency.
+    pub async fn transfer(
+        &self,
+        once: &Once,
+        request: &TransferRequest,
+        client: &ClientInfo,
+    ) -> Result<Transfer, Error> {
+        if request.from_wallet_id == request.to_wallet_id {
+            return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
+        }
+        let id = self.run_once(once, &Work::Transfer { request, client }).await?;
+        ledger::find_transfer(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Adds money to (or takes it from) a wallet of `owner`: the only way money enters or
+    /// leaves. `reason` is kept on the entry and in the audit trail.
+    pub async fn adjust(
+        &self,
+        once: &Once,
+        owner: Uuid,
+        wallet_id: Uuid,
+        amount: Adjustment,
+        reason: &str,
+        client: &ClientInfo,
+    ) -> Result<LedgerEntry, Error> {
+        let id = self.run_once(once, &Work::Adjust { owner, wallet_id, amount, reason, client }).await?;
+        ledger::find_entry(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
+    }
+
+    /// Runs `work` in a transaction whose first write records `once`'s key, again after a
+    /// conflict the database broke; a key already recorded answers what its request made.
+    async fn run_once(&self, once: &Once, work: &Work<'_>) -> Result<Uuid, Error> {
+        for _ in 0..ATTEMPTS {
+            let mut tx = self.store.begin().await?;
+            match self.attempt(&mut tx, once, work).await {
+                Ok(Some(made)) => match tx.commit().await.map_err(StoreError::from) {
+                    Ok(()) => return Ok(made),
+                    Err(StoreError::Retryable(_)) => continue,
+                    Err(other) => return Err(other.into()),
+                },
+                Ok(None) => {
+                    drop(tx);
+                    return self.replay(once).await;
+                }
+                Err(Error::Retry(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::Retry(format!("gave up after {ATTEMPTS} conflicts")))
+    }
+
+    /// Claims the key and does the work; `None` when the key was taken.
+    async fn attempt(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Any>,
+        once: &Once,
+        work: &Work<'_>,
+    ) -> Result<Option<Uuid>, Error> {
+        if !ledger::claim_key(tx, once.actor, &once.key.0, &once.request_hash, Timestamp::now()).await? {
+            return Ok(None);
+        }
+        let made = match work {
+            Work::Transfer { request, client } => transfer_in(tx, once.actor, request, client).await?,
+            Work::Adjust { owner, wallet_id, amount, reason, client } => {
+                adjust_in(tx, once.actor, *owner, *wallet_id, *amount, reason, client).await?
+            }
+        };
+        ledger::record_result(tx, once.actor, &once.key.0, made).await?;
+        Ok(Some(made))
+    }
+
+    /// What the first request under the key made, once it has recorded it.
+    async fn replay(&self, once: &Once) -> Result<Uuid, Error> {
+        for _ in 0..REPLAY_WAITS {
+            let record = ledger::find_key(&mut *self.store.conn().await?, once.actor, &once.key.0).await?;
+            match record {
+                Some(record) if record.request_hash != once.request_hash => return Err(Error::IdempotencyConflict),
+                Some(ledger::KeyRecord { result_id: Some(made), .. }) => return Ok(made),
+                // Still running elsewhere (or rolled back just now): look again shortly.
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(Error::Retry("the first request under this key has not finished".into()))
+    }
+}
+
+/// The transfer itself, in `tx`: both wallets locked in id order, then checked, then the
+/// debit (conditional on funds), the credit, the transfer and its two entries.
+async fn transfer_in(
+    tx: &mut Connection,
+    actor: Uuid,
+    request: &TransferRequest,
+    client: &ClientInfo,
+) -> Result<Uuid, Error> {
+    let (first, second) = if request.from_wallet_id < request.to_wallet_id {
+        (request.from_wallet_id, request.to_wallet_id)
+    } else {
+        (request.to_wallet_id, request.from_wallet_id)
+    };
+    let first = wallets::lock_and_find(tx, first).await?;
+    let second = wallets::lock_and_find(tx, second).await?;
+    let (from, to) = if request.from_wallet_id < request.to_wallet_id { (first, second) } else { (second, first) };
+    // Another user's wallet is as good as absent: it cannot be a source.
+    let from = from.filter(|w| w.owner_id == actor).ok_or(Error::NotFound)?;
+    let to = to.ok_or(Error::NotFound)?;
+    if from.status == WalletStatus::Frozen || to.status == WalletStatus::Frozen {
+        return Err(Error::WalletFrozen);
+    }
+    if from.currency != to.currency {
+        return Err(Error::invalid("to_wallet_id", "currency_mismatch", "must hold the same currency"));
+    }
+    let amount = request.amount.get();
+    let now = Timestamp::now();
+    let from_after = wallets::move_balance(tx, from.id, -amount, now).await?.ok_or(Error::InsufficientFunds)?;
+    let to_after = wallets::move_balance(tx, to.id, amount, now)
+        .await?
+        .ok_or_else(|| Error::Internal("a credit was refused".into()))?;
+    let transfer = Transfer {
+        id: new_id(),
+        from_wallet_id: from.id,
+        to_wallet_id: to.id,
+        amount,
+        currency: from.currency,
+        description: request.description.clone(),
+        created_at: now,
+    };
+    ledger::insert_transfer(tx, &transfer).await?;
+    for (wallet_id, signed, balance_after, kind) in
+        [(from.id, -amount, from_after, EntryKind::TransferOut), (to.id, amount, to_after, EntryKind::TransferIn)]
+    {
+        let entry = LedgerEntry {
+            id: new_id(),
+            wallet_id,
+            amount: signed,
+            balance_after,
+            kind,
+            transfer_id: Some(transfer.id),
+            description: request.description.clone(),
+            created_at: now,
+        };
+        ledger::insert_entry(tx, &entry).await?;
+    }
+    let detail = json!({
+        "transfer_id": transfer.id, "from_wallet_id": from.id, "to_wallet_id": to.id,
+        "amount": amount, "currency": transfer.currency.code(),
+    });
+    audit::insert(tx, &AuditEvent::by_self(EventType::TransferMade, actor, client, detail)).await?;
+    Ok(transfer.id)
+}
+
+/// The adjustment itself, in `tx`: the wallet locked, the balance moved (a debit only from
+/// what is available), one entry, one audit event.
+async fn adjust_in(
+    tx: &mut Connection,
+    actor: Uuid,
+    owner: Uuid,
+    wallet_id: Uuid,
+    amount: Adjustment,
+    reason: &str,
+    client: &ClientInfo,
+) -> Result<Uuid, Error> {
+    wallets::lock_and_find(tx, wallet_id).await?.filter(|w| w.owner_id == owner).ok_or(Error::NotFound)?;
+    let now = Timestamp::now();
+    let balance_after =
+        wallets::move_balance(tx, wallet_id, amount.get(), now).await?.ok_or(Error::InsufficientFunds)?;
+    let entry = LedgerEntry {
+        id: new_id(),
+        wallet_id,
+        amount: amount.get(),
+        balance_after,
+        kind: EntryKind::Adjustment,
+        transfer_id: None,
+        description: Some(reason.to_owned()),
+        created_at: now,
+    };
+    ledger::insert_entry(tx, &entry).await?;
+    let detail = json!({ "wallet_id": wallet_id, "entry_id": entry.id, "amount": amount.get(), "reason": reason });
+    let event = AuditEvent::new(EventType::BalanceAdjusted, Some(actor), Some(owner), client, detail);
+    audit::insert(tx, &event).await?;
+    Ok(entry.id)
+}

@@ -1,0 +1,200 @@
+//! The ledger: `ledger_entries` (only ever inserted), `transfers`, and `idempotency_keys`, the
+//! record that makes a repeated request replay what the first one made.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::sql::sql;
+use crate::domain::money::Currency;
+use crate::domain::time::Timestamp;
+use crate::domain::wallet::{EntryKind, EntryPosition, LedgerEntry, Transfer};
+
+const ENTRY_COLUMNS: &str = "id, wallet_id, amount, balance_after, kind, transfer_id, description, created_at";
+
+pub async fn insert_entry(conn: &mut AnyConnection, entry: &LedgerEntry) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "INSERT INTO ledger_entries (id, wallet_id, amount, balance_after, kind, transfer_id, description, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    sqlx::query(&text)
+        .bind(entry.id.to_string())
+        .bind(entry.wallet_id.to_string())
+        .bind(entry.amount)
+        .bind(entry.balance_after)
+        .bind(entry.kind.as_str())
+        .bind(entry.transfer_id.map(|id| id.to_string()))
+        .bind(entry.description.clone())
+        .bind(entry.created_at.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_entry(conn: &mut AnyConnection, id: Uuid) -> Result<Option<LedgerEntry>, StoreError> {
+    let statement = format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE id = ?");
+    let text = sql(conn, &statement);
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+/// Up to `limit` entries of a wallet, newest first, older than `before` when given.
+pub async fn list_entries(
+    conn: &mut AnyConnection,
+    wallet_id: Uuid,
+    before: Option<&EntryPosition>,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, StoreError> {
+    let page = if before.is_some() { "AND id < ?" } else { "" };
+    let statement =
+        format!("SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE wallet_id = ? {page} ORDER BY id DESC LIMIT ?");
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text).bind(wallet_id.to_string());
+    if let Some(before) = before {
+        query = query.bind(before.id.to_string());
+    }
+    let rows = query.bind(limit).fetch_all(&mut *conn).await?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+pub async fn insert_transfer(conn: &mut AnyConnection, transfer: &Transfer) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, currency, description, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    sqlx::query(&text)
+        .bind(transfer.id.to_string())
+        .bind(transfer.from_wallet_id.to_string())
+        .bind(transfer.to_wallet_id.to_string())
+        .bind(transfer.amount)
+        .bind(transfer.currency.code())
+        .bind(transfer.description.clone())
+        .bind(transfer.created_at.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_transfer(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Transfer>, StoreError> {
+    let text = sql(
+        conn,
+        "SELECT id, from_wallet_id, to_wallet_id, amount, currency, description, created_at FROM transfers WHERE id = ?",
+    );
+    let Some(row) = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await? else { return Ok(None) };
+    let currency: String = row.try_get("currency")?;
+    Ok(Some(Transfer {
+        id: uuid_column(&row, "id")?,
+        from_wallet_id: uuid_column(&row, "from_wallet_id")?,
+        to_wallet_id: uuid_column(&row, "to_wallet_id")?,
+        amount: row.try_get("amount")?,
+        currency: Currency::parse(&currency).map_err(|_| StoreError::Corrupt(format!("currency {currency}")))?,
+        description: row.try_get("description")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+    }))
+}
+
+/// A request made under an idempotency key, as first recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub request_hash: String,
+    /// What the request made; `None` while its transaction runs.
+    pub result_id: Option<Uuid>,
+}
+
+/// Records `key` for `actor` with the request's hash, first thing in the transaction that does
+/// the work; `false` when the key is taken (a concurrent holder makes this wait for its end).
+pub async fn claim_key(
+    conn: &mut AnyConnection,
+    actor: Uuid,
+    key: &str,
+    request_hash: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let text =
+        sql(conn, "INSERT INTO idempotency_keys (actor_id, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)");
+    let inserted = sqlx::query(&text)
+        .bind(actor.to_string())
+        .bind(key.to_owned())
+        .bind(request_hash.to_owned())
+        .bind(now.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
+/// Records what the request under `key` made, in its transaction.
+pub async fn record_result(conn: &mut AnyConnection, actor: Uuid, key: &str, result: Uuid) -> Result<(), StoreError> {
+    let text = sql(conn, "UPDATE idempotency_keys SET result_id = ? WHERE actor_id = ? AND idem_key = ?");
+    sqlx::query(&text)
+        .bind(result.to_string())
+        .bind(actor.to_string())
+        .bind(key.to_owned())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_key(conn: &mut AnyConnection, actor: Uuid, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    let text = sql(conn, "SELECT request_hash, result_id FROM idempotency_keys WHERE actor_id = ? AND idem_key = ?");
+    let row = sqlx::query(&text).bind(actor.to_string()).bind(key.to_owned()).fetch_optional(&mut *conn).await?;
+    let Some(row) = row else { return Ok(None) };
+    let result: Option<String> = row.try_get("result_id")?;
+    Ok(Some(KeyRecord {
+        request_hash: row.try_get("request_hash")?,
+        result_id: result
+            .map(|id| Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("result id {id}"))))
+            .transpose()?,
+    }))
+}
+
+/// Deletes up to `limit` keys recorded before `before`; answers how many. (A key string is
+/// unique only per caller: the time condition keeps another caller's fresh key of the same
+/// name.)
+pub async fn delete_keys_before(conn: &mut AnyConnection, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
+    let text = sql(conn, "SELECT idem_key FROM idempotency_keys WHERE created_at < ? LIMIT ?");
+    let rows = sqlx::query(&text).bind(before.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
+    let keys = rows.iter().map(|r| r.try_get::<String, _>("idem_key")).collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let statement = format!(
+        "DELETE FROM idempotency_keys WHERE created_at < ? AND idem_key IN ({})",
+        vec!["?"; keys.len()].join(", ")
+    );
+    let text = sql(conn, &statement);
+    let mut query = sqlx::query(&text).bind(before.as_micros());
+    for key in keys {
+        query = query.bind(key);
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
+fn uuid_column(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column)?;
+    Uuid::try_parse(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
+}
+
+fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let transfer: Option<String> = row.try_get("transfer_id")?;
+    Ok(LedgerEntry {
+        id: uuid_column(row, "id")?,
+        wallet_id: uuid_column(row, "wallet_id")?,
+        amount: row.try_get("amount")?,
+        balance_after: row.try_get("balance_after")?,
+        kind: EntryKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("entry kind {kind}")))?,
+        transfer_id: transfer
+            .map(|id| Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("transfer id {id}"))))
+            .transpose()?,
+        description: row.try_get("description")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+    })
+}

@@ -1,0 +1,159 @@
+//! The `wallets` table. Balances change only through [`move_balance`], in the transaction that
+//! writes the matching ledger entry; a closed wallet is marked deleted, never removed, so its
+//! entries keep their wallet.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+use uuid::Uuid;
+
+use super::error::StoreError;
+use super::sql::sql;
+use crate::domain::money::Currency;
+use crate::domain::time::Timestamp;
+use crate::domain::wallet::{Wallet, WalletKind, WalletStatus};
+
+const COLUMNS: &str = "id, owner_id, currency, kind, description, status, balance, held, created_at, updated_at";
+
+pub async fn insert(conn: &mut AnyConnection, wallet: &Wallet) -> Result<(), StoreError> {
+    let text = sql(
+        conn,
+        "INSERT INTO wallets (id, owner_id, currency, kind, description, status, balance, held, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    sqlx::query(&text)
+        .bind(wallet.id.to_string())
+        .bind(wallet.owner_id.to_string())
+        .bind(wallet.currency.code())
+        .bind(wallet.kind.as_str())
+        .bind(wallet.description.clone())
+        .bind(wallet.status.as_str())
+        .bind(wallet.balance)
+        .bind(wallet.held)
+        .bind(wallet.created_at.as_micros())
+        .bind(wallet.updated_at.as_micros())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A wallet that is not deleted.
+pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, StoreError> {
+    let statement = format!("SELECT {COLUMNS} FROM wallets WHERE id = ? AND deleted_at IS NULL");
+    let text = sql(conn, &statement);
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(wallet_from_row).transpose()
+}
+
+/// The wallet, read after locking its row for the rest of the transaction.
+pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, StoreError> {
+    let text = sql(conn, "UPDATE wallets SET updated_at = updated_at WHERE id = ? AND deleted_at IS NULL");
+    sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
+    find(conn, id).await
+}
+
+/// The owner's wallets that are not deleted, oldest first (an owner has few).
+pub async fn list_of(conn: &mut AnyConnection, owner_id: Uuid) -> Result<Vec<Wallet>, StoreError> {
+    let statement = format!("SELECT {COLUMNS} FROM wallets WHERE owner_id = ? AND deleted_at IS NULL ORDER BY id");
+    let text = sql(conn, &statement);
+    let rows = sqlx::query(&text).bind(owner_id.to_string()).fetch_all(&mut *conn).await?;
+    rows.iter().map(wallet_from_row).collect()
+}
+
+/// Writes the fields an owner may change: kind, description, status.
+pub async fn update_settings(conn: &mut AnyConnection, wallet: &Wallet) -> Result<(), StoreError> {
+    let text = sql(conn, "UPDATE wallets SET kind = ?, description = ?, status = ?, updated_at = ? WHERE id = ?");
+    sqlx::query(&text)
+        .bind(wallet.kind.as_str())
+        .bind(wallet.description.clone())
+        .bind(wallet.status.as_str())
+        .bind(wallet.updated_at.as_micros())
+        .bind(wallet.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds `amount` (negative: takes it away) to the balance, only while what remains available
+/// stays at or above zero; answers the new balance, or `None` when that would overdraw.
+pub async fn move_balance(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    amount: i64,
+    now: Timestamp,
+) -> Result<Option<i64>, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE wallets SET balance = balance + ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL \
+         AND balance + ? - held >= 0",
+    );
+    let moved = sqlx::query(&text)
+        .bind(amount)
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .bind(amount)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if moved != 1 {
+        return Ok(None);
+    }
+    let text = sql(conn, "SELECT balance FROM wallets WHERE id = ?");
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_one(&mut *conn).await?;
+    Ok(Some(row.try_get("balance")?))
+}
+
+/// Marks an empty wallet deleted; `false` when it holds money (or is gone).
+pub async fn delete_empty(conn: &mut AnyConnection, id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE wallets SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL AND balance = 0 AND held = 0",
+    );
+    let deleted =
+        sqlx::query(&text).bind(now.as_micros()).bind(now.as_micros()).bind(id.to_string()).execute(&mut *conn).await?;
+    Ok(deleted.rows_affected() == 1)
+}
+
+/// Marks every wallet of `owner_id` deleted, when none holds money; `false` when one does.
+/// The account's row must be locked first, so no wallet is filled meanwhile.
+pub async fn delete_all_empty(conn: &mut AnyConnection, owner_id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "SELECT COUNT(*) AS n FROM wallets WHERE owner_id = ? AND deleted_at IS NULL AND (balance <> 0 OR held <> 0)",
+    );
+    let row = sqlx::query(&text).bind(owner_id.to_string()).fetch_one(&mut *conn).await?;
+    if row.try_get::<i64, _>("n")? > 0 {
+        return Ok(false);
+    }
+    let text = sql(conn, "UPDATE wallets SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL");
+    sqlx::query(&text)
+        .bind(now.as_micros())
+        .bind(now.as_micros())
+        .bind(owner_id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
+fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {
+    let text = |column: &str| row.try_get::<String, _>(column);
+    let corrupt = |what: &str, value: String| StoreError::Corrupt(format!("wallet {what} {value}"));
+    let id = |column: &str| {
+        let value = text(column)?;
+        Uuid::try_parse(&value).map_err(|_| corrupt(column, value))
+    };
+    let currency = text("currency")?;
+    let kind = text("kind")?;
+    let status = text("status")?;
+    Ok(Wallet {
+        id: id("id")?,
+        owner_id: id("owner_id")?,
+        currency: Currency::parse(&currency).map_err(|_| corrupt("currency", currency.clone()))?,
+        kind: WalletKind::parse(&kind).ok_or_else(|| corrupt("kind", kind.clone()))?,
+        description: row.try_get("description")?,
+        status: WalletStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?,
+        balance: row.try_get("balance")?,
+        held: row.try_get("held")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        updated_at: Timestamp::from_micros(row.try_get("updated_at")?),
+    })
+}

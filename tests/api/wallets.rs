@@ -1,0 +1,198 @@
+//! Wallets on a double-entry ledger: ownership, adjustments, transfers that never lose or mint
+//! money under concurrency, and idempotency keys that make a repeat do nothing twice.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// An owner (who may adjust) and their token.
+async fn owner(app: &TestApp) -> String {
+    let (id, _) = app.signed_in("olga").await;
+    app.db.execute(&format!("UPDATE users SET role = 'owner' WHERE id = '{id}'")).await;
+    app.token("olga", PASSWORD).await
+}
+
+async fn open_wallet(app: &TestApp, token: &str, currency: &str) -> String {
+    let response = app.send_json(Method::POST, "/v1/me/wallets", Some(token), &json!({"currency": currency})).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+async fn post_once(app: &TestApp, path: &str, token: &str, key: &str, body: &Value) -> reqwest::Response {
+    app.client.post(app.url(path)).bearer_auth(token).header("idempotency-key", key).json(body).send().await.unwrap()
+}
+
+async fn fund(app: &TestApp, owner: &str, user: &str, wallet: &str, amount: i64) {
+    let path = format!("/v1/users/{user}/wallets/{wallet}/adjustments");
+    let key = uuid::Uuid::now_v7().to_string();
+    let response = post_once(app, &path, owner, &key, &json!({"amount": amount, "reason": "opening balance"})).await;
+    assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
+}
+
+async fn balance(app: &TestApp, token: &str, wallet: &str) -> i64 {
+    let view: Value = app.get(&format!("/v1/me/wallets/{wallet}"), Some(token)).await.json().await.unwrap();
+    view["balance"].as_i64().unwrap()
+}
+
+async fn transfer(app: &TestApp, token: &str, key: &str, from: &str, to: &str, amount: i64) -> reqwest::Response {
+    post_once(app, "/v1/transfers", token, key, &json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount}))
+        .await
+}
+
+/// Every balance equals the sum of its entries, and every transfer's entries cancel.
+async fn assert_books_balance(app: &TestApp) {
+    let mismatched = "SELECT COUNT(*) FROM wallets w WHERE w.balance <> \
+        (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.wallet_id = w.id)";
+    assert_eq!(app.db.count(mismatched).await, 0, "a balance differs from its entries");
+    let uneven = "SELECT COUNT(*) FROM transfers t WHERE \
+        (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.transfer_id = t.id) <> 0";
+    assert_eq!(app.db.count(uneven).await, 0, "a transfer's entries do not cancel");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM wallets WHERE balance - held < 0").await, 0, "an overdraft");
+}
+
+each_backend! {
+    async fn wallets_are_opened_read_changed_and_closed_by_their_owner_only(backend) {
+        let app = spawn_app(backend).await;
+        let (_, ada) = app.signed_in("ada").await;
+        let (_, grace) = app.signed_in("grace").await;
+        let created: Value = app.send_json(Method::POST, "/v1/me/wallets", Some(&ada), &json!({"currency": "usd", "kind": "savings", "description": "rainy days"})).await.json().await.unwrap();
+        assert_eq!((created["currency"].as_str(), created["exponent"].as_u64(), created["balance"].as_i64()), (Some("USD"), Some(2), Some(0)));
+        assert_eq!((created["kind"].as_str(), created["available"].as_i64()), (Some("savings"), Some(0)));
+        let id = created["id"].as_str().unwrap();
+        let bad = json!({"currency": "XYZ", "kind": "piggy"});
+        let problem = assert_problem(app.send_json(Method::POST, "/v1/me/wallets", Some(&ada), &bad).await, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem).len(), 2, "{problem}");
+        let listed: Value = app.get("/v1/me/wallets", Some(&ada)).await.json().await.unwrap();
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+        let changed: Value = app.send_json(Method::PATCH, &format!("/v1/me/wallets/{id}"), Some(&ada), &json!({"status": "frozen", "description": null})).await.json().await.unwrap();
+        assert_eq!((changed["status"].as_str(), changed["description"].as_str()), (Some("frozen"), None));
+        for (method, path) in [(Method::GET, format!("/v1/me/wallets/{id}")), (Method::PATCH, format!("/v1/me/wallets/{id}")), (Method::DELETE, format!("/v1/me/wallets/{id}")), (Method::GET, format!("/v1/me/wallets/{id}/entries"))] {
+            let response = app.client.request(method, app.url(&path)).bearer_auth(&grace).json(&json!({})).send().await.unwrap();
+            assert_problem(response, 404, "not_found").await;
+        }
+        assert_eq!(app.client.delete(app.url(&format!("/v1/me/wallets/{id}"))).bearer_auth(&ada).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+        assert_problem(app.get(&format!("/v1/me/wallets/{id}"), Some(&ada)).await, 404, "not_found").await;
+    }
+
+    async fn money_enters_by_adjustment_and_moves_by_transfer_under_the_rules(backend) {
+        let app = spawn_app(backend).await;
+        let owner = owner(&app).await;
+        let (_, ada) = app.signed_in("ada").await;
+        let (_, grace) = app.signed_in("grace").await;
+        let ada_usd = open_wallet(&app, &ada, "USD").await;
+        let grace_usd = open_wallet(&app, &grace, "USD").await;
+        let grace_eur = open_wallet(&app, &grace, "EUR").await;
+        fund(&app, &owner, "ada", &ada_usd, 10_000).await;
+        let own = open_wallet(&app, &owner, "USD").await;
+        let path = format!("/v1/users/olga/wallets/{own}/adjustments");
+        assert_problem(post_once(&app, &path, &owner, "k0", &json!({"amount": 5, "reason": "mine"})).await, 403, "forbidden").await;
+        let no_key = app.send_json(Method::POST, &format!("/v1/users/ada/wallets/{ada_usd}/adjustments"), Some(&owner), &json!({"amount": 5, "reason": "x"})).await;
+        assert_problem(no_key, 422, "validation_failed").await;
+        let made: Value = transfer(&app, &ada, "t1", &ada_usd, &grace_usd, 2_500).await.json().await.unwrap();
+        assert_eq!((made["amount"].as_i64(), made["currency"].as_str()), (Some(2_500), Some("USD")));
+        assert_eq!((balance(&app, &ada, &ada_usd).await, balance(&app, &grace, &grace_usd).await), (7_500, 2_500));
+        assert_problem(transfer(&app, &ada, "t2", &ada_usd, &grace_usd, 7_501).await, 409, "insufficient_funds").await;
+        assert_problem(transfer(&app, &ada, "t3", &ada_usd, &grace_eur, 1).await, 422, "validation_failed").await;
+        assert_problem(transfer(&app, &ada, "t4", &grace_usd, &ada_usd, 1).await, 404, "not_found").await;
+        assert_problem(transfer(&app, &ada, "t5", &ada_usd, &ada_usd, 1).await, 422, "validation_failed").await;
+        assert_problem(transfer(&app, &ada, "t6", &ada_usd, &grace_usd, 0).await, 422, "validation_failed").await;
+        app.send_json(Method::PATCH, &format!("/v1/me/wallets/{grace_usd}"), Some(&grace), &json!({"status": "frozen"})).await;
+        assert_problem(transfer(&app, &ada, "t7", &ada_usd, &grace_usd, 1).await, 409, "wallet_frozen").await;
+        let entries: Value = app.get(&format!("/v1/me/wallets/{ada_usd}/entries?limit=1"), Some(&ada)).await.json().await.unwrap();
+        assert_eq!((entries["items"][0]["kind"].as_str(), entries["items"][0]["balance_after"].as_i64()), (Some("transfer_out"), Some(7_500)));
+        let cursor = entries["next_cursor"].as_str().unwrap();
+        let older: Value = app.get(&format!("/v1/me/wallets/{ada_usd}/entries?limit=1&cursor={cursor}"), Some(&ada)).await.json().await.unwrap();
+        assert_eq!(older["items"][0]["kind"], "adjustment");
+        let seen: Value = app.get(&format!("/v1/users/ada/wallets/{ada_usd}/entries"), Some(&owner)).await.json().await.unwrap();
+        assert_eq!(seen["items"].as_array().unwrap().len(), 2, "administrators read anyone's ledger");
+        let closing = app.client.delete(app.url(&format!("/v1/me/wallets/{ada_usd}"))).bearer_auth(&ada).send().await.unwrap();
+        assert_problem(closing, 409, "wallet_not_empty").await;
+        let leaving = app.send_json(Method::DELETE, "/v1/me", Some(&ada), &json!({"password": PASSWORD})).await;
+        assert_problem(leaving, 409, "wallet_not_empty").await;
+        assert_books_balance(&app).await;
+    }
+
+    async fn one_idempotency_key_sent_at_once_from_many_tasks_makes_one_transfer(backend) {
+        let app = Arc::new(spawn_app(backend).await);
+        let owner = owner(&app).await;
+        let (_, ada) = app.signed_in("ada").await;
+        let (_, grace) = app.signed_in("grace").await;
+        let from = open_wallet(&app, &ada, "USD").await;
+        let to = open_wallet(&app, &grace, "USD").await;
+        fund(&app, &owner, "ada", &from, 1_000).await;
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (app, ada, from, to) = (app.clone(), ada.clone(), from.clone(), to.clone());
+                tokio::spawn(async move {
+                    let response = transfer(&app, &ada, "same-key", &from, &to, 100).await;
+                    (response.status(), response.json::<Value>().await.unwrap()["id"].clone())
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            let (status, id) = task.await.unwrap();
+            assert_eq!(status, StatusCode::CREATED);
+            ids.push(id);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "every answer names the one transfer");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM transfers").await, 1);
+        assert_eq!(balance(&app, &ada, &from).await, 900);
+        assert_problem(transfer(&app, &ada, "same-key", &from, &to, 101).await, 409, "idempotency_conflict").await;
+    }
+
+    async fn random_transfers_racing_in_every_direction_neither_lose_nor_mint_money(backend) {
+        let app = Arc::new(spawn_app(backend).await);
+        let owner = owner(&app).await;
+        let mut accounts = Vec::new();
+        for name in ["payer0", "payer1", "payer2", "payer3"] {
+            let (_, token) = app.signed_in(name).await;
+            let wallet = open_wallet(&app, &token, "USD").await;
+            fund(&app, &owner, name, &wallet, 10_000).await;
+            accounts.push((token, wallet));
+        }
+        let accounts = Arc::new(accounts);
+        let tasks: Vec<_> = (0..16_u64)
+            .map(|task| {
+                let (app, accounts) = (app.clone(), accounts.clone());
+                tokio::spawn(async move {
+                    let mut seed = task.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    let mut next = move |n: u64| {
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                        (seed >> 33) % n
+                    };
+                    let mut statuses = Vec::new();
+                    for round in 0..20 {
+                        let from = usize::try_from(next(4)).unwrap();
+                        let to = (from + 1 + usize::try_from(next(3)).unwrap()) % 4;
+                        let amount = i64::try_from(1 + next(6_000)).unwrap();
+                        let (token, source) = &accounts[from];
+                        let key = format!("task{task}-round{round}");
+                        statuses.push(transfer(&app, token, &key, source, &accounts[to].1, amount).await.status());
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        let mut made = 0;
+        for task in tasks {
+            for status in task.await.unwrap() {
+                assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status}");
+                made += usize::from(status == StatusCode::CREATED);
+            }
+        }
+        assert!(made > 0, "some transfers went through");
+        let mut total = 0;
+        for (token, wallet) in accounts.iter() {
+            let balance = balance(&app, token, wallet).await;
+            assert!(balance >= 0);
+            total += balance;
+        }
+        assert_eq!(total, 40_000, "money was neither lost nor made");
+        assert_books_balance(&app).await;
+    }
+}
