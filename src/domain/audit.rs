@@ -36,6 +36,8 @@ pub enum EventType {
     WalletDeleted,
     TransferMade,
     BalanceAdjusted,
+    HoldPlaced,
+    HoldEnded,
 }
 
 impl EventType {
@@ -58,10 +60,12 @@ impl EventType {
             Self::WalletDeleted => "wallet.deleted",
             Self::TransferMade => "wallet.transfer",
             Self::BalanceAdjusted => "wallet.adjusted",
+            Self::HoldPlaced => "wallet.hold_placed",
+            Self::HoldEnded => "wallet.hold_ended",
         }
     }
 
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 19] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -79,6 +83,8 @@ impl EventType {
         Self::WalletDeleted,
         Self::TransferMade,
         Self::BalanceAdjusted,
+        Self::HoldPlaced,
+        Self::HoldEnded,
     ];
 
     /// The kind named `text`, as stored.

@@ -134,3 +134,44 @@ pub struct EntryPosition {
     #[serde(rename = "e")]
     pub id: Uuid,
 }
+
+/// Where a hold is in its life: pending until exactly one of the others ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    Pending,
+    Captured,
+    Voided,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Captured, Self::Voided, Self::Expired].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Money reserved in one wallet for another (a two-phase transfer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub id: Uuid,
+    pub from_wallet_id: Uuid,
+    pub to_wallet_id: Uuid,
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: HoldStatus,
+    pub captured_amount: Option<i64>,
+    pub transfer_id: Option<Uuid>,
+    pub description: Option<String>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

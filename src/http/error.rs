@@ -182,6 +182,10 @@ impl From<service::Error> for ApiError {
                 .detail("a wallet that holds money, or an account with one, cannot be deleted"),
             E::WalletFrozen => Self::new(StatusCode::CONFLICT, "wallet_frozen", "Wallet frozen")
                 .detail("a frozen wallet neither sends nor receives"),
+            E::HoldExpired => Self::new(StatusCode::CONFLICT, "hold_expired", "Hold expired")
+                .detail("the hold has expired and can no longer be captured or voided"),
+            E::HoldNotPending => Self::new(StatusCode::CONFLICT, "hold_not_pending", "Hold not pending")
+                .detail("the hold was already captured, voided or expired"),
             E::IdempotencyConflict => Self::new(StatusCode::CONFLICT, "idempotency_conflict", "Idempotency conflict")
                 .detail("this Idempotency-Key was used with another request"),
             E::Retry(cause) => Self::unavailable(format!("transaction conflict: {cause}"), 1),

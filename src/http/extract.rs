@@ -36,8 +36,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     }
 }
 
-/// A JSON body sent under an `Idempotency-Key` (required): the key, the body, and a digest of
-/// the request (method, path and body, as parsed) that tells a repeat from a reuse of the key.
+/// A JSON body (none reads as `{}`) sent under an `Idempotency-Key` (required): the key, the
+/// body, and a digest of the request (method, path and body, as parsed) that tells a repeat
+/// from a reuse of the key.
 pub struct IdempotentJson<T> {
     pub key: IdempotencyKey,
     pub request_hash: String,
@@ -54,7 +55,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for IdempotentJson<T> {
             None => return Err(Error::invalid("Idempotency-Key", "required", "this header is required").into()),
         };
         let route = format!("{} {}", request.method(), request.uri().path());
-        let AppJson(value) = AppJson::<serde_json::Value>::from_request(request, state).await?;
+        // No body at all reads as `{}`, for routes whose every field is optional.
+        let OptionalJson(value) = OptionalJson::<serde_json::Value>::from_request(request, state).await?;
+        let value = value.unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
         let request_hash = sha256_hex(format!("{route}\n{value}").as_bytes());
         let body =
             serde_json::from_value(value).map_err(|e| ApiError::validation(vec![field_error(&e.to_string())]))?;

@@ -60,6 +60,7 @@ pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
         .merge(routes::users::router())
         .merge(routes::audit::router())
         .merge(routes::wallets::router())
+        .merge(routes::holds::router())
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -22,6 +22,7 @@ use crate::http::state::AppState;
         routes::wallets::list_wallets, routes::wallets::create_wallet, routes::wallets::get_wallet, routes::wallets::update_wallet,
         routes::wallets::delete_wallet, routes::wallets::list_entries, routes::wallets::transfer,
         routes::wallets::list_user_wallets, routes::wallets::list_user_entries, routes::wallets::adjust,
+        routes::holds::place_hold, routes::holds::get_hold, routes::holds::capture_hold, routes::holds::void_hold,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(dto::Problem, dto::problems::ProblemField)),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::auth::keys;
 use super::error::Error;
+use super::holds;
 use crate::domain::time::Timestamp;
 
 use crate::storage::{Connection, Store, StoreError, audit, email_tokens, ledger, refresh_tokens, sessions};
@@ -26,6 +27,7 @@ pub struct Swept {
     pub signing_keys: u64,
     pub audit_events: u64,
     pub idempotency_keys: u64,
+    pub expired_holds: u64,
 }
 
 /// How long things are kept.
@@ -46,6 +48,7 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
         audit_events: drain(store, Batch::OldAuditEvents { before: now.minus(retention.audit_events) }).await?,
         signing_keys: keys::prune(store, retention.signing_keys).await?,
         idempotency_keys: drain(store, Batch::OldIdempotencyKeys { before: now.minus(KEEP_IDEMPOTENCY_KEYS) }).await?,
+        expired_holds: holds::expire_due(store, now).await?,
     })
 }
 

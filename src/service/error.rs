@@ -49,6 +49,12 @@ pub enum Error {
     /// A frozen wallet neither sends nor receives.
     #[error("wallet frozen")]
     WalletFrozen,
+    /// A hold past its expiry: it can no longer be captured or voided.
+    #[error("hold expired")]
+    HoldExpired,
+    /// A hold that was already captured, voided or expired.
+    #[error("hold not pending")]
+    HoldNotPending,
     /// An idempotency key reused with another request.
     #[error("idempotency conflict")]
     IdempotencyConflict,

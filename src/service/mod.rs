@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod error;
 pub mod hashing;
 pub mod health;
+pub mod holds;
 pub mod notices;
 pub mod recovery;
 pub mod sealing;

@@ -15,12 +15,13 @@ use sqlx::Any;
 use uuid::Uuid;
 
 use super::error::Error;
+use super::holds::{self, HoldRequest};
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::error::Invalid;
 use crate::domain::ids::new_id;
 use crate::domain::money::{Adjustment, Amount};
 use crate::domain::time::Timestamp;
-use crate::domain::wallet::{EntryKind, LedgerEntry, Transfer, WalletStatus};
+use crate::domain::wallet::{EntryKind, Hold, LedgerEntry, Transfer, WalletStatus};
 use crate::storage::{Connection, Store, StoreError, audit, ledger, wallets};
 
 /// Runs of a transaction the database gave up, before the caller is told to try later.
@@ -63,6 +64,9 @@ pub struct TransferRequest {
 enum Work<'a> {
     Transfer { request: &'a TransferRequest, client: &'a ClientInfo },
     Adjust { owner: Uuid, wallet_id: Uuid, amount: Adjustment, reason: &'a str, client: &'a ClientInfo },
+    Hold { request: &'a HoldRequest, client: &'a ClientInfo },
+    Capture { id: Uuid, amount: Option<Amount>, client: &'a ClientInfo },
+    Void { id: Uuid, client: &'a ClientInfo },
 }
 
 #[derive(Clone)]
@@ -104,6 +108,44 @@ impl Transfers {
         ledger::find_entry(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
     }
 
+    /// Reserves money in a wallet of the caller's for another wallet, until captured, voided or
+    /// expired.
+    pub async fn place_hold(&self, once: &Once, request: &HoldRequest, client: &ClientInfo) -> Result<Hold, Error> {
+        if request.from_wallet_id == request.to_wallet_id {
+            return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
+        }
+        let id = self.run_once(once, &Work::Hold { request, client }).await?;
+        self.stored_hold(id).await
+    }
+
+    /// Turns a pending hold of the caller's into a transfer of `amount` (all of it by
+    /// default), releasing the rest.
+    pub async fn capture(
+        &self,
+        once: &Once,
+        id: Uuid,
+        amount: Option<Amount>,
+        client: &ClientInfo,
+    ) -> Result<Hold, Error> {
+        let id = self.run_once(once, &Work::Capture { id, amount, client }).await?;
+        self.stored_hold(id).await
+    }
+
+    /// Releases a pending hold of the caller's.
+    pub async fn void(&self, once: &Once, id: Uuid, client: &ClientInfo) -> Result<Hold, Error> {
+        let id = self.run_once(once, &Work::Void { id, client }).await?;
+        self.stored_hold(id).await
+    }
+
+    /// A hold its payer or payee asks for.
+    pub async fn hold(&self, actor: Uuid, id: Uuid) -> Result<Hold, Error> {
+        holds::visible_to(&self.store, actor, id).await
+    }
+
+    async fn stored_hold(&self, id: Uuid) -> Result<Hold, Error> {
+        crate::storage::holds::find(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
+    }
+
     /// Runs `work` in a transaction whose first write records `once`'s key, again after a
     /// conflict the database broke; a key already recorded answers what its request made.
     async fn run_once(&self, once: &Once, work: &Work<'_>) -> Result<Uuid, Error> {
@@ -141,6 +183,9 @@ impl Transfers {
             Work::Adjust { owner, wallet_id, amount, reason, client } => {
                 adjust_in(tx, once.actor, *owner, *wallet_id, *amount, reason, client).await?
             }
+            Work::Hold { request, client } => holds::place_in(tx, once.actor, request, client).await?,
+            Work::Capture { id, amount, client } => holds::capture_in(tx, once.actor, *id, *amount, client).await?,
+            Work::Void { id, client } => holds::void_in(tx, once.actor, *id, client).await?,
         };
         ledger::record_result(tx, once.actor, &once.key.0, made).await?;
         Ok(Some(made))
@@ -189,9 +234,6 @@ async fn transfer_in(
     let amount = request.amount.get();
     let now = Timestamp::now();
     let from_after = wallets::move_balance(tx, from.id, -amount, now).await?.ok_or(Error::InsufficientFunds)?;
-    let to_after = wallets::move_balance(tx, to.id, amount, now)
-        .await?
-        .ok_or_else(|| Error::Internal("a credit was refused".into()))?;
     let transfer = Transfer {
         id: new_id(),
         from_wallet_id: from.id,
@@ -201,9 +243,25 @@ async fn transfer_in(
         description: request.description.clone(),
         created_at: now,
     };
-    ledger::insert_transfer(tx, &transfer).await?;
+    book(tx, actor, &transfer, from_after, client).await?;
+    Ok(transfer.id)
+}
+
+/// Credits a transfer whose debit left the payer at `from_after`, and writes it with its two
+/// entries and its audit event.
+pub(super) async fn book(
+    tx: &mut Connection,
+    actor: Uuid,
+    transfer: &Transfer,
+    from_after: i64,
+    client: &ClientInfo,
+) -> Result<(), Error> {
+    let (from, to, amount, now) =
+        (transfer.from_wallet_id, transfer.to_wallet_id, transfer.amount, transfer.created_at);
+    let to_after = wallets::move_balance(tx, to, amount, now).await?.ok_or_else(over_ceiling)?;
+    ledger::insert_transfer(tx, transfer).await?;
     for (wallet_id, signed, balance_after, kind) in
-        [(from.id, -amount, from_after, EntryKind::TransferOut), (to.id, amount, to_after, EntryKind::TransferIn)]
+        [(from, -amount, from_after, EntryKind::TransferOut), (to, amount, to_after, EntryKind::TransferIn)]
     {
         let entry = LedgerEntry {
             id: new_id(),
@@ -212,17 +270,17 @@ async fn transfer_in(
             balance_after,
             kind,
             transfer_id: Some(transfer.id),
-            description: request.description.clone(),
+            description: transfer.description.clone(),
             created_at: now,
         };
         ledger::insert_entry(tx, &entry).await?;
     }
     let detail = json!({
-        "transfer_id": transfer.id, "from_wallet_id": from.id, "to_wallet_id": to.id,
+        "transfer_id": transfer.id, "from_wallet_id": from, "to_wallet_id": to,
         "amount": amount, "currency": transfer.currency.code(),
     });
     audit::insert(tx, &AuditEvent::by_self(EventType::TransferMade, actor, client, detail)).await?;
-    Ok(transfer.id)
+    Ok(())
 }
 
 /// The adjustment itself, in `tx`: the wallet locked, the balance moved (a debit only from
@@ -238,8 +296,9 @@ async fn adjust_in(
 ) -> Result<Uuid, Error> {
     wallets::lock_and_find(tx, wallet_id).await?.filter(|w| w.owner_id == owner).ok_or(Error::NotFound)?;
     let now = Timestamp::now();
+    let moved = wallets::move_balance(tx, wallet_id, amount.get(), now).await?;
     let balance_after =
-        wallets::move_balance(tx, wallet_id, amount.get(), now).await?.ok_or(Error::InsufficientFunds)?;
+        moved.ok_or_else(|| if amount.get() < 0 { Error::InsufficientFunds } else { over_ceiling() })?;
     let entry = LedgerEntry {
         id: new_id(),
         wallet_id,
@@ -255,4 +314,9 @@ async fn adjust_in(
     let event = AuditEvent::new(EventType::BalanceAdjusted, Some(actor), Some(owner), client, detail);
     audit::insert(tx, &event).await?;
     Ok(entry.id)
+}
+
+/// A credit that would take a balance past 10^15.
+fn over_ceiling() -> Error {
+    Error::invalid("amount", "balance_limit", "would take a wallet's balance past 10^15 minor units")
 }

@@ -11,7 +11,7 @@ use crate::domain::ids::new_id;
 use crate::domain::money::Currency;
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{EntryPosition, LedgerEntry, Wallet, WalletKind, WalletStatus};
-use crate::storage::{Store, StoreError, audit, ledger, wallets};
+use crate::storage::{Store, StoreError, audit, ledger, users, wallets};
 
 /// A wallet to open, checked.
 #[derive(Debug, Clone)]
@@ -56,6 +56,8 @@ impl Wallets {
             updated_at: now,
         };
         let mut tx = self.store.begin().await?;
+        // Under the account's lock: a wallet never outlives an account deleted meanwhile.
+        users::lock_and_find(&mut tx, owner).await?.ok_or(Error::NotFound)?;
         wallets::insert(&mut tx, &wallet).await?;
         let detail = json!({ "wallet_id": wallet.id, "currency": wallet.currency.code() });
         audit::insert(&mut tx, &AuditEvent::by_self(EventType::WalletCreated, owner, client, detail)).await?;

@@ -37,8 +37,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Self::Conflict { constraint: db.constraint().map_or_else(|| db.message().to_owned(), str::to_owned) }
             }
-            // PostgreSQL serialization failure and deadlock; MySQL reports a deadlock as 40001 too.
-            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "1213")) => {
+            // PostgreSQL serialization failure and deadlock (MySQL reports a deadlock as 40001
+            // too); SQLite still busy after its timeout, or a read snapshot gone stale.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517")) => {
                 Self::Retryable(error)
             }
             sqlx::Error::RowNotFound => Self::NotFound,

@@ -155,24 +155,24 @@ pub async fn find_key(conn: &mut AnyConnection, actor: Uuid, key: &str) -> Resul
     }))
 }
 
-/// Deletes up to `limit` keys recorded before `before`; answers how many. (A key string is
-/// unique only per caller: the time condition keeps another caller's fresh key of the same
-/// name.)
+/// Deletes up to `limit` keys recorded before `before`, each by its caller and name; answers
+/// how many.
 pub async fn delete_keys_before(conn: &mut AnyConnection, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
-    let text = sql(conn, "SELECT idem_key FROM idempotency_keys WHERE created_at < ? LIMIT ?");
+    let text = sql(conn, "SELECT actor_id, idem_key FROM idempotency_keys WHERE created_at < ? LIMIT ?");
     let rows = sqlx::query(&text).bind(before.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
-    let keys = rows.iter().map(|r| r.try_get::<String, _>("idem_key")).collect::<Result<Vec<_>, _>>()?;
+    let keys = rows
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>("actor_id")?, r.try_get::<String, _>("idem_key")?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     if keys.is_empty() {
         return Ok(0);
     }
-    let statement = format!(
-        "DELETE FROM idempotency_keys WHERE created_at < ? AND idem_key IN ({})",
-        vec!["?"; keys.len()].join(", ")
-    );
+    let pairs = vec!["(actor_id = ? AND idem_key = ?)"; keys.len()].join(" OR ");
+    let statement = format!("DELETE FROM idempotency_keys WHERE {pairs}");
     let text = sql(conn, &statement);
-    let mut query = sqlx::query(&text).bind(before.as_micros());
-    for key in keys {
-        query = query.bind(key);
+    let mut query = sqlx::query(&text);
+    for (actor, key) in keys {
+        query = query.bind(actor).bind(key);
     }
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }

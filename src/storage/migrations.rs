@@ -67,6 +67,7 @@ const MIGRATIONS: &[Migration] = &[
         data: Some(DataStep::RekeyEmails),
     },
     Migration { version: 9, name: "wallets", text: include_str!("../../migrations/0009_wallets.sql"), data: None },
+    Migration { version: 10, name: "holds", text: include_str!("../../migrations/0010_holds.sql"), data: None },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

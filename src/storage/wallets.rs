@@ -7,8 +7,8 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::sql;
-use crate::domain::money::Currency;
+use super::sql::{Backend, is, sql};
+use crate::domain::money::{Currency, MAX_AMOUNT};
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{Wallet, WalletKind, WalletStatus};
 
@@ -44,11 +44,19 @@ pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, 
     row.as_ref().map(wallet_from_row).transpose()
 }
 
-/// The wallet, read after locking its row for the rest of the transaction.
+/// The wallet, read after locking its row for the rest of the transaction. On PostgreSQL and
+/// MySQL a locking read (`FOR UPDATE`), which sees the latest committed row whatever snapshot
+/// the transaction holds; SQLite has one writer at a time, taken by a write.
 pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, StoreError> {
-    let text = sql(conn, "UPDATE wallets SET updated_at = updated_at WHERE id = ? AND deleted_at IS NULL");
-    sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
-    find(conn, id).await
+    if is(conn, Backend::Sqlite) {
+        let text = sql(conn, "UPDATE wallets SET updated_at = updated_at WHERE id = ? AND deleted_at IS NULL");
+        sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
+        return find(conn, id).await;
+    }
+    let statement = format!("SELECT {COLUMNS} FROM wallets WHERE id = ? AND deleted_at IS NULL FOR UPDATE");
+    let text = sql(conn, &statement);
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
+    row.as_ref().map(wallet_from_row).transpose()
 }
 
 /// The owner's wallets that are not deleted, oldest first (an owner has few).
@@ -74,7 +82,8 @@ pub async fn update_settings(conn: &mut AnyConnection, wallet: &Wallet) -> Resul
 }
 
 /// Adds `amount` (negative: takes it away) to the balance, only while what remains available
-/// stays at or above zero; answers the new balance, or `None` when that would overdraw.
+/// stays at or above zero and the balance at or below [`MAX_AMOUNT`]; answers the new balance,
+/// or `None` when it would overdraw (a debit) or pass the ceiling (a credit).
 pub async fn move_balance(
     conn: &mut AnyConnection,
     id: Uuid,
@@ -84,13 +93,15 @@ pub async fn move_balance(
     let text = sql(
         conn,
         "UPDATE wallets SET balance = balance + ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL \
-         AND balance + ? - held >= 0",
+         AND balance + ? - held >= 0 AND balance <= ?",
     );
+    // Both at most 10^15: `balance + amount` cannot overflow, and the ceiling is computed here.
     let moved = sqlx::query(&text)
         .bind(amount)
         .bind(now.as_micros())
         .bind(id.to_string())
         .bind(amount)
+        .bind(MAX_AMOUNT - amount.max(0))
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -100,6 +111,44 @@ pub async fn move_balance(
     let text = sql(conn, "SELECT balance FROM wallets WHERE id = ?");
     let row = sqlx::query(&text).bind(id.to_string()).fetch_one(&mut *conn).await?;
     Ok(Some(row.try_get("balance")?))
+}
+
+/// Reserves `amount` of what is available for a hold; `false` when not that much is.
+pub async fn reserve(conn: &mut AnyConnection, id: Uuid, amount: i64, now: Timestamp) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE wallets SET held = held + ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL AND balance - held >= ?",
+    );
+    let reserved = sqlx::query(&text)
+        .bind(amount)
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .bind(amount)
+        .execute(&mut *conn)
+        .await?;
+    Ok(reserved.rows_affected() == 1)
+}
+
+/// Ends a reservation of `released` and takes `debited` (at most that) from the balance, as a
+/// hold ends; answers the new balance. Balance less held cannot fall by it.
+pub async fn settle(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    debited: i64,
+    released: i64,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    let text = sql(conn, "UPDATE wallets SET balance = balance - ?, held = held - ?, updated_at = ? WHERE id = ?");
+    sqlx::query(&text)
+        .bind(debited)
+        .bind(released)
+        .bind(now.as_micros())
+        .bind(id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let text = sql(conn, "SELECT balance FROM wallets WHERE id = ?");
+    let row = sqlx::query(&text).bind(id.to_string()).fetch_one(&mut *conn).await?;
+    Ok(row.try_get("balance")?)
 }
 
 /// Marks an empty wallet deleted; `false` when it holds money (or is gone).
@@ -113,25 +162,24 @@ pub async fn delete_empty(conn: &mut AnyConnection, id: Uuid, now: Timestamp) ->
     Ok(deleted.rows_affected() == 1)
 }
 
-/// Marks every wallet of `owner_id` deleted, when none holds money; `false` when one does.
-/// The account's row must be locked first, so no wallet is filled meanwhile.
+/// Marks every wallet of `owner_id` deleted, when none holds money; `false` when one does (the
+/// caller then rolls back). Both statements are writes, which wait for transfers in flight and
+/// see the rows as they commit: a wallet filled meanwhile is never closed.
 pub async fn delete_all_empty(conn: &mut AnyConnection, owner_id: Uuid, now: Timestamp) -> Result<bool, StoreError> {
     let text = sql(
         conn,
-        "SELECT COUNT(*) AS n FROM wallets WHERE owner_id = ? AND deleted_at IS NULL AND (balance <> 0 OR held <> 0)",
+        "UPDATE wallets SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL \
+         AND balance = 0 AND held = 0",
     );
-    let row = sqlx::query(&text).bind(owner_id.to_string()).fetch_one(&mut *conn).await?;
-    if row.try_get::<i64, _>("n")? > 0 {
-        return Ok(false);
-    }
-    let text = sql(conn, "UPDATE wallets SET deleted_at = ?, updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL");
     sqlx::query(&text)
         .bind(now.as_micros())
         .bind(now.as_micros())
         .bind(owner_id.to_string())
         .execute(&mut *conn)
         .await?;
-    Ok(true)
+    let text = sql(conn, "UPDATE wallets SET updated_at = ? WHERE owner_id = ? AND deleted_at IS NULL");
+    let left = sqlx::query(&text).bind(now.as_micros()).bind(owner_id.to_string()).execute(&mut *conn).await?;
+    Ok(left.rows_affected() == 0)
 }
 
 fn wallet_from_row(row: &AnyRow) -> Result<Wallet, StoreError> {

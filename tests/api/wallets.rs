@@ -108,6 +108,11 @@ each_backend! {
         assert_eq!(older["items"][0]["kind"], "adjustment");
         let seen: Value = app.get(&format!("/v1/users/ada/wallets/{ada_usd}/entries"), Some(&owner)).await.json().await.unwrap();
         assert_eq!(seen["items"].as_array().unwrap().len(), 2, "administrators read anyone's ledger");
+        // No balance passes 10^15: a credit beyond it is refused, not an overflow.
+        fund(&app, &owner, "grace", &grace_eur, 1_000_000_000_000_000).await;
+        let over = post_once(&app, &format!("/v1/users/grace/wallets/{grace_eur}/adjustments"), &owner, "over", &json!({"amount": 1, "reason": "one more"})).await;
+        let problem = assert_problem(over, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem), vec![("amount".to_owned(), "balance_limit".to_owned())]);
         let closing = app.client.delete(app.url(&format!("/v1/me/wallets/{ada_usd}"))).bearer_auth(&ada).send().await.unwrap();
         assert_problem(closing, 409, "wallet_not_empty").await;
         let leaving = app.send_json(Method::DELETE, "/v1/me", Some(&ada), &json!({"password": PASSWORD})).await;
@@ -194,5 +199,119 @@ each_backend! {
         }
         assert_eq!(total, 40_000, "money was neither lost nor made");
         assert_books_balance(&app).await;
+    }
+}
+
+mod holds {
+    use super::*;
+
+    async fn place(
+        app: &TestApp,
+        token: &str,
+        key: &str,
+        from: &str,
+        to: &str,
+        amount: i64,
+        expires_in: u64,
+    ) -> reqwest::Response {
+        let body = json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount, "expires_in": expires_in});
+        post_once(app, "/v1/holds", token, key, &body).await
+    }
+
+    async fn available(app: &TestApp, token: &str, wallet: &str) -> i64 {
+        let view: Value = app.get(&format!("/v1/me/wallets/{wallet}"), Some(token)).await.json().await.unwrap();
+        view["available"].as_i64().unwrap()
+    }
+
+    /// Two users' USD wallets, the payer's funded with 10,000.
+    async fn pair(app: &TestApp) -> (String, String, String, String) {
+        let owner = owner(app).await;
+        let (_, ada) = app.signed_in("ada").await;
+        let (_, grace) = app.signed_in("grace").await;
+        let from = open_wallet(app, &ada, "USD").await;
+        let to = open_wallet(app, &grace, "USD").await;
+        fund(app, &owner, "ada", &from, 10_000).await;
+        (ada, grace, from, to)
+    }
+
+    each_backend! {
+        async fn a_hold_reserves_money_until_captured_in_part_and_the_rest_returns(backend) {
+            let app = spawn_app(backend).await;
+            let (ada, grace, from, to) = pair(&app).await;
+            let (_, stranger) = app.signed_in("mallory").await;
+            let hold: Value = place(&app, &ada, "h1", &from, &to, 4_000, 3_600).await.json().await.unwrap();
+            assert_eq!((hold["status"].as_str(), hold["amount"].as_i64()), (Some("pending"), Some(4_000)));
+            let id = hold["id"].as_str().unwrap();
+            assert_eq!(available(&app, &ada, &from).await, 6_000);
+            assert_problem(transfer(&app, &ada, "t1", &from, &to, 6_001).await, 409, "insufficient_funds").await;
+            assert_problem(place(&app, &ada, "h2", &from, &to, 6_001, 60).await, 409, "insufficient_funds").await;
+            assert_eq!(app.get(&format!("/v1/holds/{id}"), Some(&grace)).await.status(), StatusCode::OK, "the payee reads it");
+            assert_problem(app.get(&format!("/v1/holds/{id}"), Some(&stranger)).await, 404, "not_found").await;
+            assert_problem(post_once(&app, &format!("/v1/holds/{id}/capture"), &grace, "c0", &json!({})).await, 404, "not_found").await;
+            let over = post_once(&app, &format!("/v1/holds/{id}/capture"), &ada, "c1", &json!({"amount": 4_001})).await;
+            assert_problem(over, 422, "validation_failed").await;
+            let captured: Value = post_once(&app, &format!("/v1/holds/{id}/capture"), &ada, "c2", &json!({"amount": 1_500})).await.json().await.unwrap();
+            assert_eq!((captured["status"].as_str(), captured["captured_amount"].as_i64()), (Some("captured"), Some(1_500)));
+            assert!(captured["transfer_id"].is_string());
+            assert_eq!((balance(&app, &ada, &from).await, available(&app, &ada, &from).await), (8_500, 8_500));
+            assert_eq!(balance(&app, &grace, &to).await, 1_500);
+            assert_problem(post_once(&app, &format!("/v1/holds/{id}/void"), &ada, "v1", &json!({})).await, 409, "hold_not_pending").await;
+            let again: Value = post_once(&app, &format!("/v1/holds/{id}/capture"), &ada, "c2", &json!({"amount": 1_500})).await.json().await.unwrap();
+            assert_eq!(again["transfer_id"], captured["transfer_id"], "a repeat replays, it does not capture twice");
+            assert_books_balance(&app).await;
+        }
+
+        async fn an_expired_hold_cannot_be_captured_and_the_sweeper_releases_it(backend) {
+            use tessera::domain::time::Timestamp;
+            use tessera::service::cleanup::{Retention, sweep};
+            use tessera::storage::Store;
+            let app = spawn_app(backend).await;
+            let (ada, _, from, to) = pair(&app).await;
+            let hold: Value = place(&app, &ada, "h1", &from, &to, 3_000, 1).await.json().await.unwrap();
+            let id = hold["id"].as_str().unwrap();
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            assert_problem(post_once(&app, &format!("/v1/holds/{id}/capture"), &ada, "c1", &json!({})).await, 409, "hold_expired").await;
+            assert_problem(post_once(&app, &format!("/v1/holds/{id}/void"), &ada, "v1", &json!({})).await, 409, "hold_expired").await;
+            let store = Store::connect(&app.db.url, 1).await.unwrap();
+            let year = Duration::from_secs(365 * 86_400);
+            let swept = sweep(&store, Timestamp::now(), Retention { signing_keys: year, audit_events: year }).await.unwrap();
+            assert_eq!(swept.expired_holds, 1);
+            store.close().await;
+            let view: Value = app.get(&format!("/v1/holds/{id}"), Some(&ada)).await.json().await.unwrap();
+            assert_eq!(view["status"], "expired");
+            assert_eq!(available(&app, &ada, &from).await, 10_000);
+            assert_books_balance(&app).await;
+        }
+
+        async fn a_capture_and_a_void_racing_for_one_hold_end_it_exactly_once(backend) {
+            let app = Arc::new(spawn_app(backend).await);
+            let (ada, grace, from, to) = pair(&app).await;
+            for round in 0..5 {
+                let hold: Value = place(&app, &ada, &format!("h{round}"), &from, &to, 1_000, 3_600).await.json().await.unwrap();
+                let id = hold["id"].as_str().unwrap().to_owned();
+                let racers: Vec<_> = ["capture", "void", "capture", "void"]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, action)| {
+                        let (app, ada, id) = (app.clone(), ada.clone(), id.clone());
+                        tokio::spawn(async move {
+                            let path = format!("/v1/holds/{id}/{action}");
+                            post_once(&app, &path, &ada, &format!("r{round}-{n}"), &json!({})).await.status()
+                        })
+                    })
+                    .collect();
+                let mut won = 0;
+                for racer in racers {
+                    let status = racer.await.unwrap();
+                    assert!(status == StatusCode::OK || status == StatusCode::CONFLICT, "{status}");
+                    won += usize::from(status == StatusCode::OK);
+                }
+                assert_eq!(won, 1, "round {round}: exactly one ended the hold");
+            }
+            assert_eq!(app.db.count("SELECT COUNT(*) FROM wallets WHERE held <> 0").await, 0, "nothing stays held");
+            let paid = balance(&app, &grace, &to).await;
+            assert_eq!(balance(&app, &ada, &from).await + paid, 10_000);
+            assert_books_balance(&app).await;
+        }
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::present;
-use crate::domain::wallet::{LedgerEntry, Transfer, Wallet, WalletKind, WalletStatus};
+use crate::domain::wallet::{Hold, LedgerEntry, Transfer, Wallet, WalletKind, WalletStatus};
 use crate::http::extract::Checked;
 
 /// A wallet (API.md, "Wallet").
@@ -167,3 +167,68 @@ pub struct AdjustmentBody {
     /// Why, for the ledger and the audit trail: 1–200 characters.
     pub reason: String,
 }
+
+/// A hold (API.md, "Hold").
+#[derive(Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: String,
+    pub from_wallet_id: String,
+    pub to_wallet_id: String,
+    pub amount: i64,
+    pub currency: &'static str,
+    /// `pending`, then exactly one of `captured`, `voided`, `expired`.
+    pub status: &'static str,
+    pub captured_amount: Option<i64>,
+    pub transfer_id: Option<String>,
+    pub description: Option<String>,
+    pub expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Hold> for HoldView {
+    fn from(hold: &Hold) -> Self {
+        Self {
+            id: hold.id.to_string(),
+            from_wallet_id: hold.from_wallet_id.to_string(),
+            to_wallet_id: hold.to_wallet_id.to_string(),
+            amount: hold.amount,
+            currency: hold.currency.code(),
+            status: hold.status.as_str(),
+            captured_amount: hold.captured_amount,
+            transfer_id: hold.transfer_id.map(|id| id.to_string()),
+            description: hold.description.clone(),
+            expires_at: hold.expires_at.to_rfc3339(),
+            created_at: hold.created_at.to_rfc3339(),
+            updated_at: hold.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+/// `POST /v1/holds`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// A wallet of the caller's.
+    pub from_wallet_id: String,
+    /// Any open wallet of the same currency.
+    pub to_wallet_id: String,
+    /// 1 to 10^15 minor units.
+    pub amount: i64,
+    /// Seconds until the hold expires: 1 to 2,592,000 (30 days) [default: 604,800, 7 days].
+    pub expires_in: Option<u64>,
+    pub description: Option<String>,
+}
+
+/// `POST /v1/holds/{id}/capture`: all of the hold unless `amount` says less.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureBody {
+    /// At most the hold's amount; the rest is released.
+    pub amount: Option<i64>,
+}
+
+/// `POST /v1/holds/{id}/void`: nothing to say.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidBody {}

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod holds;
 pub mod me;
 pub mod pages;
 pub mod recovery;
