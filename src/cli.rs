@@ -32,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The wallets' ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// The mail outbox.
     Mail {
         #[command(subcommand)]
@@ -39,6 +44,12 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every balance and held amount and check every transfer; exits 1 on a mismatch.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

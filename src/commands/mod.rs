@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod keys;
+pub mod ledger;
 pub mod mail;
 pub mod migrate;
 pub mod openapi;

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{Backend, is, sql};
 use crate::domain::money::Currency;
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{EntryKind, EntryPosition, LedgerEntry, Transfer};
@@ -197,4 +197,95 @@ fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {
         description: row.try_get("description")?,
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
     })
+}
+
+/// One wallet as the books see it: what it says it has, and what its entries and pending holds
+/// add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletBooks {
+    pub id: Uuid,
+    pub balance: i64,
+    pub held: i64,
+    pub entries: i64,
+    pub pending_holds: i64,
+}
+
+/// The books of up to `limit` wallets (closed ones too) after `after`, in id order: three
+/// statements a batch, each an index range, so a pass stays linear in the ledger's size.
+pub async fn books(conn: &mut AnyConnection, after: Option<Uuid>, limit: i64) -> Result<Vec<WalletBooks>, StoreError> {
+    let text = sql(conn, "SELECT id, balance, held FROM wallets WHERE id > ? ORDER BY id LIMIT ?");
+    let rows = sqlx::query(&text)
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut books = rows
+        .iter()
+        .map(|row| {
+            Ok(WalletBooks {
+                id: uuid_column(row, "id")?,
+                balance: row.try_get("balance")?,
+                held: row.try_get("held")?,
+                entries: 0,
+                pending_holds: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if books.is_empty() {
+        return Ok(books);
+    }
+    let ids: Vec<String> = books.iter().map(|b| b.id.to_string()).collect();
+    let list = vec!["?"; ids.len()].join(", ");
+    // SUM over BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back to a 64-bit integer.
+    let integer = if is(conn, Backend::MySql) { "SIGNED" } else { "BIGINT" };
+    let sums = [
+        (
+            "entries",
+            format!(
+                "SELECT wallet_id AS w, CAST(SUM(amount) AS {integer}) AS s FROM ledger_entries WHERE wallet_id IN ({list}) GROUP BY wallet_id"
+            ),
+        ),
+        (
+            "holds",
+            format!(
+                "SELECT from_wallet_id AS w, CAST(SUM(amount) AS {integer}) AS s FROM holds WHERE status = 'pending' AND from_wallet_id IN ({list}) GROUP BY from_wallet_id"
+            ),
+        ),
+    ];
+    for (what, statement) in sums {
+        let text = sql(conn, &statement);
+        let mut query = sqlx::query(&text);
+        for id in &ids {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let wallet = uuid_column(&row, "w")?;
+            let sum: i64 = row.try_get("s")?;
+            if let Some(book) = books.iter_mut().find(|b| b.id == wallet) {
+                if what == "entries" { book.entries = sum } else { book.pending_holds = sum }
+            }
+        }
+    }
+    Ok(books)
+}
+
+/// Transfers whose entries do not cancel, or that have other than two entries.
+pub async fn uneven_transfers(conn: &mut AnyConnection) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT transfer_id FROM ledger_entries WHERE transfer_id IS NOT NULL \
+         GROUP BY transfer_id HAVING SUM(amount) <> 0 OR COUNT(*) <> 2) uneven",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("n")?)
+}
+
+/// How many wallets, entries and transfers there are.
+pub async fn sizes(conn: &mut AnyConnection) -> Result<(i64, i64, i64), StoreError> {
+    let mut counts = [0_i64; 3];
+    for (count, table) in counts.iter_mut().zip(["wallets", "ledger_entries", "transfers"]) {
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(&mut *conn).await?;
+        *count = row.try_get("n")?;
+    }
+    Ok((counts[0], counts[1], counts[2]))
 }

@@ -42,8 +42,17 @@ async fn transfer(app: &TestApp, token: &str, key: &str, from: &str, to: &str, a
         .await
 }
 
-/// Every balance equals the sum of its entries, and every transfer's entries cancel.
+/// `tessera ledger verify` on the app's database.
+fn verify_ledger(app: &TestApp) -> std::process::Output {
+    tessera().env("TESSERA_DATABASE_URL", &app.db.url).args(["ledger", "verify"]).output().unwrap()
+}
+
+/// Every balance equals the sum of its entries, and every transfer's entries cancel; and
+/// `tessera ledger verify` agrees.
 async fn assert_books_balance(app: &TestApp) {
+    let verified = verify_ledger(app);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(String::from_utf8_lossy(&verified.stdout).starts_with("ok: "));
     let mismatched = "SELECT COUNT(*) FROM wallets w WHERE w.balance <> \
         (SELECT COALESCE(SUM(e.amount), 0) FROM ledger_entries e WHERE e.wallet_id = w.id)";
     assert_eq!(app.db.count(mismatched).await, 0, "a balance differs from its entries");
@@ -199,6 +208,11 @@ each_backend! {
         }
         assert_eq!(total, 40_000, "money was neither lost nor made");
         assert_books_balance(&app).await;
+        // Tampering shows: the verifier names the wallet and exits non-zero.
+        app.db.execute(&format!("UPDATE wallets SET balance = balance + 1 WHERE id = '{}'", accounts[0].1)).await;
+        let verified = verify_ledger(&app);
+        assert_eq!(verified.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&verified.stderr).contains(&accounts[0].1), "{}", String::from_utf8_lossy(&verified.stderr));
     }
 }
 
