@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::accounts::{
-    Accounts, NewAccount, ProfilePatchInput, changed_fields, keeps_an_identifier, parse_patch, set_address, uniqueness,
-};
+use super::accounts::{Accounts, NewAccount, uniqueness};
 use super::auth::Principal;
 use super::auth::cache::AuthCache;
 use super::auth::live_sessions;
 use super::cursor::{Cursors, Page};
 use super::error::Error;
+use super::profile::{ProfilePatchInput, changed_fields, keeps_an_identifier, parse_patch, set_address};
 use crate::domain::audit::{AuditEvent, EventType};
 use crate::domain::audit::{AuditFilter, ClientInfo};
 use crate::domain::ids::parse_id;

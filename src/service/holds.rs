@@ -9,13 +9,13 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::booking::{book, lock_pair};
 use super::error::Error;
-use super::transfers::book;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::new_id;
 use crate::domain::money::Amount;
 use crate::domain::time::Timestamp;
-use crate::domain::wallet::{Hold, HoldStatus, Transfer, Wallet, WalletStatus};
+use crate::domain::wallet::{Hold, HoldStatus, Transfer};
 use crate::storage::{Connection, Store, StoreError, audit, holds, wallets};
 
 /// How long a hold lives when the request does not say.
@@ -33,23 +33,6 @@ pub struct HoldRequest {
     pub amount: Amount,
     pub expires_in: Duration,
     pub description: Option<String>,
-}
-
-/// Both wallets of a movement, locked in id order, the payer's checked to be `actor`'s.
-async fn lock_pair(tx: &mut Connection, actor: Uuid, from: Uuid, to: Uuid) -> Result<(Wallet, Wallet), Error> {
-    let (first, second) = if from < to { (from, to) } else { (to, from) };
-    let first = wallets::lock_and_find(tx, first).await?;
-    let second = wallets::lock_and_find(tx, second).await?;
-    let (from, to) = if from < to { (first, second) } else { (second, first) };
-    let from = from.filter(|w| w.owner_id == actor).ok_or(Error::NotFound)?;
-    let to = to.ok_or(Error::NotFound)?;
-    if from.status == WalletStatus::Frozen || to.status == WalletStatus::Frozen {
-        return Err(Error::WalletFrozen);
-    }
-    if from.currency != to.currency {
-        return Err(Error::invalid("to_wallet_id", "currency_mismatch", "must hold the same currency"));
-    }
-    Ok((from, to))
 }
 
 pub(super) async fn place_in(

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod administration;
 pub mod auth;
+pub mod booking;
 pub mod cleanup;
 pub mod cursor;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod hashing;
 pub mod health;
 pub mod holds;
 pub mod notices;
+pub mod profile;
 pub mod recovery;
 pub mod sealing;
 pub mod transfers;

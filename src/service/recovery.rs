@@ -11,11 +11,12 @@ use std::time::Duration;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
-use super::accounts::{same_mailbox, uniqueness};
+use super::accounts::uniqueness;
 use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
 use super::notices::Notices;
+use super::profile::same_mailbox;
 use crate::domain::audit::ClientInfo;
 use crate::domain::audit::{AuditEvent, EventType};
 use crate::domain::password::Password;

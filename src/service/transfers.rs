@@ -14,6 +14,7 @@ use serde_json::json;
 use sqlx::Any;
 use uuid::Uuid;
 
+use super::booking::{book, lock_pair, over_ceiling};
 use super::error::Error;
 use super::holds::{self, HoldRequest};
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
@@ -21,7 +22,7 @@ use crate::domain::error::Invalid;
 use crate::domain::ids::new_id;
 use crate::domain::money::{Adjustment, Amount};
 use crate::domain::time::Timestamp;
-use crate::domain::wallet::{EntryKind, Hold, LedgerEntry, Transfer, WalletStatus};
+use crate::domain::wallet::{EntryKind, Hold, LedgerEntry, Transfer};
 use crate::storage::{Connection, Store, StoreError, audit, ledger, wallets};
 
 /// Runs of a transaction the database gave up, before the caller is told to try later.
@@ -214,23 +215,7 @@ async fn transfer_in(
     request: &TransferRequest,
     client: &ClientInfo,
 ) -> Result<Uuid, Error> {
-    let (first, second) = if request.from_wallet_id < request.to_wallet_id {
-        (request.from_wallet_id, request.to_wallet_id)
-    } else {
-        (request.to_wallet_id, request.from_wallet_id)
-    };
-    let first = wallets::lock_and_find(tx, first).await?;
-    let second = wallets::lock_and_find(tx, second).await?;
-    let (from, to) = if request.from_wallet_id < request.to_wallet_id { (first, second) } else { (second, first) };
-    // Another user's wallet is as good as absent: it cannot be a source.
-    let from = from.filter(|w| w.owner_id == actor).ok_or(Error::NotFound)?;
-    let to = to.ok_or(Error::NotFound)?;
-    if from.status == WalletStatus::Frozen || to.status == WalletStatus::Frozen {
-        return Err(Error::WalletFrozen);
-    }
-    if from.currency != to.currency {
-        return Err(Error::invalid("to_wallet_id", "currency_mismatch", "must hold the same currency"));
-    }
+    let (from, to) = lock_pair(tx, actor, request.from_wallet_id, request.to_wallet_id).await?;
     let amount = request.amount.get();
     let now = Timestamp::now();
     let from_after = wallets::move_balance(tx, from.id, -amount, now).await?.ok_or(Error::InsufficientFunds)?;
@@ -245,42 +230,6 @@ async fn transfer_in(
     };
     book(tx, actor, &transfer, from_after, client).await?;
     Ok(transfer.id)
-}
-
-/// Credits a transfer whose debit left the payer at `from_after`, and writes it with its two
-/// entries and its audit event.
-pub(super) async fn book(
-    tx: &mut Connection,
-    actor: Uuid,
-    transfer: &Transfer,
-    from_after: i64,
-    client: &ClientInfo,
-) -> Result<(), Error> {
-    let (from, to, amount, now) =
-        (transfer.from_wallet_id, transfer.to_wallet_id, transfer.amount, transfer.created_at);
-    let to_after = wallets::move_balance(tx, to, amount, now).await?.ok_or_else(over_ceiling)?;
-    ledger::insert_transfer(tx, transfer).await?;
-    for (wallet_id, signed, balance_after, kind) in
-        [(from, -amount, from_after, EntryKind::TransferOut), (to, amount, to_after, EntryKind::TransferIn)]
-    {
-        let entry = LedgerEntry {
-            id: new_id(),
-            wallet_id,
-            amount: signed,
-            balance_after,
-            kind,
-            transfer_id: Some(transfer.id),
-            description: transfer.description.clone(),
-            created_at: now,
-        };
-        ledger::insert_entry(tx, &entry).await?;
-    }
-    let detail = json!({
-        "transfer_id": transfer.id, "from_wallet_id": from, "to_wallet_id": to,
-        "amount": amount, "currency": transfer.currency.code(),
-    });
-    audit::insert(tx, &AuditEvent::by_self(EventType::TransferMade, actor, client, detail)).await?;
-    Ok(())
 }
 
 /// The adjustment itself, in `tx`: the wallet locked, the balance moved (a debit only from
@@ -314,9 +263,4 @@ async fn adjust_in(
     let event = AuditEvent::new(EventType::BalanceAdjusted, Some(actor), Some(owner), client, detail);
     audit::insert(tx, &event).await?;
     Ok(entry.id)
-}
-
-/// A credit that would take a balance past 10^15.
-fn over_ceiling() -> Error {
-    Error::invalid("amount", "balance_limit", "would take a wallet's balance past 10^15 minor units")
 }

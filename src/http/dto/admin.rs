@@ -10,7 +10,8 @@ use crate::domain::listing::UserSort;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
 use crate::http::extract::Checked;
-use crate::service::accounts::{ProfilePatchInput, RegistrationInput};
+use crate::service::accounts::RegistrationInput;
+use crate::service::profile::ProfilePatchInput;
 
 /// `POST /v1/users`: a registration, plus what only administrators may set.
 #[derive(Deserialize, ToSchema)]

@@ -17,9 +17,10 @@ use utoipa::ToSchema;
 
 use crate::domain::session::Session;
 use crate::domain::user::User;
-use crate::service::accounts::{ProfilePatchInput, RegistrationInput};
+use crate::service::accounts::RegistrationInput;
 use crate::service::auth::tokens::IssuedTokens;
 use crate::service::cursor::Page;
+use crate::service::profile::ProfilePatchInput;
 use uuid::Uuid;
 
 /// An account (API.md, "User").

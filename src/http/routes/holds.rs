@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use uuid::Uuid;
 
 use crate::domain::Invalid;
-use crate::domain::fields::Note;
 use crate::domain::ids::parse_id;
 use crate::domain::money::Amount;
 use crate::http::dto::problems::{NotFound, Unauthenticated, ValidationFailed};
@@ -21,7 +20,8 @@ use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::holds::{DEFAULT_EXPIRY, HoldRequest, MAX_EXPIRY};
 use crate::service::transfers::Once;
-use crate::validated;
+
+use super::wallets::movement;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,20 +48,13 @@ pub async fn place_hold(
     request: IdempotentJson<HoldBody>,
 ) -> Result<(StatusCode, Json<HoldView>), ApiError> {
     let IdempotentJson { key, request_hash, body } = request;
-    let id =
-        |raw: &str, field| parse_id(raw).ok_or_else(|| Invalid::new("invalid_id", "must be a wallet id").at(field));
-    let from = id(&body.from_wallet_id, "from_wallet_id");
-    let to = id(&body.to_wallet_id, "to_wallet_id");
-    let amount = Amount::parse(body.amount).map_err(|e| e.at("amount"));
     let expires_in = match body.expires_in.map(Duration::from_secs) {
         None => Ok(DEFAULT_EXPIRY),
         Some(d) if d >= Duration::from_secs(1) && d <= MAX_EXPIRY => Ok(d),
         Some(_) => Err(Invalid::new("out_of_range", "must be from 1 to 2592000 seconds").at("expires_in")),
     };
-    let description =
-        body.description.map(|d| Note::parse(&d).map(Note::into_inner).map_err(|e| e.at("description"))).transpose();
-    let (from_wallet_id, to_wallet_id, amount, expires_in, description) =
-        validated!(from, to, amount, expires_in, description)?;
+    let (from_wallet_id, to_wallet_id, amount, description, expires_in) =
+        movement(&body.from_wallet_id, &body.to_wallet_id, body.amount, body.description, expires_in)?;
     let once = Once { actor: me.user_id, key, request_hash };
     let request = HoldRequest { from_wallet_id, to_wallet_id, amount, expires_in, description };
     let hold = state.transfers.place_hold(&once, &request, &client).await?;

@@ -44,6 +44,24 @@ fn wallet_id(raw: &str) -> Result<Uuid, Error> {
     parse_id(raw).ok_or(Error::NotFound)
 }
 
+/// The fields every movement of money has (two wallet ids, an amount, a note) and one more of
+/// the route's own, checked together so that every refusal is reported at once.
+pub(super) fn movement<T>(
+    from: &str,
+    to: &str,
+    amount: i64,
+    description: Option<String>,
+    extra: Result<T, FieldError>,
+) -> Result<(Uuid, Uuid, Amount, Option<String>, T), Error> {
+    let id =
+        |raw: &str, field| parse_id(raw).ok_or_else(|| Invalid::new("invalid_id", "must be a wallet id").at(field));
+    let from = id(from, "from_wallet_id");
+    let to = id(to, "to_wallet_id");
+    let amount = Amount::parse(amount).map_err(|e| e.at("amount"));
+    let description = note(description, "description");
+    validated!(from, to, amount, description, extra)
+}
+
 fn note(raw: Option<String>, field: &'static str) -> Result<Option<String>, FieldError> {
     raw.map(|text| Note::parse(&text).map(Note::into_inner).map_err(|e| e.at(field))).transpose()
 }
@@ -152,13 +170,8 @@ pub async fn transfer(
     request: IdempotentJson<TransferBody>,
 ) -> Result<(StatusCode, Json<TransferView>), ApiError> {
     let IdempotentJson { key, request_hash, body } = request;
-    let id =
-        |raw: &str, field| parse_id(raw).ok_or_else(|| Invalid::new("invalid_id", "must be a wallet id").at(field));
-    let from = id(&body.from_wallet_id, "from_wallet_id");
-    let to = id(&body.to_wallet_id, "to_wallet_id");
-    let amount = Amount::parse(body.amount).map_err(|e| e.at("amount"));
-    let description = note(body.description, "description");
-    let (from_wallet_id, to_wallet_id, amount, description) = validated!(from, to, amount, description)?;
+    let (from_wallet_id, to_wallet_id, amount, description, ()) =
+        movement(&body.from_wallet_id, &body.to_wallet_id, body.amount, body.description, Ok(()))?;
     let once = Once { actor: me.user_id, key, request_hash };
     let request = TransferRequest { from_wallet_id, to_wallet_id, amount, description };
     let made = state.transfers.transfer(&once, &request, &client).await?;
