@@ -234,30 +234,21 @@ pub async fn books(conn: &mut AnyConnection, after: Option<Uuid>, limit: i64) ->
     if books.is_empty() {
         return Ok(books);
     }
-    let ids: Vec<String> = books.iter().map(|b| b.id.to_string()).collect();
-    let list = vec!["?"; ids.len()].join(", ");
+    // The batch is a range of ids: one index range per table, whatever the batch's size.
+    let (first, last) = (books[0].id.to_string(), books[books.len() - 1].id.to_string());
     // SUM over BIGINT is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast back to a 64-bit integer.
     let integer = if is(conn, Backend::MySql) { "SIGNED" } else { "BIGINT" };
     let sums = [
-        (
-            "entries",
-            format!(
-                "SELECT wallet_id AS w, CAST(SUM(amount) AS {integer}) AS s FROM ledger_entries WHERE wallet_id IN ({list}) GROUP BY wallet_id"
-            ),
-        ),
-        (
-            "holds",
-            format!(
-                "SELECT from_wallet_id AS w, CAST(SUM(amount) AS {integer}) AS s FROM holds WHERE status = 'pending' AND from_wallet_id IN ({list}) GROUP BY from_wallet_id"
-            ),
-        ),
+        ("entries", "ledger_entries", "wallet_id", ""),
+        ("holds", "holds", "from_wallet_id", "AND status = 'pending'"),
     ];
-    for (what, statement) in sums {
+    for (what, table, column, only) in sums {
+        let statement = format!(
+            "SELECT {column} AS w, CAST(SUM(amount) AS {integer}) AS s FROM {table} \
+             WHERE {column} >= ? AND {column} <= ? {only} GROUP BY {column}"
+        );
         let text = sql(conn, &statement);
-        let mut query = sqlx::query(&text);
-        for id in &ids {
-            query = query.bind(id.clone());
-        }
+        let query = sqlx::query(&text).bind(first.clone()).bind(last.clone());
         for row in query.fetch_all(&mut *conn).await? {
             let wallet = uuid_column(&row, "w")?;
             let sum: i64 = row.try_get("s")?;
