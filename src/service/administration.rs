@@ -249,13 +249,8 @@ impl Administration {
         Ok(self.cursors.page(events, limit, |event| event.id))
     }
 
-    /// The account `reference` names, if `actor` may do `action` to it.
-    pub async fn target_for(&self, actor: &Administrator, reference: &str, action: Action) -> Result<User, Error> {
-        self.target(actor, reference, action).await
-    }
-
     /// Resolves `reference` and checks `action` on it under the rank rules.
-    async fn target(&self, actor: &Administrator, reference: &str, action: Action) -> Result<User, Error> {
+    pub async fn target(&self, actor: &Administrator, reference: &str, action: Action) -> Result<User, Error> {
         let mut conn = self.store.conn().await?;
         let user = match parse_id(reference) {
             Some(id) => users::find_by_id(&mut conn, id).await?,

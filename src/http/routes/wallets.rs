@@ -228,7 +228,7 @@ pub async fn adjust(
     let reason = Note::parse(&body.reason).map(Note::into_inner).map_err(|e| e.at("reason"));
     let (amount, reason) = validated!(amount, reason)?;
     let wallet = wallet_id(&id)?;
-    let user = state.admin.target_for(&me, &reference, Action::AdjustBalance).await?;
+    let user = state.admin.target(&me, &reference, Action::AdjustBalance).await?;
     let once = Once { actor: me.user_id, key, request_hash };
     let entry = state.transfers.adjust(&once, user.id, wallet, amount, &reason, &client).await?;
     Ok((StatusCode::CREATED, Json(LedgerEntryView::from(&entry))))
