@@ -34,7 +34,7 @@ use crate::service::health::Health;
 use crate::service::notices::Notices;
 use crate::service::recovery::Recovery;
 use crate::service::sealing::Sealer;
-use crate::service::transfers::Transfers;
+use crate::service::transfers::{LedgerStats, Transfers};
 use crate::service::wallets::Wallets;
 use crate::storage::Store;
 
@@ -109,6 +109,7 @@ impl Application {
         let accounts =
             Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
         let stats = MailStats::default();
+        let ledger_stats = LedgerStats::default();
         if mail.smtp_url.is_none() {
             if config.environment == Environment::Production {
                 anyhow::bail!(
@@ -137,9 +138,9 @@ impl Application {
             auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, cursors.clone(), mail.require_verification),
             health: Health::new(store.clone()),
             wallets: Wallets::new(store.clone(), cursors.clone()),
-            transfers: Transfers::new(store.clone()),
+            transfers: Transfers::new(store.clone(), ledger_stats.clone()),
             hasher,
-            metrics: Metrics::new(&stats),
+            metrics: Metrics::new(&stats, &ledger_stats),
         };
         let connections = state.metrics.connections.clone();
         let edge = EdgeSettings {

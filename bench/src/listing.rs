@@ -6,19 +6,17 @@
 //! the list (reached by following cursors), a narrow prefix (100 accounts at every size) and a
 //! broad one (one account in sixteen: sorted at 10k, a walk of the sort index at 1M).
 
-use std::io::Write as _;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::load::{Load, Measured, Request, drive, status_of};
-use crate::scenarios::{PASSWORD, sign_in};
+use crate::scenarios::sign_in;
 use crate::scratch;
-use crate::server::{Server, ServerConfig};
+use crate::server::{Server, ServerConfig, create_admin, tessera};
 
 /// `GET /v1/users?{query}` as an administrator.
 struct ListUsers {
@@ -68,11 +66,7 @@ async fn measure_size(config: &ServerConfig, users: u64, load: Load) -> anyhow::
     let started = Instant::now();
     tessera(config, &["admin", "seed", "--users", &users.to_string()], None)?;
     let seed_seconds = started.elapsed().as_secs_f64();
-    tessera(
-        config,
-        &["admin", "create", "--username", "bench-admin", "--role", "admin", "--password-stdin"],
-        Some(PASSWORD),
-    )?;
+    create_admin(config)?;
     let (server, _) = Server::start(config).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let token = sign_in(&client, &server.base, "bench-admin").await?["access_token"]
@@ -113,28 +107,6 @@ async fn cursor_half_way(client: &reqwest::Client, base: &str, token: &str, user
         cursor = page["next_cursor"].as_str().context("the list ended before half-way")?.to_owned();
     }
     Ok(cursor)
-}
-
-/// Runs a `tessera` command on the scenario's database, feeding `stdin` when given.
-fn tessera(config: &ServerConfig, args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
-    let mut child = std::process::Command::new(&config.binary)
-        .env_clear()
-        .env("TESSERA_DATABASE_URL", &config.database_url)
-        .env("RUST_LOG", "error")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting tessera {}", args.join(" ")))?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        writeln!(pipe, "{text}")?;
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("tessera {} failed: {status}", args.join(" "));
-    }
-    Ok(())
 }
 
 fn print(figures: &[ListFigure], sizes: &[u64]) {

@@ -4,12 +4,15 @@
 //! `cargo build --release --workspace && cargo run --release -p tessera-bench -- --scenario all`
 
 mod ceilings;
+mod layout;
+mod ledger_ceiling;
 mod listing;
 mod load;
 mod report;
 mod scenarios;
 mod scratch;
 mod server;
+mod transfers;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -29,12 +32,17 @@ const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"
 #[command(name = "tessera-bench", about = "Load tests tessera against this machine's own ceilings")]
 struct Args {
     /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all. Or
-    /// `list-users` alone: `GET /v1/users` on freshly seeded databases of each `--sizes`.
+    /// `list-users` alone: `GET /v1/users` on freshly seeded databases of each `--sizes`. Or
+    /// `transfers` alone: transfers on a hot pair and among 1,000 wallets beside the
+    /// database's own ceiling (SQLite or PostgreSQL).
     #[arg(long, default_value = "all")]
     scenario: String,
-    /// Concurrent connections.
-    #[arg(short = 'c', long, default_value_t = 64)]
-    concurrency: usize,
+    /// Concurrent connections [default: 64; 32 for transfers].
+    #[arg(short = 'c', long)]
+    concurrency: Option<usize>,
+    /// Alternating rounds (ceiling, tessera) per layout for `transfers`; figures are medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Measured seconds per scenario.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -96,6 +104,21 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if scenarios == ["transfers"] {
+        let config =
+            ServerConfig { binary, database_url: String::new(), hash_concurrency, env: args.server_env.clone() };
+        let load = Load {
+            concurrency: args.concurrency.unwrap_or(32),
+            warmup: Duration::from_secs_f64(args.warmup),
+            duration: Duration::from_secs_f64(args.seconds),
+        };
+        let figures = transfers::run(args.db.as_deref(), &config, load, args.rounds.max(1)).await?;
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let db = scratch::create(args.db.as_deref()).await?;
     let config = ServerConfig { binary, database_url: db.url.clone(), hash_concurrency, env: args.server_env.clone() };
     let outcome = run(&args, &scenarios, &config).await;
@@ -106,15 +129,16 @@ async fn main() -> anyhow::Result<()> {
 /// Measures the ceilings and every scenario, then prints and writes the report.
 async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow::Result<()> {
     let hash_concurrency = config.hash_concurrency;
+    let concurrency = args.concurrency.unwrap_or(64);
     let load = Load {
-        concurrency: args.concurrency,
+        concurrency,
         warmup: Duration::from_secs_f64(args.warmup),
         duration: Duration::from_secs_f64(args.seconds),
     };
     let mut report = Report {
         machine: ceilings::machine(),
         backend: config.database_url.split(':').next().unwrap_or("?").to_owned(),
-        concurrency: args.concurrency,
+        concurrency,
         seconds: args.seconds,
         hash_concurrency,
         ..Report::default()

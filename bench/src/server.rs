@@ -1,5 +1,6 @@
 //! The server under test: the release `tessera` binary as a child process on a fresh database.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -83,4 +84,35 @@ impl Server {
         tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await??;
         Ok(())
     }
+}
+
+/// Runs a `tessera` command on the configured database, feeding `stdin` when given.
+pub fn tessera(config: &ServerConfig, args: &[&str], stdin: Option<&str>) -> anyhow::Result<()> {
+    let mut child = std::process::Command::new(&config.binary)
+        .env_clear()
+        .env("TESSERA_DATABASE_URL", &config.database_url)
+        .env("RUST_LOG", "error")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting tessera {}", args.join(" ")))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        writeln!(pipe, "{text}")?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("tessera {} failed: {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Creates the administrator `bench-admin` with the benchmark's password.
+pub fn create_admin(config: &ServerConfig) -> anyhow::Result<()> {
+    tessera(
+        config,
+        &["admin", "create", "--username", "bench-admin", "--role", "admin", "--password-stdin"],
+        Some(crate::scenarios::PASSWORD),
+    )
 }

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::mail::delivery::MailStats;
 use crate::service::hashing::PasswordHasher;
+use crate::service::transfers::LedgerStats;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -52,7 +53,7 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(mail: &MailStats) -> Arc<Self> {
+    pub fn new(mail: &MailStats, ledger: &LedgerStats) -> Arc<Self> {
         let mut registry = Registry::with_prefix("tessera");
         registry.register(
             "mail_queued",
@@ -69,6 +70,11 @@ impl Metrics {
             mail.dead_lettered.clone(),
         );
         registry.register("mail_dead_letters", "Dead letters waiting for an operator", mail.dead_letters.clone());
+        registry.register(
+            "ledger_retries",
+            "Money-moving transactions run again after the database broke a conflict",
+            ledger.retries.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let hash_waiting = Gauge::default();

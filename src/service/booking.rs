@@ -8,16 +8,15 @@ use super::error::Error;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::new_id;
 use crate::domain::wallet::{EntryKind, LedgerEntry, Transfer, Wallet, WalletStatus};
-use crate::storage::{Connection, audit, ledger, wallets};
+use crate::storage::{Connection, ledger, wallets};
 
-/// Both wallets of a movement, locked in id order, the payer's checked to be `actor`'s.
+/// Both wallets of a movement, locked in id order (one statement), the payer's checked to be
+/// `actor`'s.
 pub async fn lock_pair(tx: &mut Connection, actor: Uuid, from: Uuid, to: Uuid) -> Result<(Wallet, Wallet), Error> {
-    let (first, second) = if from < to { (from, to) } else { (to, from) };
-    let first = wallets::lock_and_find(tx, first).await?;
-    let second = wallets::lock_and_find(tx, second).await?;
-    let (from, to) = if from < to { (first, second) } else { (second, first) };
-    let from = from.filter(|w| w.owner_id == actor).ok_or(Error::NotFound)?;
-    let to = to.ok_or(Error::NotFound)?;
+    let mut locked = wallets::lock_and_find_all(tx, &[from, to]).await?;
+    let mut take = |id: Uuid| locked.iter().position(|w| w.id == id).map(|at| locked.swap_remove(at));
+    let from = take(from).filter(|w| w.owner_id == actor).ok_or(Error::NotFound)?;
+    let to = take(to).ok_or(Error::NotFound)?;
     if from.status == WalletStatus::Frozen || to.status == WalletStatus::Frozen {
         return Err(Error::WalletFrozen);
     }
@@ -27,23 +26,19 @@ pub async fn lock_pair(tx: &mut Connection, actor: Uuid, from: Uuid, to: Uuid) -
     Ok((from, to))
 }
 
-/// Credits a transfer whose debit left the payer at `from_after`, and writes it with its two
-/// entries and its audit event.
+/// Writes a transfer that left its payer at `from_after` and its payee at `to_after`, with its
+/// two entries and its audit event.
 pub async fn book(
     tx: &mut Connection,
     actor: Uuid,
     transfer: &Transfer,
-    from_after: i64,
+    (from_after, to_after): (i64, i64),
     client: &ClientInfo,
 ) -> Result<(), Error> {
     let (from, to, amount, now) =
         (transfer.from_wallet_id, transfer.to_wallet_id, transfer.amount, transfer.created_at);
-    let to_after = wallets::move_balance(tx, to, amount, now).await?.ok_or_else(over_ceiling)?;
-    ledger::insert_transfer(tx, transfer).await?;
-    for (wallet_id, signed, balance_after, kind) in
-        [(from, -amount, from_after, EntryKind::TransferOut), (to, amount, to_after, EntryKind::TransferIn)]
-    {
-        let entry = LedgerEntry {
+    let entries = [(from, -amount, from_after, EntryKind::TransferOut), (to, amount, to_after, EntryKind::TransferIn)]
+        .map(|(wallet_id, signed, balance_after, kind)| LedgerEntry {
             id: new_id(),
             wallet_id,
             amount: signed,
@@ -52,14 +47,13 @@ pub async fn book(
             transfer_id: Some(transfer.id),
             description: transfer.description.clone(),
             created_at: now,
-        };
-        ledger::insert_entry(tx, &entry).await?;
-    }
+        });
     let detail = json!({
         "transfer_id": transfer.id, "from_wallet_id": from, "to_wallet_id": to,
         "amount": amount, "currency": transfer.currency.code(),
     });
-    audit::insert(tx, &AuditEvent::by_self(EventType::TransferMade, actor, client, detail)).await?;
+    let event = AuditEvent::by_self(EventType::TransferMade, actor, client, detail);
+    ledger::book(tx, transfer, &entries, &event).await?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::booking::{book, lock_pair};
+use super::booking::{book, lock_pair, over_ceiling};
 use super::error::Error;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::new_id;
@@ -35,19 +35,21 @@ pub struct HoldRequest {
     pub description: Option<String>,
 }
 
+/// Places hold `id`.
 pub(super) async fn place_in(
     tx: &mut Connection,
+    id: Uuid,
     actor: Uuid,
     request: &HoldRequest,
     client: &ClientInfo,
-) -> Result<Uuid, Error> {
+) -> Result<(), Error> {
     let (from, to) = lock_pair(tx, actor, request.from_wallet_id, request.to_wallet_id).await?;
     let now = Timestamp::now();
     if !wallets::reserve(tx, from.id, request.amount.get(), now).await? {
         return Err(Error::InsufficientFunds);
     }
     let hold = Hold {
-        id: new_id(),
+        id,
         from_wallet_id: from.id,
         to_wallet_id: to.id,
         amount: request.amount.get(),
@@ -63,7 +65,7 @@ pub(super) async fn place_in(
     holds::insert(tx, &hold).await?;
     let detail = json!({ "hold_id": hold.id, "from_wallet_id": from.id, "to_wallet_id": to.id, "amount": hold.amount });
     audit::insert(tx, &AuditEvent::by_self(EventType::HoldPlaced, actor, client, detail)).await?;
-    Ok(hold.id)
+    Ok(())
 }
 
 /// The hold, if `actor` pays it (owns its source wallet).
@@ -89,7 +91,7 @@ pub(super) async fn capture_in(
     id: Uuid,
     amount: Option<Amount>,
     client: &ClientInfo,
-) -> Result<Uuid, Error> {
+) -> Result<(), Error> {
     let hold = paid_by(tx, actor, id).await?;
     let captured = amount.map_or(hold.amount, Amount::get);
     if captured > hold.amount {
@@ -111,13 +113,14 @@ pub(super) async fn capture_in(
         description: hold.description.clone(),
         created_at: now,
     };
-    book(tx, actor, &transfer, from_after, client).await?;
+    let to_after = wallets::move_balance(tx, to.id, captured, now).await?.ok_or_else(over_ceiling)?;
+    book(tx, actor, &transfer, (from_after, to_after), client).await?;
     let detail = json!({ "hold_id": id, "status": "captured", "captured_amount": captured });
     audit::insert(tx, &AuditEvent::by_self(EventType::HoldEnded, actor, client, detail)).await?;
-    Ok(id)
+    Ok(())
 }
 
-pub(super) async fn void_in(tx: &mut Connection, actor: Uuid, id: Uuid, client: &ClientInfo) -> Result<Uuid, Error> {
+pub(super) async fn void_in(tx: &mut Connection, actor: Uuid, id: Uuid, client: &ClientInfo) -> Result<(), Error> {
     let hold = paid_by(tx, actor, id).await?;
     let now = Timestamp::now();
     if !holds::end(tx, id, HoldStatus::Voided, None, now).await? {
@@ -127,7 +130,7 @@ pub(super) async fn void_in(tx: &mut Connection, actor: Uuid, id: Uuid, client: 
     wallets::settle(tx, hold.from_wallet_id, 0, hold.amount, now).await?;
     let detail = json!({ "hold_id": id, "status": "voided" });
     audit::insert(tx, &AuditEvent::by_self(EventType::HoldEnded, actor, client, detail)).await?;
-    Ok(id)
+    Ok(())
 }
 
 /// A hold as its payer or its payee may read it; anyone else gets `NotFound`.

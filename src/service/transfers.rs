@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
-use sqlx::Any;
 use uuid::Uuid;
 
 use super::booking::{book, lock_pair, over_ceiling};
@@ -20,7 +20,7 @@ use super::holds::{self, HoldRequest};
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::error::Invalid;
 use crate::domain::ids::new_id;
-use crate::domain::money::{Adjustment, Amount};
+use crate::domain::money::{Adjustment, Amount, MAX_AMOUNT};
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{EntryKind, Hold, LedgerEntry, Transfer};
 use crate::storage::{Connection, Store, StoreError, audit, ledger, wallets};
@@ -61,23 +61,61 @@ pub struct TransferRequest {
     pub description: Option<String>,
 }
 
-/// The work one request under a key does.
+/// The work one request under a key does. `id` is what it makes (a transfer, an entry, a
+/// hold) or the hold it ends: known before it runs, so the key records it in its first write.
 enum Work<'a> {
-    Transfer { request: &'a TransferRequest, client: &'a ClientInfo },
-    Adjust { owner: Uuid, wallet_id: Uuid, amount: Adjustment, reason: &'a str, client: &'a ClientInfo },
-    Hold { request: &'a HoldRequest, client: &'a ClientInfo },
+    Transfer { id: Uuid, request: &'a TransferRequest, client: &'a ClientInfo },
+    Adjust { id: Uuid, owner: Uuid, wallet_id: Uuid, amount: Adjustment, reason: &'a str, client: &'a ClientInfo },
+    Hold { id: Uuid, request: &'a HoldRequest, client: &'a ClientInfo },
     Capture { id: Uuid, amount: Option<Amount>, client: &'a ClientInfo },
     Void { id: Uuid, client: &'a ClientInfo },
+}
+
+/// What a request under a key made: the transfer itself when this request made one, else the
+/// id of what it made (or replays), for the caller to read back.
+enum Made {
+    Transfer(Transfer),
+    Id(Uuid),
+}
+
+impl Made {
+    fn id(&self) -> Uuid {
+        match self {
+            Self::Transfer(transfer) => transfer.id,
+            Self::Id(id) => *id,
+        }
+    }
+}
+
+impl Work<'_> {
+    fn id(&self) -> Uuid {
+        match self {
+            Self::Transfer { id, .. }
+            | Self::Adjust { id, .. }
+            | Self::Hold { id, .. }
+            | Self::Capture { id, .. }
+            | Self::Void { id, .. } => *id,
+        }
+    }
+}
+
+/// The ledger's Prometheus figures, registered by the metrics module.
+#[derive(Clone, Default)]
+pub struct LedgerStats {
+    /// Money-moving transactions run again after the database broke a conflict (a deadlock,
+    /// a serialization failure or a busy SQLite file).
+    pub retries: Counter,
 }
 
 #[derive(Clone)]
 pub struct Transfers {
     store: Store,
+    stats: LedgerStats,
 }
 
 impl Transfers {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, stats: LedgerStats) -> Self {
+        Self { store, stats }
     }
 
     /// Moves money from a wallet of the caller's to any open wallet of the same currency.
@@ -90,8 +128,10 @@ impl Transfers {
         if request.from_wallet_id == request.to_wallet_id {
             return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
         }
-        let id = self.run_once(once, &Work::Transfer { request, client }).await?;
-        ledger::find_transfer(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
+        match self.run_once(once, &Work::Transfer { id: new_id(), request, client }).await? {
+            Made::Transfer(transfer) => Ok(transfer),
+            Made::Id(id) => ledger::find_transfer(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound),
+        }
     }
 
     /// Adds money to (or takes it from) a wallet of `owner`: the only way money enters or
@@ -105,7 +145,8 @@ impl Transfers {
         reason: &str,
         client: &ClientInfo,
     ) -> Result<LedgerEntry, Error> {
-        let id = self.run_once(once, &Work::Adjust { owner, wallet_id, amount, reason, client }).await?;
+        let work = Work::Adjust { id: new_id(), owner, wallet_id, amount, reason, client };
+        let id = self.run_once(once, &work).await?.id();
         ledger::find_entry(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
     }
 
@@ -115,7 +156,7 @@ impl Transfers {
         if request.from_wallet_id == request.to_wallet_id {
             return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
         }
-        let id = self.run_once(once, &Work::Hold { request, client }).await?;
+        let id = self.run_once(once, &Work::Hold { id: new_id(), request, client }).await?.id();
         self.stored_hold(id).await
     }
 
@@ -128,13 +169,13 @@ impl Transfers {
         amount: Option<Amount>,
         client: &ClientInfo,
     ) -> Result<Hold, Error> {
-        let id = self.run_once(once, &Work::Capture { id, amount, client }).await?;
+        let id = self.run_once(once, &Work::Capture { id, amount, client }).await?.id();
         self.stored_hold(id).await
     }
 
     /// Releases a pending hold of the caller's.
     pub async fn void(&self, once: &Once, id: Uuid, client: &ClientInfo) -> Result<Hold, Error> {
-        let id = self.run_once(once, &Work::Void { id, client }).await?;
+        let id = self.run_once(once, &Work::Void { id, client }).await?.id();
         self.stored_hold(id).await
     }
 
@@ -149,8 +190,11 @@ impl Transfers {
 
     /// Runs `work` in a transaction whose first write records `once`'s key, again after a
     /// conflict the database broke; a key already recorded answers what its request made.
-    async fn run_once(&self, once: &Once, work: &Work<'_>) -> Result<Uuid, Error> {
-        for _ in 0..ATTEMPTS {
+    async fn run_once(&self, once: &Once, work: &Work<'_>) -> Result<Made, Error> {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                self.stats.retries.inc();
+            }
             let mut tx = self.store.begin().await?;
             match self.attempt(&mut tx, once, work).await {
                 Ok(Some(made)) => match tx.commit().await.map_err(StoreError::from) {
@@ -170,35 +214,33 @@ impl Transfers {
     }
 
     /// Claims the key and does the work; `None` when the key was taken.
-    async fn attempt(
-        &self,
-        tx: &mut sqlx::Transaction<'static, Any>,
-        once: &Once,
-        work: &Work<'_>,
-    ) -> Result<Option<Uuid>, Error> {
-        if !ledger::claim_key(tx, once.actor, &once.key.0, &once.request_hash, Timestamp::now()).await? {
+    async fn attempt(&self, tx: &mut Connection, once: &Once, work: &Work<'_>) -> Result<Option<Made>, Error> {
+        let (actor, made) = (once.actor, work.id());
+        if !ledger::claim_key(tx, actor, &once.key.0, &once.request_hash, made, Timestamp::now()).await? {
             return Ok(None);
         }
-        let made = match work {
-            Work::Transfer { request, client } => transfer_in(tx, once.actor, request, client).await?,
-            Work::Adjust { owner, wallet_id, amount, reason, client } => {
-                adjust_in(tx, once.actor, *owner, *wallet_id, *amount, reason, client).await?
+        match work {
+            Work::Transfer { id, request, client } => {
+                return Ok(Some(Made::Transfer(transfer_in(tx, *id, actor, request, client).await?)));
             }
-            Work::Hold { request, client } => holds::place_in(tx, once.actor, request, client).await?,
-            Work::Capture { id, amount, client } => holds::capture_in(tx, once.actor, *id, *amount, client).await?,
-            Work::Void { id, client } => holds::void_in(tx, once.actor, *id, client).await?,
-        };
-        ledger::record_result(tx, once.actor, &once.key.0, made).await?;
-        Ok(Some(made))
+            Work::Adjust { id, owner, wallet_id, amount, reason, client } => {
+                let adjustment = Adjusting { entry_id: *id, owner: *owner, wallet_id: *wallet_id, amount: *amount };
+                adjust_in(tx, actor, &adjustment, reason, client).await?;
+            }
+            Work::Hold { id, request, client } => holds::place_in(tx, *id, actor, request, client).await?,
+            Work::Capture { id, amount, client } => holds::capture_in(tx, actor, *id, *amount, client).await?,
+            Work::Void { id, client } => holds::void_in(tx, actor, *id, client).await?,
+        }
+        Ok(Some(Made::Id(made)))
     }
 
     /// What the first request under the key made, once it has recorded it.
-    async fn replay(&self, once: &Once) -> Result<Uuid, Error> {
+    async fn replay(&self, once: &Once) -> Result<Made, Error> {
         for _ in 0..REPLAY_WAITS {
             let record = ledger::find_key(&mut *self.store.conn().await?, once.actor, &once.key.0).await?;
             match record {
                 Some(record) if record.request_hash != once.request_hash => return Err(Error::IdempotencyConflict),
-                Some(ledger::KeyRecord { result_id: Some(made), .. }) => return Ok(made),
+                Some(ledger::KeyRecord { result_id: Some(made), .. }) => return Ok(Made::Id(made)),
                 // Still running elsewhere (or rolled back just now): look again shortly.
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -207,20 +249,30 @@ impl Transfers {
     }
 }
 
-/// The transfer itself, in `tx`: both wallets locked in id order, then checked, then the
+/// Transfer `id` itself, in `tx`: both wallets locked in id order, then checked, then the
 /// debit (conditional on funds), the credit, the transfer and its two entries.
 async fn transfer_in(
     tx: &mut Connection,
+    id: Uuid,
     actor: Uuid,
     request: &TransferRequest,
     client: &ClientInfo,
-) -> Result<Uuid, Error> {
+) -> Result<Transfer, Error> {
     let (from, to) = lock_pair(tx, actor, request.from_wallet_id, request.to_wallet_id).await?;
     let amount = request.amount.get();
+    // Both rows are locked: what was read is what the update changes.
+    if from.balance - from.held < amount {
+        return Err(Error::InsufficientFunds);
+    }
+    if to.balance > MAX_AMOUNT - amount {
+        return Err(over_ceiling());
+    }
     let now = Timestamp::now();
-    let from_after = wallets::move_balance(tx, from.id, -amount, now).await?.ok_or(Error::InsufficientFunds)?;
+    if !wallets::move_pair(tx, from.id, to.id, amount, now).await? {
+        return Err(Error::Retry("the wallets changed under their locks".into()));
+    }
     let transfer = Transfer {
-        id: new_id(),
+        id,
         from_wallet_id: from.id,
         to_wallet_id: to.id,
         amount,
@@ -228,8 +280,16 @@ async fn transfer_in(
         description: request.description.clone(),
         created_at: now,
     };
-    book(tx, actor, &transfer, from_after, client).await?;
-    Ok(transfer.id)
+    book(tx, actor, &transfer, (from.balance - amount, to.balance + amount), client).await?;
+    Ok(transfer)
+}
+
+/// An adjustment to make: entry `entry_id` on `owner`'s wallet.
+struct Adjusting {
+    entry_id: Uuid,
+    owner: Uuid,
+    wallet_id: Uuid,
+    amount: Adjustment,
 }
 
 /// The adjustment itself, in `tx`: the wallet locked, the balance moved (a debit only from
@@ -237,19 +297,18 @@ async fn transfer_in(
 async fn adjust_in(
     tx: &mut Connection,
     actor: Uuid,
-    owner: Uuid,
-    wallet_id: Uuid,
-    amount: Adjustment,
+    adjustment: &Adjusting,
     reason: &str,
     client: &ClientInfo,
-) -> Result<Uuid, Error> {
+) -> Result<(), Error> {
+    let Adjusting { entry_id, owner, wallet_id, amount } = *adjustment;
     wallets::lock_and_find(tx, wallet_id).await?.filter(|w| w.owner_id == owner).ok_or(Error::NotFound)?;
     let now = Timestamp::now();
     let moved = wallets::move_balance(tx, wallet_id, amount.get(), now).await?;
     let balance_after =
         moved.ok_or_else(|| if amount.get() < 0 { Error::InsufficientFunds } else { over_ceiling() })?;
     let entry = LedgerEntry {
-        id: new_id(),
+        id: entry_id,
         wallet_id,
         amount: amount.get(),
         balance_after,
@@ -258,9 +317,9 @@ async fn adjust_in(
         description: Some(reason.to_owned()),
         created_at: now,
     };
-    ledger::insert_entry(tx, &entry).await?;
+    ledger::insert_entries(tx, std::slice::from_ref(&entry)).await?;
     let detail = json!({ "wallet_id": wallet_id, "entry_id": entry.id, "amount": amount.get(), "reason": reason });
     let event = AuditEvent::new(EventType::BalanceAdjusted, Some(actor), Some(owner), client, detail);
     audit::insert(tx, &event).await?;
-    Ok(entry.id)
+    Ok(())
 }

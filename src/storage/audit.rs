@@ -6,17 +6,22 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{delete_older_than, sql, text_column};
+use super::sql::{AnyQuery, delete_older_than, sql, text_column};
 use crate::domain::audit::{AuditEvent, AuditFilter, EventType};
 use crate::domain::time::Timestamp;
 
+/// The statement that writes one event, for [`bind_event`]; also part of bigger statements.
+pub const INSERT_EVENT: &str = "INSERT INTO audit_events (id, type, actor_id, user_id, ip, user_agent, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+
 pub async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO audit_events (id, type, actor_id, user_id, ip, user_agent, detail, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    sqlx::query(&text)
+    let text = sql(conn, INSERT_EVENT);
+    bind_event(sqlx::query(&text), event).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Binds the values of [`INSERT_EVENT`]'s placeholders.
+pub fn bind_event<'q>(query: AnyQuery<'q>, event: &AuditEvent) -> AnyQuery<'q> {
+    query
         .bind(event.id.to_string())
         .bind(event.kind.as_str())
         .bind(event.actor_id.map(|id| id.to_string()))
@@ -25,9 +30,6 @@ pub async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), 
         .bind(event.user_agent.clone())
         .bind(event.detail.to_string())
         .bind(event.created_at.as_micros())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// Up to `limit` events matching `filter`, newest first, older than the event `before` when

@@ -5,31 +5,69 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
+use super::audit::{self, INSERT_EVENT, bind_event};
 use super::error::StoreError;
-use super::sql::{Backend, is, sql};
+use super::sql::{AnyQuery, Backend, is, sql};
+use crate::domain::audit::AuditEvent;
 use crate::domain::money::Currency;
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{EntryKind, EntryPosition, LedgerEntry, Transfer};
 
 const ENTRY_COLUMNS: &str = "id, wallet_id, amount, balance_after, kind, transfer_id, description, created_at";
 
-pub async fn insert_entry(conn: &mut AnyConnection, entry: &LedgerEntry) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO ledger_entries (id, wallet_id, amount, balance_after, kind, transfer_id, description, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    sqlx::query(&text)
-        .bind(entry.id.to_string())
-        .bind(entry.wallet_id.to_string())
-        .bind(entry.amount)
-        .bind(entry.balance_after)
-        .bind(entry.kind.as_str())
-        .bind(entry.transfer_id.map(|id| id.to_string()))
-        .bind(entry.description.clone())
-        .bind(entry.created_at.as_micros())
-        .execute(&mut *conn)
-        .await?;
+const INSERT_TRANSFER: &str = "INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, currency, description, \
+                               created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/// Writes `entries` in one statement (a transfer's two, an adjustment's one).
+pub async fn insert_entries(conn: &mut AnyConnection, entries: &[LedgerEntry]) -> Result<(), StoreError> {
+    let statement = insert_entries_statement(entries.len());
+    let text = sql(conn, &statement);
+    bind_entries(sqlx::query(&text), entries).execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn insert_entries_statement(count: usize) -> String {
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; count].join(", ");
+    format!("INSERT INTO ledger_entries ({ENTRY_COLUMNS}) VALUES {rows}")
+}
+
+fn bind_entries<'q>(mut query: AnyQuery<'q>, entries: &[LedgerEntry]) -> AnyQuery<'q> {
+    for entry in entries {
+        query = query
+            .bind(entry.id.to_string())
+            .bind(entry.wallet_id.to_string())
+            .bind(entry.amount)
+            .bind(entry.balance_after)
+            .bind(entry.kind.as_str())
+            .bind(entry.transfer_id.map(|id| id.to_string()))
+            .bind(entry.description.clone())
+            .bind(entry.created_at.as_micros());
+    }
+    query
+}
+
+/// Writes a transfer with its entries and its audit event in one round trip where the backend
+/// allows: on PostgreSQL one statement (the first two inserts as CTEs), on SQLite three
+/// statements in one call; on MySQL three calls.
+pub async fn book(
+    conn: &mut AnyConnection,
+    transfer: &Transfer,
+    entries: &[LedgerEntry],
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    let entries_statement = insert_entries_statement(entries.len());
+    let statement = match Backend::of(conn) {
+        Backend::Postgres => format!("WITH t AS ({INSERT_TRANSFER}), e AS ({entries_statement}) {INSERT_EVENT}"),
+        Backend::Sqlite => format!("{INSERT_TRANSFER}; {entries_statement}; {INSERT_EVENT}"),
+        Backend::MySql => {
+            insert_transfer(conn, transfer).await?;
+            insert_entries(conn, entries).await?;
+            return audit::insert(conn, event).await;
+        }
+    };
+    let text = sql(conn, &statement);
+    let query = bind_event(bind_entries(bind_transfer(sqlx::query(&text), transfer), entries), event);
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -60,12 +98,13 @@ pub async fn list_entries(
 }
 
 pub async fn insert_transfer(conn: &mut AnyConnection, transfer: &Transfer) -> Result<(), StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, currency, description, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
-    sqlx::query(&text)
+    let text = sql(conn, INSERT_TRANSFER);
+    bind_transfer(sqlx::query(&text), transfer).execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn bind_transfer<'q>(query: AnyQuery<'q>, transfer: &Transfer) -> AnyQuery<'q> {
+    query
         .bind(transfer.id.to_string())
         .bind(transfer.from_wallet_id.to_string())
         .bind(transfer.to_wallet_id.to_string())
@@ -73,9 +112,6 @@ pub async fn insert_transfer(conn: &mut AnyConnection, transfer: &Transfer) -> R
         .bind(transfer.currency.code())
         .bind(transfer.description.clone())
         .bind(transfer.created_at.as_micros())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 pub async fn find_transfer(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Transfer>, StoreError> {
@@ -100,25 +136,30 @@ pub async fn find_transfer(conn: &mut AnyConnection, id: Uuid) -> Result<Option<
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub request_hash: String,
-    /// What the request made; `None` while its transaction runs.
+    /// What the request made (recorded with the key, so known once the key is visible).
     pub result_id: Option<Uuid>,
 }
 
-/// Records `key` for `actor` with the request's hash, first thing in the transaction that does
-/// the work; `false` when the key is taken (a concurrent holder makes this wait for its end).
+/// Records `key` for `actor` with the request's hash and the id of what the request makes, first
+/// thing in the transaction that makes it, so both land together or neither does; `false` when
+/// the key is taken (a concurrent holder makes this wait for its end).
 pub async fn claim_key(
     conn: &mut AnyConnection,
     actor: Uuid,
     key: &str,
     request_hash: &str,
+    result: Uuid,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let text =
-        sql(conn, "INSERT INTO idempotency_keys (actor_id, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)");
+    let text = sql(
+        conn,
+        "INSERT INTO idempotency_keys (actor_id, idem_key, request_hash, result_id, created_at) VALUES (?, ?, ?, ?, ?)",
+    );
     let inserted = sqlx::query(&text)
         .bind(actor.to_string())
         .bind(key.to_owned())
         .bind(request_hash.to_owned())
+        .bind(result.to_string())
         .bind(now.as_micros())
         .execute(&mut *conn)
         .await
@@ -128,18 +169,6 @@ pub async fn claim_key(
         Err(StoreError::Conflict { .. }) => Ok(false),
         Err(other) => Err(other),
     }
-}
-
-/// Records what the request under `key` made, in its transaction.
-pub async fn record_result(conn: &mut AnyConnection, actor: Uuid, key: &str, result: Uuid) -> Result<(), StoreError> {
-    let text = sql(conn, "UPDATE idempotency_keys SET result_id = ? WHERE actor_id = ? AND idem_key = ?");
-    sqlx::query(&text)
-        .bind(result.to_string())
-        .bind(actor.to_string())
-        .bind(key.to_owned())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 pub async fn find_key(conn: &mut AnyConnection, actor: Uuid, key: &str) -> Result<Option<KeyRecord>, StoreError> {

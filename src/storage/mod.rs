@@ -34,10 +34,16 @@ pub use error::StoreError;
 pub type Connection = sqlx::AnyConnection;
 pub use sql::Backend;
 
+/// How long a request waits for a connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The database, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite only: the one connection that writes, which this process's transactions take in
+    /// turn, so that writers queue here instead of sleeping in SQLite's busy handler.
+    writer: Option<AnyPool>,
 }
 
 impl Store {
@@ -48,21 +54,13 @@ impl Store {
             StoreError::Corrupt("the database URL must start with sqlite:, postgres: or mysql:".into())
         })?;
         install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy(&normalise(url, backend))
-            .map_err(StoreError::Unavailable)?;
-        Ok(Self { pool })
+        let url = normalise(url, backend);
+        let pool = pool_options(backend, max_connections).connect_lazy(&url).map_err(StoreError::Unavailable)?;
+        let writer = match backend {
+            Backend::Sqlite => Some(pool_options(backend, 1).connect_lazy(&url).map_err(StoreError::Unavailable)?),
+            Backend::Postgres | Backend::MySql => None,
+        };
+        Ok(Self { pool, writer })
     }
 
     /// A pooled connection, for reads and single statements.
@@ -70,9 +68,14 @@ impl Store {
         self.pool.acquire().await.map_err(StoreError::from)
     }
 
-    /// A transaction: everything written through it lands together or not at all.
+    /// A transaction: everything written through it lands together or not at all. On SQLite it
+    /// runs on the one writer connection and holds the file's write lock from its start
+    /// (`BEGIN IMMEDIATE`), so what it reads is what it writes over.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        self.pool.begin().await.map_err(StoreError::from)
+        Ok(match &self.writer {
+            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await?,
+            None => self.pool.begin().await?,
+        })
     }
 
     /// Applies pending migrations; answers the versions applied.
@@ -90,8 +93,28 @@ impl Store {
 
     /// Closes every connection, waiting for those in use to be returned.
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
+}
+
+fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A SQLite file cannot drop a connection: pinging it before each use is a wasted round trip.
+        .test_before_acquire(backend != Backend::Sqlite)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// `mariadb:` is spelled `mysql:` for the driver. (SQLite's busy timeout of 5 s and foreign

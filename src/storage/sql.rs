@@ -26,7 +26,7 @@ impl Backend {
         }
     }
 
-    fn of(conn: &AnyConnection) -> Self {
+    pub fn of(conn: &AnyConnection) -> Self {
         match conn.backend_name() {
             "PostgreSQL" => Self::Postgres,
             "MySQL" => Self::MySql,
@@ -34,6 +34,9 @@ impl Backend {
         }
     }
 }
+
+/// A statement with some of its values bound.
+pub type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// `text` in the placeholder style of `conn`'s backend.
 pub fn sql<'t>(conn: &AnyConnection, text: &'t str) -> Cow<'t, str> {

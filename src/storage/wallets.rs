@@ -46,17 +46,26 @@ pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, 
 
 /// The wallet, read after locking its row for the rest of the transaction. On PostgreSQL and
 /// MySQL a locking read (`FOR UPDATE`), which sees the latest committed row whatever snapshot
-/// the transaction holds; SQLite has one writer at a time, taken by a write.
+/// the transaction holds; on SQLite a plain read, as the transaction holds the file's one write
+/// lock from its start ([`super::Store::begin`]).
 pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, StoreError> {
-    if is(conn, Backend::Sqlite) {
-        let text = sql(conn, "UPDATE wallets SET updated_at = updated_at WHERE id = ? AND deleted_at IS NULL");
-        sqlx::query(&text).bind(id.to_string()).execute(&mut *conn).await?;
-        return find(conn, id).await;
-    }
-    let statement = format!("SELECT {COLUMNS} FROM wallets WHERE id = ? AND deleted_at IS NULL FOR UPDATE");
+    Ok(lock_and_find_all(conn, &[id]).await?.pop())
+}
+
+/// The wallets of `ids` that exist, locked in the order of their ids, in one statement: the
+/// order every transaction locks wallets in, so that two never wait for each other.
+pub async fn lock_and_find_all(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<Wallet>, StoreError> {
+    let locking = if is(conn, Backend::Sqlite) { "" } else { " FOR UPDATE" };
+    let marks = vec!["?"; ids.len()].join(", ");
+    let statement =
+        format!("SELECT {COLUMNS} FROM wallets WHERE id IN ({marks}) AND deleted_at IS NULL ORDER BY id{locking}");
     let text = sql(conn, &statement);
-    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(wallet_from_row).transpose()
+    let mut query = sqlx::query(&text);
+    for id in ids {
+        query = query.bind(id.to_string());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(wallet_from_row).collect()
 }
 
 /// The owner's wallets that are not deleted, oldest first (an owner has few).
@@ -90,27 +99,65 @@ pub async fn move_balance(
     amount: i64,
     now: Timestamp,
 ) -> Result<Option<i64>, StoreError> {
-    let text = sql(
-        conn,
+    // MariaDB has no `UPDATE … RETURNING`: there the balance is read after the update.
+    let returning = !is(conn, Backend::MySql);
+    let statement = format!(
         "UPDATE wallets SET balance = balance + ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL \
-         AND balance + ? - held >= 0 AND balance <= ?",
+         AND balance + ? - held >= 0 AND balance <= ?{}",
+        if returning { " RETURNING balance" } else { "" }
     );
+    let text = sql(conn, &statement);
     // Both at most 10^15: `balance + amount` cannot overflow, and the ceiling is computed here.
-    let moved = sqlx::query(&text)
+    let query = sqlx::query(&text)
         .bind(amount)
         .bind(now.as_micros())
         .bind(id.to_string())
         .bind(amount)
-        .bind(MAX_AMOUNT - amount.max(0))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if moved != 1 {
+        .bind(MAX_AMOUNT - amount.max(0));
+    if returning {
+        let row = query.fetch_optional(&mut *conn).await?;
+        return row.map(|row| row.try_get("balance")).transpose().map_err(StoreError::from);
+    }
+    if query.execute(&mut *conn).await?.rows_affected() != 1 {
         return Ok(None);
     }
     let text = sql(conn, "SELECT balance FROM wallets WHERE id = ?");
     let row = sqlx::query(&text).bind(id.to_string()).fetch_one(&mut *conn).await?;
     Ok(Some(row.try_get("balance")?))
+}
+
+/// Moves `amount` from wallet `from` to wallet `to` in one statement, only while the payer's
+/// available money covers it and the payee's balance stays at or below [`MAX_AMOUNT`];
+/// `false` when either would not (nothing is changed then). The caller checked both under the
+/// rows' locks, so `false` means the locks did not hold.
+pub async fn move_pair(
+    conn: &mut AnyConnection,
+    from: Uuid,
+    to: Uuid,
+    amount: i64,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE wallets SET balance = balance + CASE WHEN id = ? THEN ? ELSE ? END, updated_at = ? \
+         WHERE id IN (?, ?) AND deleted_at IS NULL \
+         AND balance + CASE WHEN id = ? THEN ? ELSE ? END BETWEEN held AND ?",
+    );
+    let (from, to) = (from.to_string(), to.to_string());
+    let moved = sqlx::query(&text)
+        .bind(from.clone())
+        .bind(-amount)
+        .bind(amount)
+        .bind(now.as_micros())
+        .bind(from.clone())
+        .bind(to)
+        .bind(from)
+        .bind(-amount)
+        .bind(amount)
+        .bind(MAX_AMOUNT)
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved.rows_affected() == 2)
 }
 
 /// Reserves `amount` of what is available for a hold; `false` when not that much is.

@@ -37,6 +37,7 @@ each_backend! {
         assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
         assert!(text.contains("tessera_hash_pool_capacity 2"), "{text}");
         assert!(text.contains("tessera_hash_pool_waiting 0"));
+        assert!(text.contains("tessera_ledger_retries_total 0"), "{text}");
         assert!(!text.contains("/v1/users/ada"), "raw paths are never labels");
     }
 

@@ -122,6 +122,11 @@ each_backend! {
         let over = post_once(&app, &format!("/v1/users/grace/wallets/{grace_eur}/adjustments"), &owner, "over", &json!({"amount": 1, "reason": "one more"})).await;
         let problem = assert_problem(over, 422, "validation_failed").await;
         assert_eq!(field_codes(&problem), vec![("amount".to_owned(), "balance_limit".to_owned())]);
+        let ada_eur = open_wallet(&app, &ada, "EUR").await;
+        fund(&app, &owner, "ada", &ada_eur, 1).await;
+        let problem = assert_problem(transfer(&app, &ada, "t8", &ada_eur, &grace_eur, 1).await, 422, "validation_failed").await;
+        assert_eq!(field_codes(&problem), vec![("amount".to_owned(), "balance_limit".to_owned())]);
+        assert_eq!(balance(&app, &ada, &ada_eur).await, 1, "a refused transfer moves nothing");
         let closing = app.client.delete(app.url(&format!("/v1/me/wallets/{ada_usd}"))).bearer_auth(&ada).send().await.unwrap();
         assert_problem(closing, 409, "wallet_not_empty").await;
         let leaving = app.send_json(Method::DELETE, "/v1/me", Some(&ada), &json!({"password": PASSWORD})).await;
