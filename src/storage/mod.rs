@@ -34,6 +34,9 @@ pub use error::StoreError;
 pub type Connection = sqlx::AnyConnection;
 pub use sql::Backend;
 
+/// How long SQLite's writer connection is used before it is replaced.
+const WRITER_LIFETIME: Duration = Duration::from_secs(60);
+
 /// How long a request waits for a connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -57,7 +60,14 @@ impl Store {
         let url = normalise(url, backend);
         let pool = pool_options(backend, max_connections).connect_lazy(&url).map_err(StoreError::Unavailable)?;
         let writer = match backend {
-            Backend::Sqlite => Some(pool_options(backend, 1).connect_lazy(&url).map_err(StoreError::Unavailable)?),
+            // Renewed now and then: a connection SQLite left in a bad state (a transaction it
+            // rolled back itself after a full disk, say) is not kept for long.
+            Backend::Sqlite => Some(
+                pool_options(backend, 1)
+                    .max_lifetime(WRITER_LIFETIME)
+                    .connect_lazy(&url)
+                    .map_err(StoreError::Unavailable)?,
+            ),
             Backend::Postgres | Backend::MySql => None,
         };
         Ok(Self { pool, writer })

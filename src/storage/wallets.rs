@@ -46,8 +46,8 @@ pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, 
 
 /// The wallet, read after locking its row for the rest of the transaction. On PostgreSQL and
 /// MySQL a locking read (`FOR UPDATE`), which sees the latest committed row whatever snapshot
-/// the transaction holds; on SQLite a plain read, as the transaction holds the file's one write
-/// lock from its start ([`super::Store::begin`]).
+/// the transaction holds; on SQLite a plain read, as a transaction from [`super::Store::begin`]
+/// holds the file's one write lock from its start (call it in no other).
 pub async fn lock_and_find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Wallet>, StoreError> {
     Ok(lock_and_find_all(conn, &[id]).await?.pop())
 }
