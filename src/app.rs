@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Environment, MailConfig, SecretUrl};
 use crate::domain::jwt::LEEWAY_SECS;
+use crate::domain::limits::RouteLimits;
+use crate::domain::lockout::Policy;
 use crate::domain::time::Timestamp;
 use crate::http;
 use crate::http::EdgeSettings;
@@ -21,17 +23,21 @@ use crate::http::serve::{ConnectionLimits, serve};
 use crate::http::state::AppState;
 use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::mail::templates::Branding;
+use crate::service::abuse::AbuseStats;
+use crate::service::abuse::limiter::{Counters, RateLimiter};
+use crate::service::abuse::lockout::Lockout;
+use crate::service::abuse::redis_counters::RedisCounters;
 use crate::service::accounts::Accounts;
 use crate::service::administration::Administration;
-use crate::service::auth::Auth;
 use crate::service::auth::cache::AuthCache;
 use crate::service::auth::keys::Keys;
 use crate::service::auth::tokens::{TokenSettings, Tokens};
+use crate::service::auth::{Auth, AuthParts};
 use crate::service::cleanup::{self, Retention};
 use crate::service::cursor::Cursors;
 use crate::service::hashing::PasswordHasher;
 use crate::service::health::Health;
-use crate::service::notices::Notices;
+use crate::service::notices::{MailSettings, Notices};
 use crate::service::recovery::Recovery;
 use crate::service::sealing::Sealer;
 use crate::service::transfers::{LedgerStats, Transfers};
@@ -62,12 +68,30 @@ pub fn key_retention(config: &Config) -> Duration {
 
 /// The mail queue's front: links go to the application's pages when `TESSERA_APP_URL` is set,
 /// else to this service's own at `public_url`.
-pub fn notices(mail: &MailConfig, public_url: &str, wake: Arc<Notify>) -> Notices {
+pub fn notices(mail: &MailConfig, public_url: &str, wake: Arc<Notify>, stats: AbuseStats) -> Notices {
     let branding = Branding {
         product: mail.product_name.clone(),
         link_base: mail.app_url.clone().unwrap_or_else(|| public_url.to_owned()),
     };
-    Notices::new(branding, mail.verify_token_ttl, mail.reset_token_ttl, wake)
+    let settings = MailSettings {
+        branding,
+        verify_ttl: mail.verify_token_ttl,
+        reset_ttl: mail.reset_token_ttl,
+        per_address_per_hour: mail.per_address_per_hour,
+    };
+    Notices::new(settings, wake, stats)
+}
+
+/// The rate limiter: its counters in Redis when `TESSERA_REDIS_URL` is set, else in the database.
+fn rate_limiter(config: &Config, store: &Store, stats: AbuseStats) -> anyhow::Result<RateLimiter> {
+    let counters = match &config.redis_url {
+        Some(url) => Counters::Redis(
+            RedisCounters::new(url.expose()).map_err(|error| anyhow::anyhow!("TESSERA_REDIS_URL: {error}"))?,
+        ),
+        None => Counters::Database(store.clone()),
+    };
+    let limits = RouteLimits { default: config.rate_limit, overrides: config.rate_limits.0.clone() };
+    Ok(RateLimiter::new(counters, limits, stats))
 }
 
 impl Application {
@@ -104,10 +128,18 @@ impl Application {
         let tokens = Tokens::load(&store, &sealer, keys.clone(), settings).await?;
         let cache = AuthCache::new(config.session_cache_ttl);
         let wake = Arc::new(Notify::new());
-        let notices = notices(&config.mail, &public_url, wake.clone());
+        let abuse = AbuseStats::default();
+        let notices = notices(&config.mail, &public_url, wake.clone(), abuse.clone());
         let mail = &config.mail;
-        let accounts =
-            Accounts::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), mail.require_verification);
+        let lockout = Lockout::new(store.clone(), Policy { threshold: config.lockout_threshold });
+        let accounts = Accounts::new(
+            store.clone(),
+            hasher.clone(),
+            cache.clone(),
+            notices.clone(),
+            lockout.clone(),
+            mail.require_verification,
+        );
         let stats = MailStats::default();
         let ledger_stats = LedgerStats::default();
         if mail.smtp_url.is_none() {
@@ -133,14 +165,25 @@ impl Application {
         };
         let state = AppState {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
-            recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone()),
+            recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), abuse.clone()),
             accounts,
-            auth: Auth::new(store.clone(), hasher.clone(), tokens, cache, cursors.clone(), mail.require_verification),
+            auth: Auth::new(
+                store.clone(),
+                AuthParts {
+                    hasher: hasher.clone(),
+                    tokens,
+                    cache,
+                    cursors: cursors.clone(),
+                    lockout,
+                    require_verification: mail.require_verification,
+                },
+            ),
+            limiter: rate_limiter(config, &store, abuse.clone())?,
             health: Health::new(store.clone()),
             wallets: Wallets::new(store.clone(), cursors.clone()),
             transfers: Transfers::new(store.clone(), ledger_stats.clone()),
             hasher,
-            metrics: Metrics::new(&stats, &ledger_stats),
+            metrics: Metrics::new(&stats, &ledger_stats, &abuse),
         };
         let connections = state.metrics.connections.clone();
         let edge = EdgeSettings {

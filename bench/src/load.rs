@@ -34,6 +34,11 @@ impl Measured {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// Errors other than answers with `status` (a `429` from a limiter doing its job, say).
+    pub fn error_count_except(&self, status: u16) -> u64 {
+        self.errors.iter().filter(|(s, _)| **s != status).map(|(_, n)| n).sum()
+    }
 }
 
 /// One request of a scenario: answers the status it got. `worker` is the task's index.

@@ -23,7 +23,7 @@ use clap::Parser;
 
 use load::{Load, drive};
 use report::Report;
-use scenarios::{Healthz, Login, Me, Refresh, Register, seed_user, sign_in};
+use scenarios::{Healthz, Login, Me, Refresh, Register, seed_accounts, seed_user, sign_in};
 use server::{Server, ServerConfig};
 
 const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"];
@@ -168,7 +168,9 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 report.add("me", m, Some(http_ceiling));
             }
             "login" => {
-                let m = drive(&client, Arc::new(Login { base: base.clone(), username: "bench".into() }), load).await;
+                seed_accounts(&client, &base, "signer", load.concurrency).await?;
+                let login = Login { base: base.clone(), username: "signer".into(), accounts: load.concurrency };
+                let m = drive(&client, Arc::new(login), load).await;
                 report.add("login", m, Some(hash_ceiling));
             }
             "register" => {
@@ -185,7 +187,10 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 let m = drive(&client, Arc::new(Refresh { base: base.clone(), chains }), load).await;
                 report.add("refresh", m, None);
             }
-            "login-flood" => login_flood(&mut report, &client, &base, &token, load, hash_concurrency).await,
+            "login-flood" => {
+                login_flood(&mut report, &client, &base, load, hash_concurrency).await?;
+                login_flood_limited(&mut report, &client, config, load).await?;
+            }
             other => anyhow::bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
         }
     }
@@ -221,19 +226,52 @@ async fn login_flood(
     report: &mut Report,
     client: &reqwest::Client,
     base: &str,
-    token: &str,
     load: Load,
     hash_concurrency: usize,
-) {
-    let me = Arc::new(Me { base: base.to_owned(), token: token.to_owned() });
+) -> anyhow::Result<()> {
+    let probe = probe_token(client, base).await?;
+    let me = Arc::new(Me { base: base.to_owned(), token: probe });
     let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
     let alone = drive(client, me.clone(), probes).await;
     report.add("me alone (flood ref.)", alone, None);
     let flood = Load { concurrency: hash_concurrency * 8, ..load };
-    let login = Arc::new(Login { base: base.to_owned(), username: "bench".into() });
+    seed_accounts(client, base, "flooder", flood.concurrency).await?;
+    let login = Arc::new(Login { base: base.to_owned(), username: "flooder".into(), accounts: flood.concurrency });
     let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
     report.add("me under login flood", under, None);
     report.add("login (the flood)", logins, None);
+    Ok(())
+}
+
+/// An access token of an account of its own, so that no sign-in of a scenario's ends its
+/// session (each account keeps its newest `TESSERA_MAX_SESSIONS_PER_USER` sessions).
+async fn probe_token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let seeded = seed_user(client, base, "probe").await?;
+    Ok(seeded["access_token"].as_str().context("no access token")?.to_owned())
+}
+
+/// The login flood again, on a server of its own with the rate limiter on (30 a minute, the
+/// default): the flood is answered `429` from the limiter, and `/v1/me` must not notice.
+async fn login_flood_limited(
+    report: &mut Report,
+    client: &reqwest::Client,
+    config: &ServerConfig,
+    load: Load,
+) -> anyhow::Result<()> {
+    let mut limited = config.clone();
+    limited.env.push(("TESSERA_RATE_LIMIT".into(), "30".into()));
+    let (server, _) = Server::start(&limited).await?;
+    let base = server.base.clone();
+    let me = Arc::new(Me { base: base.clone(), token: probe_token(client, &base).await? });
+    let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
+    let flood = Load { concurrency: config.hash_concurrency * 8, ..load };
+    // Sign-ins of one account from one client: the limiter answers all but a minute's worth.
+    seed_user(client, &base, "flooder").await?;
+    let login = Arc::new(Login { base, username: "flooder".into(), accounts: 0 });
+    let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
+    report.add("me under login flood, limiter on", under, None);
+    report.add("login flood, limiter on", logins, None);
+    server.stop().await
 }
 
 fn judge(report: &mut Report, hash_concurrency: usize) {
@@ -254,6 +292,16 @@ fn judge(report: &mut Report, hash_concurrency: usize) {
         let ratio = under / alone.max(0.001);
         report.judge(
             "login-flood: p99 of /v1/me ≤ 3 × alone, no errors",
+            format!("{under:.2} ms vs {alone:.2} ms ({ratio:.1} ×), {} errors", errors + flood_errors),
+            ratio <= 3.0 && errors + flood_errors == 0,
+        );
+    }
+    let limited = (p99(report, "me under login flood, limiter on"), report.scenario("login flood, limiter on"));
+    if let (Some((alone, _)), Some((under, errors)), Some(flood)) = (flood.0, limited.0, limited.1) {
+        let ratio = under / alone.max(0.001);
+        let flood_errors = flood.measured.error_count_except(429);
+        report.judge(
+            "login-flood, limiter on: p99 of /v1/me ≤ 3 × alone, no errors but the flood's 429s",
             format!("{under:.2} ms vs {alone:.2} ms ({ratio:.1} ×), {} errors", errors + flood_errors),
             ratio <= 3.0 && errors + flood_errors == 0,
         );

@@ -34,15 +34,23 @@ impl Request for Me {
     }
 }
 
-/// `POST /v1/auth/login` with the right password.
+/// `POST /v1/auth/login` with the right password, each connection as one of `accounts`
+/// accounts `{username}{n}` (see [`seed_accounts`]): one account checks at most
+/// `TESSERA_LOCKOUT_THRESHOLD` passwords at a time, by design, and a sign-in load is many
+/// accounts. With `accounts` 0, every connection signs in as `username` itself.
 pub struct Login {
     pub base: String,
     pub username: String,
+    pub accounts: usize,
 }
 
 impl Request for Login {
-    async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
-        let body = json!({"username": self.username, "password": PASSWORD});
+    async fn send(&self, worker: usize, client: &reqwest::Client) -> u16 {
+        let username = match self.accounts {
+            0 => self.username.clone(),
+            n => format!("{}{}", self.username, worker % n),
+        };
+        let body = json!({"username": username, "password": PASSWORD});
         status_of(client.post(format!("{}/v1/auth/login", self.base)).json(&body).send().await).await
     }
 }
@@ -100,6 +108,21 @@ pub async fn seed_user(client: &reqwest::Client, base: &str, username: &str) -> 
         bail!("seeding {username}: {}", registered.status());
     }
     sign_in(client, base, username).await
+}
+
+/// Registers `{prefix}0` … `{prefix}{count - 1}` (those that exist already are left as they are).
+pub async fn seed_accounts(client: &reqwest::Client, base: &str, prefix: &str, count: usize) -> anyhow::Result<()> {
+    for n in 0..count {
+        let registered = client
+            .post(format!("{base}/v1/auth/register"))
+            .json(&json!({"username": format!("{prefix}{n}"), "password": PASSWORD}))
+            .send()
+            .await?;
+        if registered.status().as_u16() != 201 && registered.status().as_u16() != 409 {
+            bail!("seeding {prefix}{n}: {}", registered.status());
+        }
+    }
+    Ok(())
 }
 
 /// A sign-in's body.

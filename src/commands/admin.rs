@@ -12,8 +12,11 @@ use crate::app::notices;
 use crate::cli::{CreateAccountArgs, RoleArg};
 use crate::config::Config;
 use crate::domain::audit::ClientInfo;
+use crate::domain::lockout::Policy;
 use crate::domain::user::Role;
 use crate::service::Error;
+use crate::service::abuse::AbuseStats;
+use crate::service::abuse::lockout::Lockout;
 use crate::service::accounts::{Accounts, NewAccount, RegistrationInput};
 use crate::service::auth::cache::AuthCache;
 use crate::service::hashing::PasswordHasher;
@@ -33,8 +36,15 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
     // The account is created verified, so no mail is queued and the links' base is moot.
-    let notices = notices(&config.mail, config.public_url.as_deref().unwrap_or(""), Arc::new(Notify::new()));
-    let accounts = Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO), notices, false);
+    let notices = notices(
+        &config.mail,
+        config.public_url.as_deref().unwrap_or(""),
+        Arc::new(Notify::new()),
+        AbuseStats::default(),
+    );
+    let lockout = Lockout::new(store.clone(), Policy { threshold: config.lockout_threshold });
+    let accounts =
+        Accounts::new(store.clone(), PasswordHasher::new(1), AuthCache::new(Duration::ZERO), notices, lockout, false);
     let created = accounts.register(account, None, &ClientInfo::default()).await.map_err(explain);
     store.close().await;
     let user = created?;

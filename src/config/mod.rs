@@ -18,7 +18,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, FromArgMatches as _};
 use secrecy::SecretString;
 
-pub use values::{Environment, LogFormat, Origins, Proxies, SecretUrl};
+pub use values::{Environment, LogFormat, Origins, Proxies, RouteOverrides, SecretUrl};
 
 /// The validated configuration.
 #[derive(Debug, Clone, clap::Args)]
@@ -74,6 +74,17 @@ pub struct Config {
     #[arg(long, env = "TESSERA_RATE_LIMIT", global = true, hide_env_values = true, default_value = "30",
         value_parser = values::bounded::<u32, 0, 1_000_000>)]
     pub rate_limit: u32,
+    /// Per-route overrides of TESSERA_RATE_LIMIT, e.g. login=10,refresh=120; routes: register, login, refresh, forgot, resend, verify, reset
+    #[arg(long, env = "TESSERA_RATE_LIMITS", global = true, hide_env_values = true, default_value = "",
+        hide_default_value = true, value_parser = values::route_limits)]
+    pub rate_limits: RouteOverrides,
+    /// Redis for the rate limits' counters (redis://host:6379/0); unset, they live in the database
+    #[arg(long, env = "TESSERA_REDIS_URL", global = true, hide_env_values = true, value_parser = values::redis_url)]
+    pub redis_url: Option<SecretUrl>,
+    /// Consecutive wrong passwords that lock an account (1 min, doubling per further failure, at most 1 h); 0 turns lockout off
+    #[arg(long, env = "TESSERA_LOCKOUT_THRESHOLD", global = true, hide_env_values = true, default_value = "5",
+        value_parser = values::bounded::<u32, 0, 1000>)]
+    pub lockout_threshold: u32,
     /// Browser applications on other origins allowed to call the API: exact origins, comma-separated (e.g. https://app.example); none by default
     #[arg(long, env = "TESSERA_CORS_ORIGINS", global = true, hide_env_values = true, default_value = "",
         hide_default_value = true, value_parser = values::origins)]
@@ -135,6 +146,10 @@ pub struct MailConfig {
     /// Lifetime of password reset links
     #[arg(long, env = "TESSERA_RESET_TOKEN_TTL", global = true, hide_env_values = true, default_value = "30m", value_parser = values::duration)]
     pub reset_token_ttl: Duration,
+    /// Verification and reset mails one address may get per hour (a burst of that many, then one every 60/N minutes); beyond, they are dropped unsent. 0 is no limit
+    #[arg(id = "mail_per_address_per_hour", long = "mail-per-address-per-hour", env = "TESSERA_MAIL_PER_ADDRESS_PER_HOUR",
+        global = true, hide_env_values = true, default_value = "5", value_parser = values::bounded::<u32, 0, 10_000>)]
+    pub per_address_per_hour: u32,
     /// Refuse sign-in until the e-mail address is verified, and require one at registration
     #[arg(id = "require_email_verification", long = "require-email-verification",
         env = "TESSERA_REQUIRE_EMAIL_VERIFICATION", global = true, hide_env_values = true, default_value = "false",

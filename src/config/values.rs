@@ -188,6 +188,24 @@ pub fn origins(value: &str) -> Result<Origins, String> {
     Ok(Origins(origins))
 }
 
+/// Per-route rate limits, overriding `TESSERA_RATE_LIMIT`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteOverrides(pub Vec<(crate::domain::limits::LimitedRoute, u32)>);
+
+/// `login=10,refresh=120`; empty for none.
+pub fn route_limits(value: &str) -> Result<RouteOverrides, String> {
+    crate::domain::limits::RouteLimits::parse_overrides(value).map(RouteOverrides)
+}
+
+/// A Redis URL: `redis://` or `rediss://`, `unix://` or `redis+unix://`.
+pub fn redis_url(value: &str) -> Result<SecretUrl, String> {
+    let url = url::Url::parse(value.trim()).map_err(|_| "expected a URL like redis://127.0.0.1:6379/0".to_owned())?;
+    if !matches!(url.scheme(), "redis" | "rediss" | "unix" | "redis+unix") {
+        return Err(format!("expected a redis:// or rediss:// URL, got {}:", url.scheme()));
+    }
+    Ok(SecretUrl::new(value.trim()))
+}
+
 /// The networks whose peers are proxies that may say who the client is (`X-Forwarded-For`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxies(pub Vec<ipnet::IpNet>);

@@ -38,6 +38,8 @@ pub enum EventType {
     BalanceAdjusted,
     HoldPlaced,
     HoldEnded,
+    SignInLocked,
+    SignInUnlocked,
 }
 
 impl EventType {
@@ -62,10 +64,12 @@ impl EventType {
             Self::BalanceAdjusted => "wallet.adjusted",
             Self::HoldPlaced => "wallet.hold_placed",
             Self::HoldEnded => "wallet.hold_ended",
+            Self::SignInLocked => "login.locked",
+            Self::SignInUnlocked => "login.unlocked",
         }
     }
 
-    pub const ALL: [EventType; 19] = [
+    pub const ALL: [EventType; 21] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -85,6 +89,8 @@ impl EventType {
         Self::BalanceAdjusted,
         Self::HoldPlaced,
         Self::HoldEnded,
+        Self::SignInLocked,
+        Self::SignInUnlocked,
     ];
 
     /// The kind named `text`, as stored.

@@ -19,6 +19,8 @@ pub enum Action {
     Delete,
     ListSessions,
     RevokeSessions,
+    /// Clear a sign-in lock.
+    ClearLockout,
     /// Add money to or take it from the account's wallets: never one's own.
     AdjustBalance,
 }
@@ -39,6 +41,9 @@ pub fn permits(actor: Role, actor_id: Uuid, action: Action, target: Role, target
     match action {
         Action::Read => true,
         Action::UpdateProfile | Action::ListSessions | Action::RevokeSessions => itself || outranks,
+        // Never one's own: a stolen administrator's token must not lift the lock on guessing
+        // that administrator's password.
+        Action::ClearLockout => !itself && outranks,
         Action::ChangeRole(role) => !itself && outranks && role < actor,
         Action::ChangeStatus | Action::Delete | Action::AdjustBalance => !itself && outranks,
     }

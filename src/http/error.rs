@@ -16,6 +16,10 @@ use crate::service;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The `code` of the problem an error response carries, left on the response for the metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
+
 /// Marks a response as a finished HTML page (the hosted pages behind mailed links), which
 /// [`render_problems`] passes through even when its status is an error.
 #[derive(Clone, Copy)]
@@ -86,6 +90,21 @@ impl ApiError {
             .detail("the service cannot answer right now; try again shortly")
             .retry_after(retry_after)
             .cause(cause)
+    }
+
+    /// `429 rate_limited`: this client sent more requests to the route than it may.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+            .detail("too many requests from your network to this route; try again after Retry-After seconds")
+            .retry_after(retry_after)
+    }
+
+    /// `429 too_many_attempts`: the account is locked after wrong passwords. Worded the same
+    /// whether or not the account exists.
+    pub fn too_many_attempts(retry_after: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts")
+            .detail("too many failed sign-ins; try again after Retry-After seconds")
+            .retry_after(retry_after)
     }
 
     /// The answer for a plain error response that axum or a layer produced by status alone.
@@ -169,6 +188,7 @@ impl From<service::Error> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "refresh_token_reused", "Refresh token reused")
                     .detail("this refresh token was already used; its session has been revoked")
             }
+            E::TooManyAttempts { retry_after_secs } => Self::too_many_attempts(retry_after_secs),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),
@@ -215,6 +235,7 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
         }
     }
     let (mut parts, _) = response.into_parts();
+    parts.extensions.insert(ProblemCode(problem.code));
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, problem.body(request_id.as_deref()).into())

@@ -16,7 +16,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::error::ProblemCode;
 use crate::mail::delivery::MailStats;
+use crate::service::abuse::AbuseStats;
 use crate::service::hashing::PasswordHasher;
 use crate::service::transfers::LedgerStats;
 
@@ -33,6 +35,11 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The registry and the handles the middleware updates.
@@ -40,6 +47,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    throttled: Family<ReasonLabels, Counter>,
     hash_waiting: Gauge,
     hash_busy: Gauge,
     hash_capacity: Gauge,
@@ -53,7 +61,7 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub fn new(mail: &MailStats, ledger: &LedgerStats) -> Arc<Self> {
+    pub fn new(mail: &MailStats, ledger: &LedgerStats, abuse: &AbuseStats) -> Arc<Self> {
         let mut registry = Registry::with_prefix("tessera");
         registry.register(
             "mail_queued",
@@ -75,6 +83,23 @@ impl Metrics {
             "Money-moving transactions run again after the database broke a conflict",
             ledger.retries.clone(),
         );
+        registry.register(
+            "rate_limiter_failures",
+            "Requests admitted unchecked because the rate limiter's counters could not be reached",
+            abuse.limiter_failures.clone(),
+        );
+        registry.register(
+            "mail_over_address_limit",
+            "Verification and reset mails dropped unsent because their address had its hour's worth",
+            abuse.mails_over_address_limit.clone(),
+        );
+        registry.register(
+            "mail_requests_dropped",
+            "Forgot-password and resend requests dropped because too many were in progress",
+            abuse.mail_requests_dropped.clone(),
+        );
+        let throttled = Family::<ReasonLabels, Counter>::default();
+        registry.register("throttled", "Requests answered 429, by reason", throttled.clone());
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
         let hash_waiting = Gauge::default();
@@ -87,7 +112,7 @@ impl Metrics {
         registry.register("hash_pool_capacity", "Password hashing calls that may run at once", hash_capacity.clone());
         let connections = Gauge::default();
         registry.register("http_connections", "HTTP connections being served", connections.clone());
-        Arc::new(Self { registry, requests, latency, hash_waiting, hash_busy, hash_capacity, connections })
+        Arc::new(Self { registry, requests, latency, throttled, hash_waiting, hash_busy, hash_capacity, connections })
     }
 
     /// The text exposition, with the pool gauges read now.
@@ -138,5 +163,10 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .get_or_create(&RouteLabels { method, route: route.clone() })
         .observe(started.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    if status == 429 {
+        // The reason is a problem code: a closed set.
+        let reason = response.extensions().get::<ProblemCode>().map_or("other", |code| code.0);
+        metrics.throttled.get_or_create(&ReasonLabels { reason }).inc();
+    }
     response
 }

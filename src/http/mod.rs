@@ -4,6 +4,7 @@ pub mod client;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
@@ -47,10 +48,12 @@ pub struct EdgeSettings {
 /// The whole HTTP surface with its middleware, outermost first: `nosniff` on every answer,
 /// request id (the client's when it is usable, else a new one; echoed on the response),
 /// tracing, metrics, CORS (when origins are configured), problem rendering, the request
-/// timeout, panic catching, the client's address, refusal of control characters, body limit.
+/// timeout, panic catching, the client's address, the rate limits, refusal of control
+/// characters, body limit.
 pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
     let metrics = state.metrics.clone();
     let trusted: Arc<[IpNet]> = edge.trusted_proxies.clone().into();
+    let limiter = state.limiter.clone();
     let router = Router::new()
         .merge(routes::auth::router())
         .merge(routes::recovery::router())
@@ -66,6 +69,7 @@ pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(map_request(refuse_control_characters))
+        .layer(from_fn_with_state(limiter, limits::enforce))
         .layer(from_fn_with_state(trusted, client::resolve))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn_with_state(edge.request_timeout, time_limit))

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::http::metrics::Metrics;
+use crate::service::abuse::limiter::RateLimiter;
 use crate::service::accounts::Accounts;
 use crate::service::administration::Administration;
 use crate::service::auth::Auth;
@@ -24,5 +25,6 @@ pub struct AppState {
     pub wallets: Wallets,
     pub transfers: Transfers,
     pub hasher: PasswordHasher,
+    pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
 }

@@ -109,6 +109,8 @@ impl Branding {
         )
     }
 
+    /// `name` may be empty: mails to an address that is not verified carry no name, since the
+    /// account's owner wrote it and the address's owner may be someone else.
     fn render(
         &self,
         subject: String,
@@ -117,7 +119,8 @@ impl Branding {
         action: Option<(&str, &str)>,
         closing: &str,
     ) -> Rendered {
-        let mut text = format!("Hello {name},\n\n");
+        let hello = if name.is_empty() { "Hello,".to_owned() } else { format!("Hello {name},") };
+        let mut text = format!("{hello}\n\n");
         for paragraph in paragraphs {
             text.push_str(&format!("{paragraph}\n\n"));
         }
@@ -129,7 +132,7 @@ impl Branding {
             (DOCTYPE)
             html {
                 body style="font-family:sans-serif;line-height:1.5;max-width:560px" {
-                    p { "Hello " (name) "," }
+                    p { (hello) }
                     @for paragraph in paragraphs { p { (paragraph) } }
                     @if let Some((label, link)) = action {
                         p {
@@ -175,5 +178,11 @@ mod tests {
         assert!(mail.html.contains("href=\"https://id.example/verify-email?token=t\""));
         assert!(mail.subject.contains("Acme <ID>") && mail.html.contains("Acme &lt;ID&gt;"));
         assert!(mail.text.contains("1day"), "{}", mail.text);
+    }
+
+    #[test]
+    fn a_mail_without_a_name_greets_no_one() {
+        let mail = branding().password_changed("");
+        assert!(mail.text.starts_with("Hello,\n") && mail.html.contains("<p>Hello,</p>"), "{}", mail.text);
     }
 }

@@ -6,6 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::abuse::lockout::{Lockout, Subject};
 use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
@@ -94,20 +95,23 @@ pub struct Accounts {
     hasher: PasswordHasher,
     cache: Arc<AuthCache>,
     notices: Notices,
+    lockout: Lockout,
     require_verification: bool,
 }
 
 impl Accounts {
-    /// `cache` is told of every change, so this node never serves a stale account.
-    /// With `require_verification`, an account that is not verified at creation needs an e-mail.
+    /// `cache` is told of every change, so this node never serves a stale account. Wrong
+    /// passwords confirming a change count toward `lockout`. With `require_verification`, an
+    /// account that is not verified at creation needs an e-mail.
     pub fn new(
         store: Store,
         hasher: PasswordHasher,
         cache: Arc<AuthCache>,
         notices: Notices,
+        lockout: Lockout,
         require_verification: bool,
     ) -> Self {
-        Self { store, hasher, cache, notices, require_verification }
+        Self { store, hasher, cache, notices, lockout, require_verification }
     }
 
     pub fn notices(&self) -> &Notices {
@@ -185,7 +189,7 @@ impl Accounts {
             }
             (Some(_), Some(password)) => {
                 let user = self.get(id).await?;
-                self.confirm(&user, password).await?;
+                self.confirm(&user, password, client).await?;
                 Some(user.password_hash)
             }
         };
@@ -247,7 +251,7 @@ impl Accounts {
         let user = self.get(id).await?;
         let password = Password::parse(new.expose_secret(), &user.identifiers())
             .map_err(|e| Error::Validation(vec![e.at("new_password")]))?;
-        self.confirm(&user, current).await?;
+        self.confirm(&user, current, client).await?;
         let hash = self.hasher.hash(password.secret().clone()).await?;
         let now = Timestamp::now();
         let mut tx = self.store.begin().await?;
@@ -271,7 +275,7 @@ impl Accounts {
     #[tracing::instrument(skip_all, fields(user_id = %id), err(level = "debug"))]
     pub async fn delete_self(&self, id: Uuid, password: SecretString, client: &ClientInfo) -> Result<(), Error> {
         let user = self.get(id).await?;
-        self.confirm(&user, password).await?;
+        self.confirm(&user, password, client).await?;
         let mut tx = self.store.begin().await?;
         if user.role == Role::Owner {
             users::lock_owners(&mut tx).await?;
@@ -294,10 +298,20 @@ impl Accounts {
         Ok(())
     }
 
-    /// `403 wrong_password` unless `password` is the account's.
-    async fn confirm(&self, user: &User, password: SecretString) -> Result<(), Error> {
-        let ok = self.hasher.verify(password, Some(user.password_hash.clone())).await?;
-        if ok { Ok(()) } else { Err(Error::WrongPassword) }
+    /// `403 wrong_password` unless `password` is the account's; wrong ones count toward the
+    /// sign-in lockout, and while it is locked no password is checked (`429 too_many_attempts`),
+    /// so a stolen access token cannot be used to guess the password either.
+    async fn confirm(&self, user: &User, password: SecretString, client: &ClientInfo) -> Result<(), Error> {
+        let subject = Subject::account(user.id, client);
+        let charge = self.lockout.charge(&subject).await?;
+        let check = self.hasher.verify(password, Some(user.password_hash.clone()));
+        if self.lockout.checked(&subject, charge, check).await? {
+            self.lockout.succeeded(&subject, charge).await;
+            Ok(())
+        } else {
+            self.lockout.failed(&subject, charge, client).await?;
+            Err(Error::WrongPassword)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::abuse::lockout;
 use super::accounts::{Accounts, NewAccount, uniqueness};
 use super::auth::Principal;
 use super::auth::cache::AuthCache;
@@ -210,6 +211,20 @@ impl Administration {
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.cache.forget_user(user.id);
+        Ok(())
+    }
+
+    /// Clears the sign-in locks on an account (audited, also when there was none).
+    pub async fn clear_lockout(
+        &self,
+        actor: &Administrator,
+        reference: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let user = self.target(actor, reference, Action::ClearLockout).await?;
+        let mut tx = self.store.begin().await?;
+        lockout::unlock(&mut tx, user.id, Some(actor.user_id), client, true).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         Ok(())
     }
 

@@ -9,7 +9,9 @@ use super::error::Error;
 use super::holds;
 use crate::domain::time::Timestamp;
 
-use crate::storage::{Connection, Store, StoreError, audit, email_tokens, ledger, refresh_tokens, sessions};
+use crate::storage::{
+    Connection, Store, StoreError, audit, email_tokens, ledger, rate_limits, refresh_tokens, sessions, sign_in_attempts,
+};
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -17,6 +19,9 @@ const BATCH: i64 = 500;
 const KEEP_REVOKED: Duration = Duration::from_secs(24 * 3600);
 /// How long an idempotency key replays its request.
 const KEEP_IDEMPOTENCY_KEYS: Duration = Duration::from_secs(24 * 3600);
+/// How long a full rate-limit bucket is kept anyway: more than any clock skew between this node
+/// and the database, whose clock the buckets run on.
+const KEEP_FULL_BUCKETS: Duration = Duration::from_secs(600);
 
 /// What one sweep removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub struct Swept {
     pub audit_events: u64,
     pub idempotency_keys: u64,
     pub expired_holds: u64,
+    pub rate_limit_buckets: u64,
+    pub sign_in_counters: u64,
 }
 
 /// How long things are kept.
@@ -49,6 +56,8 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
         signing_keys: keys::prune(store, retention.signing_keys).await?,
         idempotency_keys: drain(store, Batch::OldIdempotencyKeys { before: now.minus(KEEP_IDEMPOTENCY_KEYS) }).await?,
         expired_holds: holds::expire_due(store, now).await?,
+        rate_limit_buckets: drain(store, Batch::FullRateBuckets { before: now.minus(KEEP_FULL_BUCKETS) }).await?,
+        sign_in_counters: drain(store, Batch::ForgottenSignInCounters { before: now }).await?,
     })
 }
 
@@ -60,6 +69,8 @@ enum Batch {
     ExpiredEmailTokens { before: Timestamp },
     OldAuditEvents { before: Timestamp },
     OldIdempotencyKeys { before: Timestamp },
+    FullRateBuckets { before: Timestamp },
+    ForgottenSignInCounters { before: Timestamp },
 }
 
 impl Batch {
@@ -72,6 +83,8 @@ impl Batch {
             Self::ExpiredEmailTokens { before } => email_tokens::delete_expired(conn, before, BATCH).await,
             Self::OldAuditEvents { before } => audit::delete_before(conn, before, BATCH).await,
             Self::OldIdempotencyKeys { before } => ledger::delete_keys_before(conn, before, BATCH).await,
+            Self::FullRateBuckets { before } => rate_limits::delete_full(conn, before.as_micros() / 1000, BATCH).await,
+            Self::ForgottenSignInCounters { before } => sign_in_attempts::delete_forgotten(conn, before, BATCH).await,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     /// A rotated refresh token presented after the grace period: its session is revoked.
     #[error("refresh token reused")]
     RefreshTokenReused,
+    /// Too many wrong passwords for this account lately: no password is checked until then.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("last owner")]
     LastOwner,
     /// A page cursor this service did not make (forged, garbled or from elsewhere).

@@ -4,8 +4,9 @@
 //! on the async workers it would stall every other request; run unbounded, a login flood would
 //! exhaust memory. So hashing runs on `concurrency` threads of its own, each reusing one 19 MiB
 //! buffer for every hash (no allocation, no page faults, no allocator arenas growing per thread),
-//! fed by a queue of at most [`PasswordHasher::MAX_WAITING`] calls; beyond that a call is
-//! refused as overload. Memory is therefore bounded by `concurrency × 19 MiB`, allocated on
+//! fed by a queue of at most [`PasswordHasher::WAITING_PER_THREAD`] calls per thread (about
+//! 0.6 s of work); beyond that a call is refused as overload (`503` with `Retry-After` for the
+//! route that asked, while every route that hashes nothing goes on as before). Memory is therefore bounded by `concurrency × 19 MiB`, allocated on
 //! first use.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,13 +51,14 @@ struct Inner {
 }
 
 impl PasswordHasher {
-    /// How many calls may wait for a thread before new ones are refused as overload.
-    pub const MAX_WAITING: usize = 1024;
+    /// How many calls may wait per thread before new ones are refused as overload: a call
+    /// that waits longer than a fraction of a second is better answered "try again" at once.
+    pub const WAITING_PER_THREAD: usize = 32;
 
     /// Starts `concurrency` hashing threads; they end when the last clone is dropped.
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        let (jobs, receiver) = mpsc::channel::<Job>(Self::MAX_WAITING);
+        let (jobs, receiver) = mpsc::channel::<Job>(concurrency * Self::WAITING_PER_THREAD);
         let receiver = Arc::new(Mutex::new(receiver));
         let busy = Arc::new(AtomicUsize::new(0));
         for n in 0..concurrency {

@@ -1,6 +1,7 @@
 //! The operations: what a request asks for, decided under the model's rules and run in one
 //! transaction through storage, with its audit event and its mail. Nothing here knows HTTP.
 
+pub mod abuse;
 pub mod accounts;
 pub mod administration;
 pub mod auth;

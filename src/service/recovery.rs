@@ -3,14 +3,19 @@
 //!
 //! Resend and forgot answer before anything is looked up: the lookup and the mailing run in
 //! a task of their own, so the answer, and its timing, is the same whether or not the
-//! account exists.
+//! account exists. At most [`MAX_PENDING`] such tasks run at once; beyond, a request is
+//! dropped (and counted), so a flood cannot pile up tasks without end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 
+use super::abuse::AbuseStats;
+use super::abuse::lockout;
 use super::accounts::uniqueness;
 use super::auth::cache::AuthCache;
 use super::error::Error;
@@ -29,6 +34,8 @@ use crate::storage::{Store, StoreError, audit, sessions, users};
 
 /// Tries of a background mail request before it is given up (and logged as an error).
 const BACKGROUND_ATTEMPTS: u32 = 3;
+/// Background mail requests in progress at most; more are dropped.
+pub const MAX_PENDING: usize = 256;
 
 /// A mail asked for without an account: by address or name, answered before it is looked up.
 enum MailRequest {
@@ -51,11 +58,19 @@ pub struct Recovery {
     hasher: PasswordHasher,
     cache: Arc<AuthCache>,
     notices: Notices,
+    pending: Arc<Semaphore>,
+    stats: AbuseStats,
 }
 
 impl Recovery {
-    pub fn new(store: Store, hasher: PasswordHasher, cache: Arc<AuthCache>, notices: Notices) -> Self {
-        Self { store, hasher, cache, notices }
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        cache: Arc<AuthCache>,
+        notices: Notices,
+        stats: AbuseStats,
+    ) -> Self {
+        Self { store, hasher, cache, notices, pending: Arc::new(Semaphore::new(MAX_PENDING)), stats }
     }
 
     /// Follows a link mailed to an address: the account's own address becomes verified, or a
@@ -146,6 +161,8 @@ impl Recovery {
         let event =
             AuditEvent::by_self(EventType::PasswordReset, user.id, client, json!({ "sessions_revoked": revoked }));
         audit::insert(&mut tx, &event).await?;
+        // Whoever follows the mailed link may sign in at once: a lock an attacker caused ends here.
+        lockout::unlock(&mut tx, user.id, Some(user.id), client, false).await?;
         self.notices.password_changed(&mut tx, &user, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.notices.wake();
@@ -157,8 +174,14 @@ impl Recovery {
     /// Handles `request` apart from the HTTP request, trying again after a transient failure
     /// (a deadlock, a lost connection) so that an accepted request is not silently dropped.
     fn in_background(&self, request: MailRequest) {
+        let Ok(permit) = self.pending.clone().try_acquire_owned() else {
+            self.stats.mail_requests_dropped.inc();
+            tracing::debug!("{} dropped: {MAX_PENDING} are already in progress", request.what());
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             for attempt in 1..=BACKGROUND_ATTEMPTS {
                 match this.queue_mail(&request).await {
                     Ok(()) => return this.notices.wake(),

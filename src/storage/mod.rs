@@ -12,9 +12,11 @@ pub mod holds;
 pub mod ledger;
 pub mod migrations;
 pub mod outbox;
+pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod server_secrets;
 pub mod sessions;
+pub mod sign_in_attempts;
 pub mod signing_keys;
 pub mod sql;
 pub mod user_list;
@@ -78,6 +80,12 @@ impl Store {
         self.pool.acquire().await.map_err(StoreError::from)
     }
 
+    /// A connection for one writing statement outside a transaction: on SQLite the writer, so
+    /// that the statement queues here rather than in SQLite's busy handler.
+    pub async fn write_conn(&self) -> Result<PoolConnection<Any>, StoreError> {
+        self.writer.as_ref().unwrap_or(&self.pool).acquire().await.map_err(StoreError::from)
+    }
+
     /// A transaction: everything written through it lands together or not at all. On SQLite it
     /// runs on the one writer connection and holds the file's write lock from its start
     /// (`BEGIN IMMEDIATE`), so what it reads is what it writes over.
@@ -121,6 +129,10 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                 if backend == Backend::Sqlite {
                     // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
                     conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?;
+                }
+                if backend == Backend::MySql {
+                    // UTC, so that the database's clock (rate limits) never repeats an hour.
+                    conn.execute("SET time_zone = '+00:00'").await?;
                 }
                 Ok(())
             })

@@ -194,6 +194,9 @@ pub fn base_config(db: &TestDb) -> Config {
         "2",
         "--database-max-connections",
         "5",
+        // Every test client is 127.0.0.1: the limits have tests of their own.
+        "--rate-limit",
+        "0",
     ])
     .expect("test configuration")
 }

@@ -68,3 +68,30 @@ pub struct ValidationFailed(pub Problem);
 #[derive(IntoResponses)]
 #[response(status = 503, description = "`unavailable`", content_type = "application/problem+json")]
 pub struct Unavailable(pub Problem);
+
+/// `429 rate_limited`, with `Retry-After`: too many requests from this client network.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "`rate_limited`: too many requests to this route from your network; with `Retry-After` (seconds)",
+    content_type = "application/problem+json"
+)]
+pub struct RateLimited(pub Problem);
+
+/// `429 rate_limited` or `too_many_attempts`, with `Retry-After`.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "`rate_limited` (too many requests from your network) or `too_many_attempts` (too many wrong passwords for this account: no password is checked until `Retry-After` seconds pass; answered alike whether or not the account exists)",
+    content_type = "application/problem+json"
+)]
+pub struct Throttled(pub Problem);
+
+/// `429 too_many_attempts`, with `Retry-After`: too many wrong passwords for this account.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "`too_many_attempts`: too many wrong passwords for this account lately; with `Retry-After` (seconds)",
+    content_type = "application/problem+json"
+)]
+pub struct TooManyAttempts(pub Problem);

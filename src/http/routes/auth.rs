@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::domain::user::LoginName;
-use crate::http::dto::problems::{AccountDisabled, Taken, Unauthenticated, ValidationFailed};
+use crate::http::dto::problems::{AccountDisabled, RateLimited, Taken, Throttled, Unauthenticated, ValidationFailed};
 use crate::http::dto::{
     Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse, UserEnvelope, UserView,
 };
@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         (status = 201, description = "Account created", body = UserEnvelope),
         Taken,
         ValidationFailed,
+        RateLimited,
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -52,6 +53,7 @@ pub async fn register(
         (status = 401, description = "`invalid_credentials`: unknown account or wrong password", body = Problem, content_type = "application/problem+json"),
         AccountDisabled,
         ValidationFailed,
+        Throttled,
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -76,6 +78,7 @@ pub async fn login(
             ("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         (status = 401, description = "`invalid_token` (unknown, expired, revoked) or `refresh_token_reused` (the session is now revoked)", body = Problem, content_type = "application/problem+json"),
         AccountDisabled,
+        RateLimited,
     ))]
 pub async fn refresh(
     State(state): State<AppState>,

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
 
-use crate::http::dto::problems::{Taken, Unauthenticated, ValidationFailed, WrongPassword};
+use crate::http::dto::problems::{Taken, TooManyAttempts, Unauthenticated, ValidationFailed, WrongPassword};
 use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client};
@@ -36,6 +36,7 @@ pub async fn get_me(AuthUser(me): AuthUser) -> Json<UserView> {
         (status = 200, body = UserView),
         Unauthenticated,
         WrongPassword,
+        TooManyAttempts,
         Taken,
         ValidationFailed,
     ))]
@@ -56,6 +57,7 @@ pub async fn update_me(
         (status = 204, description = "Deleted"),
         Unauthenticated,
         WrongPassword,
+        TooManyAttempts,
         (status = 409, description = "`last_owner` or `wallet_not_empty`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn delete_me(
@@ -74,6 +76,7 @@ pub async fn delete_me(
         (status = 204, description = "Changed"),
         Unauthenticated,
         WrongPassword,
+        TooManyAttempts,
         ValidationFailed,
     ))]
 pub async fn change_password(

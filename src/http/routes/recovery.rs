@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use crate::domain::Invalid;
 use crate::domain::fields::Email;
 use crate::domain::user::LoginName;
+use crate::http::dto::problems::RateLimited;
 use crate::http::dto::{
     ForgotPasswordRequest, Problem, ResendRequest, ResetPasswordRequest, UserEnvelope, UserView, VerifyEmailRequest,
 };
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
     responses(
         (status = 200, description = "Verified", body = UserEnvelope),
         (status = 401, description = "`invalid_token`: unknown, expired, used, or for an address the account no longer has", body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 pub async fn verify_email(
     State(state): State<AppState>,
@@ -46,6 +48,7 @@ pub async fn verify_email(
     responses(
         (status = 202, description = "Accepted: a link is mailed if an unverified account has this address"),
         (status = 422, description = "`validation_failed`: not an e-mail address", body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 pub async fn resend_verification(
     State(state): State<AppState>,
@@ -62,6 +65,7 @@ pub async fn resend_verification(
     responses(
         (status = 202, description = "Accepted: a link is mailed if an active account with an address has this name"),
         (status = 422, description = "`validation_failed`: not exactly one of `email` and `username`", body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 pub async fn forgot_password(
     State(state): State<AppState>,
@@ -89,6 +93,7 @@ pub async fn forgot_password(
         (status = 204, description = "Password changed; every session was signed out"),
         (status = 401, description = "`invalid_token`: unknown, expired or used", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: the new password breaks a rule (the token stays usable)", body = Problem, content_type = "application/problem+json"),
+        RateLimited,
     ))]
 pub async fn reset_password(
     State(state): State<AppState>,

@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
 
 use crate::domain::listing::UserFilter;
@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{reference}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v1/users/{reference}/sessions", get(list_user_sessions).delete(revoke_user_sessions))
+        .route("/v1/users/{reference}/lockout", delete(clear_user_lockout))
 }
 
 fn role(value: Option<Checked<Role>>) -> Result<Option<Role>, FieldError> {
@@ -200,5 +201,23 @@ pub async fn revoke_user_sessions(
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.admin.revoke_sessions(&me, &reference, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clear the sign-in locks on an account, so that it may sign in at once (audited).
+#[utoipa::path(delete, path = "/v1/users/{reference}/lockout", tag = "admin", security(("bearer" = [])),
+    params(("reference" = String, Path, description = "An id or a username")),
+    responses(
+        (status = 204, description = "Unlocked (also when it was not locked)"),
+        Forbidden,
+        NotFound,
+    ))]
+pub async fn clear_user_lockout(
+    State(state): State<AppState>,
+    AdminUser(me): AdminUser,
+    Client(client): Client,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.admin.clear_lockout(&me, &reference, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,6 +26,7 @@ use crate::domain::session::SessionState;
 use crate::domain::time::Timestamp;
 use crate::domain::user::LoginName;
 use crate::domain::user::{Role, User, UserStatus};
+use crate::service::abuse::lockout::{Charge, Lockout, Subject};
 use crate::service::cursor::Cursors;
 use crate::service::error::Error;
 use crate::service::hashing::{PasswordHasher, needs_rehash};
@@ -51,20 +52,25 @@ pub struct Auth {
     tokens: Tokens,
     cache: Arc<AuthCache>,
     cursors: Cursors,
+    lockout: Lockout,
     require_verification: bool,
 }
 
+/// What sign-in is built from besides the store: hashing, tokens, the cache, cursors and the lockout.
+pub struct AuthParts {
+    pub hasher: PasswordHasher,
+    pub tokens: Tokens,
+    pub cache: Arc<AuthCache>,
+    pub cursors: Cursors,
+    pub lockout: Lockout,
+    /// Accounts whose address is unverified cannot sign in.
+    pub require_verification: bool,
+}
+
 impl Auth {
-    /// With `require_verification`, accounts whose address is unverified cannot sign in.
-    pub fn new(
-        store: Store,
-        hasher: PasswordHasher,
-        tokens: Tokens,
-        cache: Arc<AuthCache>,
-        cursors: Cursors,
-        require_verification: bool,
-    ) -> Self {
-        Self { store, hasher, tokens, cache, cursors, require_verification }
+    pub fn new(store: Store, parts: AuthParts) -> Self {
+        let AuthParts { hasher, tokens, cache, cursors, lockout, require_verification } = parts;
+        Self { store, hasher, tokens, cache, cursors, lockout, require_verification }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -72,8 +78,8 @@ impl Auth {
     }
 
     /// Checks the password and opens a session. An unknown account and a wrong password give
-    /// the same answer at the same cost; a disabled account is told so only after a correct
-    /// password.
+    /// the same answer at the same cost, and are locked out alike; a disabled account is told so
+    /// only after a correct password.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn login(
         &self,
@@ -88,20 +94,29 @@ impl Auth {
             let mut conn = self.store.conn().await?;
             users::find_by_login(&mut conn, &name).await?
         };
+        let subject = match &user {
+            Some(user) => Subject::account(user.id, &client),
+            None => Subject::unknown(&name.key(), &client),
+        };
+        let charge = self.lockout.charge(&subject).await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let verified = self.hasher.verify(password.clone(), stored_hash).await?;
+        let check = self.hasher.verify(password.clone(), stored_hash);
+        let verified = self.lockout.checked(&subject, charge, check).await?;
         let target = user.as_ref().map(|u| u.id);
         let Some(mut user) = user.filter(|_| verified) else {
             tracing::info!("sign-in refused: invalid credentials");
             self.record_failure(target, &client, if target.is_some() { "wrong_password" } else { "unknown_account" })
                 .await;
+            self.lockout.failed(&subject, charge, &client).await?;
             return Err(Error::InvalidCredentials);
         };
         if user.status != UserStatus::Active {
+            self.lockout.succeeded(&subject, charge).await;
             self.record_failure(Some(user.id), &client, "account_disabled").await;
             return Err(Error::AccountDisabled);
         }
         if self.require_verification && user.email_verified_at.is_none() {
+            self.lockout.succeeded(&subject, charge).await;
             self.record_failure(Some(user.id), &client, "email_unverified").await;
             return Err(Error::EmailUnverified);
         }
@@ -110,7 +125,7 @@ impl Auth {
         }
         let now = Timestamp::now();
         user.last_login_at = Some(now);
-        let issued = self.open_session(user, client, now).await?;
+        let issued = self.open_session(user, client, now, (&subject, charge)).await?;
         self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
@@ -121,7 +136,7 @@ impl Auth {
     async fn record_failure(&self, user_id: Option<Uuid>, client: &ClientInfo, reason: &str) {
         let event = AuditEvent::new(EventType::LoginFailed, None, user_id, client, json!({ "reason": reason }));
         let outcome = async {
-            let mut conn = self.store.conn().await?;
+            let mut conn = self.store.write_conn().await?;
             audit::insert(&mut conn, &event).await
         };
         if let Err(error) = outcome.await {
@@ -142,7 +157,13 @@ impl Auth {
         }
     }
 
-    async fn open_session(&self, user: User, client: ClientInfo, now: Timestamp) -> Result<IssuedTokens, Error> {
+    async fn open_session(
+        &self,
+        user: User,
+        client: ClientInfo,
+        now: Timestamp,
+        (subject, charge): (&Subject, Charge),
+    ) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
         let max_expires_at = now.plus(s.session_max_age);
         let session = Session {
@@ -179,6 +200,7 @@ impl Auth {
             let detail = json!({ "reason": "session_limit", "sessions_revoked": ended });
             audit::insert(&mut tx, &AuditEvent::by_self(EventType::SessionRevoked, user.id, &client, detail)).await?;
         }
+        self.lockout.succeeded_in(&mut tx, subject, charge, true).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, new_id())?,

@@ -1,0 +1,266 @@
+//! Sign-in lockout, applied (the rule is [`crate::domain::lockout`]): every password check,
+//! sign-in or re-authentication, is charged to the account's counters first, in a transaction
+//! of its own, and cleared when the password was right.
+//!
+//! A name no account has is counted exactly like an account, by the name, so that a lock
+//! tells nothing about whether the account exists.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
+use crate::domain::limits::client_network;
+use crate::domain::lockout::{Attempt, Policy, REMEMBER_DEVICE_FOR};
+use crate::domain::secrets::sha256_hex;
+use crate::domain::time::Timestamp;
+use crate::service::error::Error;
+use crate::storage::sign_in_attempts::{self, CounterKey};
+use crate::storage::{Connection, Store, StoreError, audit};
+
+/// Tries of a transaction that the database broke off to end a deadlock.
+const ATTEMPTS: u32 = 3;
+/// How long an attempt waits for a slot while every slot is being checked; then it is refused.
+/// A slot handed back on this node wakes a waiter at once; between, they look again after
+/// a wait that doubles from 10 ms to at most 500 ms, for slots other nodes hand back.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+const FIRST_LOOK: Duration = Duration::from_millis(10);
+const LONGEST_LOOK: Duration = Duration::from_millis(500);
+
+/// Whose counters an attempt charges: the account's (or the unknown name's) and this client
+/// network's on it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    account: CounterKey,
+    client: CounterKey,
+}
+
+impl Subject {
+    /// A password check on the account `user_id` from `client`.
+    pub fn account(user_id: Uuid, client: &ClientInfo) -> Self {
+        Self::new(format!("a:{user_id}"), Some(user_id), client)
+    }
+
+    /// A sign-in to a name no account has, by the name's key.
+    pub fn unknown(name_key: &str, client: &ClientInfo) -> Self {
+        Self::new(format!("n:{}", sha256_hex(name_key.as_bytes())), None, client)
+    }
+
+    fn new(account: String, user_id: Option<Uuid>, client: &ClientInfo) -> Self {
+        let network = client.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()).map(client_network);
+        let client = format!("{account}@{}", network.as_deref().unwrap_or("unknown"));
+        Self { account: CounterKey { key: account, user_id }, client: CounterKey { key: client, user_id } }
+    }
+
+    fn user_id(&self) -> Option<Uuid> {
+        self.account.user_id
+    }
+}
+
+/// The slot an attempt took: to be settled by [`Lockout::failed`] or [`Lockout::succeeded`].
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct Charge {
+    /// Whether anything was charged (lockout on).
+    taken: bool,
+    /// Whether the account's counter was charged as well as the client's.
+    account: bool,
+}
+
+/// Charges and settles sign-in attempts.
+#[derive(Clone)]
+pub struct Lockout {
+    store: Store,
+    policy: Policy,
+    /// Rung whenever this node settles a slot: one waiter looks at once (it may be waiting on
+    /// another account and find nothing, in which case the others find the slot on their next
+    /// look).
+    settled: Arc<Notify>,
+}
+
+impl Lockout {
+    pub fn new(store: Store, policy: Policy) -> Self {
+        Self { store, policy, settled: Arc::new(Notify::new()) }
+    }
+
+    /// Takes a slot before a password is checked: `429 too_many_attempts` while locked, or
+    /// when no slot came free in time.
+    pub async fn charge(&self, subject: &Subject) -> Result<Charge, Error> {
+        if !self.policy.enabled() {
+            return Ok(Charge { taken: false, account: false });
+        }
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        let mut look = FIRST_LOOK;
+        loop {
+            let settled = self.settled.notified();
+            if let Some(charge) = retrying(|| self.try_charge(subject)).await? {
+                return Ok(charge);
+            }
+            let wait = look.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if wait.is_zero() {
+                return Err(Error::TooManyAttempts { retry_after_secs: 1 });
+            }
+            let _ = tokio::time::timeout(wait, settled).await;
+            look = (look * 2).min(LONGEST_LOOK);
+        }
+    }
+
+    /// `None` when every slot is out.
+    async fn try_charge(&self, subject: &Subject) -> Result<Option<Charge>, Error> {
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        let tallies = sign_in_attempts::lock(&mut tx, &[&subject.account, &subject.client], now).await?;
+        match self.policy.attempt(now, tallies[0], tallies[1]) {
+            Attempt::Refused { retry_after } => {
+                let retry_after_secs = retry_after.as_micros().div_ceil(1_000_000).max(1);
+                Err(Error::TooManyAttempts { retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX) })
+            }
+            Attempt::Busy => Ok(None),
+            Attempt::Allowed { account, client } => {
+                sign_in_attempts::save(&mut tx, &subject.client, &client).await?;
+                if let Some(account) = &account {
+                    sign_in_attempts::save(&mut tx, &subject.account, account).await?;
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(Some(Charge { taken: true, account: account.is_some() }))
+            }
+        }
+    }
+
+    /// After a wrong password: the slot becomes a failure, and a lock it earns goes into the
+    /// audit trail. When this cannot be written the caller answers the error, not the verdict
+    /// (an attacker must not learn a guess was wrong without it being counted); the slot then
+    /// counts as a failure once [`SLOT_TIMEOUT`] passes.
+    ///
+    /// [`SLOT_TIMEOUT`]: crate::domain::lockout::SLOT_TIMEOUT
+    pub async fn failed(&self, subject: &Subject, charge: Charge, client: &ClientInfo) -> Result<(), Error> {
+        if !charge.taken {
+            return Ok(());
+        }
+        let settled = retrying(|| self.settle_failure(subject, charge, client)).await;
+        self.settled.notify_one();
+        settled
+    }
+
+    async fn settle_failure(&self, subject: &Subject, charge: Charge, client: &ClientInfo) -> Result<(), Error> {
+        let now = Timestamp::now();
+        let mut tx = self.store.begin().await?;
+        let tallies = sign_in_attempts::lock(&mut tx, &[&subject.account, &subject.client], now).await?;
+        let mut charged = vec![(&subject.client, tallies[1])];
+        if charge.account {
+            charged.push((&subject.account, tallies[0]));
+        }
+        let mut locked_for = None;
+        for (key, tally) in charged {
+            let (tally, lock) = self.policy.failed(now, tally);
+            sign_in_attempts::save(&mut tx, key, &tally).await?;
+            locked_for = locked_for.max(lock);
+        }
+        if let Some(locked_for) = locked_for {
+            let detail = json!({ "locked_seconds": locked_for.as_secs() });
+            audit::insert(&mut tx, &AuditEvent::new(EventType::SignInLocked, None, subject.user_id(), client, detail))
+                .await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// After a right password, in the transaction that acts on it: the slot is handed back and
+    /// the counters start again; with `signed_in` this client network becomes a known device.
+    pub async fn succeeded_in(
+        &self,
+        conn: &mut Connection,
+        subject: &Subject,
+        charge: Charge,
+        signed_in: bool,
+    ) -> Result<(), Error> {
+        if !charge.taken {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let known = signed_in.then_some(now);
+        let remember_until = now.plus(REMEMBER_DEVICE_FOR);
+        sign_in_attempts::clear_after_success(
+            conn,
+            &subject.account,
+            &subject.client,
+            charge.account,
+            known,
+            remember_until,
+        )
+        .await?;
+        // Rung before the caller's commit: a waiter that tries too early waits again, briefly.
+        self.settled.notify_one();
+        Ok(())
+    }
+
+    /// [`Self::succeeded_in`] on a connection of its own, for a right password that opens no
+    /// session; a failure leaves the slot lost until it times out.
+    pub async fn succeeded(&self, subject: &Subject, charge: Charge) {
+        let outcome = async { self.succeeded_in(&mut *self.store.write_conn().await?, subject, charge, false).await };
+        if let Err(error) = outcome.await {
+            tracing::warn!(%error, "could not clear sign-in failures");
+        }
+    }
+}
+
+impl Lockout {
+    /// Checks `password` with `check` under a slot: a check that fails to run (the hashing
+    /// pool full, say) hands its slot back before its error is answered.
+    pub async fn checked<F>(&self, subject: &Subject, charge: Charge, check: F) -> Result<bool, Error>
+    where
+        F: std::future::Future<Output = Result<bool, Error>>,
+    {
+        let outcome = check.await;
+        if outcome.is_err() && charge.taken {
+            let mut keys = vec![&subject.client];
+            if charge.account {
+                keys.push(&subject.account);
+            }
+            let released = async { sign_in_attempts::release(&mut *self.store.write_conn().await?, &keys).await };
+            if let Err(error) = released.await {
+                tracing::warn!(%error, "could not hand back a sign-in slot");
+            }
+            self.settled.notify_one();
+        }
+        outcome
+    }
+}
+
+/// Runs `step` again when the database broke it off to end a deadlock, a few times.
+async fn retrying<T, F, Fut>(step: F) -> Result<T, Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    for _ in 1..ATTEMPTS {
+        match step().await {
+            Err(Error::Retry(_)) => continue,
+            other => return other,
+        }
+    }
+    step().await
+}
+
+/// Clears every lock on `user_id`'s account in `tx`, auditing it as `actor`'s unlock when one
+/// was in force, or always when `always` (an administrator asked).
+pub async fn unlock(
+    tx: &mut Connection,
+    user_id: Uuid,
+    actor: Option<Uuid>,
+    client: &ClientInfo,
+    always: bool,
+) -> Result<(), Error> {
+    let locked = sign_in_attempts::clear_user(tx, user_id, Timestamp::now()).await?;
+    if locked > 0 || always {
+        let event =
+            AuditEvent::new(EventType::SignInUnlocked, actor, Some(user_id), client, json!({ "locked": locked > 0 }));
+        audit::insert(tx, &event).await?;
+    }
+    Ok(())
+}
