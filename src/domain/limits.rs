@@ -52,11 +52,6 @@ impl RouteLimits {
         self.overrides.iter().find(|(r, _)| *r == route).map_or(self.default, |(_, n)| *n)
     }
 
-    /// Whether any route is limited at all.
-    pub fn any(&self) -> bool {
-        LimitedRoute::ALL.into_iter().any(|route| self.per_minute(route) > 0)
-    }
-
     /// `login=10,refresh=120`: route names with their own limits (0 turns a route's off).
     pub fn parse_overrides(text: &str) -> Result<Vec<(LimitedRoute, u32)>, String> {
         let names = || LimitedRoute::ALL.map(LimitedRoute::name).join(", ");
@@ -102,7 +97,6 @@ mod tests {
         assert!(RouteLimits::parse_overrides("logon=3").unwrap_err().contains("known: register"));
         assert!(RouteLimits::parse_overrides("login").is_err());
         assert!(RouteLimits::parse_overrides("login=-1").is_err());
-        assert!(!RouteLimits { default: 0, overrides: vec![] }.any());
     }
 
     #[test]

@@ -8,6 +8,12 @@ use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// `wait` in whole seconds, rounded up and at least 1: what a `Retry-After` says, so that a
+/// client that waits as told is not turned away again.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_micros().div_ceil(1_000_000).max(1)).unwrap_or(u64::MAX)
+}
+
 /// A point in time, UTC, with microsecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::AbuseStats;
 use super::redis_counters::RedisCounters;
 use crate::domain::limits::{LimitedRoute, RouteLimits, client_network};
+use crate::domain::time::retry_after_secs;
 use crate::storage::rate_limits::{self, Rate, Verdict};
 use crate::storage::{Store, StoreError};
 
@@ -135,7 +136,5 @@ impl RateLimiter {
 }
 
 fn limited(wait: Duration) -> Admission {
-    // Whole seconds, rounded up: a client that waits as told is admitted.
-    let retry_after_secs = wait.as_millis().div_ceil(1000).max(1);
-    Admission::Limited { retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX) }
+    Admission::Limited { retry_after_secs: retry_after_secs(wait) }
 }

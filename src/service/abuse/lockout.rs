@@ -18,7 +18,7 @@ use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::limits::client_network;
 use crate::domain::lockout::{Attempt, Policy, REMEMBER_DEVICE_FOR};
 use crate::domain::secrets::sha256_hex;
-use crate::domain::time::Timestamp;
+use crate::domain::time::{Timestamp, retry_after_secs};
 use crate::service::error::Error;
 use crate::storage::sign_in_attempts::{self, CounterKey};
 use crate::storage::{Connection, Store, StoreError, audit};
@@ -117,8 +117,7 @@ impl Lockout {
         let tallies = sign_in_attempts::lock(&mut tx, &[&subject.account, &subject.client], now).await?;
         match self.policy.attempt(now, tallies[0], tallies[1]) {
             Attempt::Refused { retry_after } => {
-                let retry_after_secs = retry_after.as_micros().div_ceil(1_000_000).max(1);
-                Err(Error::TooManyAttempts { retry_after_secs: u64::try_from(retry_after_secs).unwrap_or(u64::MAX) })
+                Err(Error::TooManyAttempts { retry_after_secs: retry_after_secs(retry_after) })
             }
             Attempt::Busy => Ok(None),
             Attempt::Allowed { account, client } => {
@@ -199,17 +198,6 @@ impl Lockout {
         Ok(())
     }
 
-    /// [`Self::succeeded_in`] on a connection of its own, for a right password that opens no
-    /// session; a failure leaves the slot lost until it times out.
-    pub async fn succeeded(&self, subject: &Subject, charge: Charge) {
-        let outcome = async { self.succeeded_in(&mut *self.store.write_conn().await?, subject, charge, false).await };
-        if let Err(error) = outcome.await {
-            tracing::warn!(%error, "could not clear sign-in failures");
-        }
-    }
-}
-
-impl Lockout {
     /// Checks `password` with `check` under a slot: a check that fails to run (the hashing
     /// pool full, say) hands its slot back before its error is answered.
     pub async fn checked<F>(&self, subject: &Subject, charge: Charge, check: F) -> Result<bool, Error>
@@ -229,6 +217,15 @@ impl Lockout {
             self.settled.notify_one();
         }
         outcome
+    }
+
+    /// [`Self::succeeded_in`] on a connection of its own, for a right password that opens no
+    /// session; a failure leaves the slot lost until it times out.
+    pub async fn succeeded(&self, subject: &Subject, charge: Charge) {
+        let outcome = async { self.succeeded_in(&mut *self.store.write_conn().await?, subject, charge, false).await };
+        if let Err(error) = outcome.await {
+            tracing::warn!(%error, "could not clear sign-in failures");
+        }
     }
 }
 
