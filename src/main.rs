@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
-use tessera::cli::{AdminCommand, Cli, Command, KeysCommand, LedgerCommand, MailCommand};
+use tessera::cli::{AdminCommand, Cli, Command, KeysCommand, LedgerCommand, MailCommand, UsersCommand};
 use tessera::commands;
 use tessera::config::{self, ConfigError};
 
@@ -50,6 +50,8 @@ fn main() -> ExitCode {
                 commands::keys::new_master_key();
                 Ok(())
             }
+            Command::Users { command: UsersCommand::Import(args) } => commands::users::import(&config, args).await,
+            Command::Users { command: UsersCommand::Export(args) } => commands::users::export(&config, args).await,
             Command::Ledger { command: LedgerCommand::Verify } => commands::ledger::verify(&config).await,
             Command::Mail { command: MailCommand::Failed } => commands::mail::failed(&config).await,
             Command::Mail { command: MailCommand::Retry(args) } => commands::mail::retry(&config, args).await,

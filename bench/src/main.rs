@@ -4,6 +4,7 @@
 //! `cargo build --release --workspace && cargo run --release -p tessera-bench -- --scenario all`
 
 mod ceilings;
+mod import;
 mod layout;
 mod ledger_ceiling;
 mod listing;
@@ -34,7 +35,8 @@ struct Args {
     /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all. Or
     /// `list-users` alone: `GET /v1/users` on freshly seeded databases of each `--sizes`. Or
     /// `transfers` alone: transfers on a hot pair and among 1,000 wallets beside the
-    /// database's own ceiling (SQLite or PostgreSQL).
+    /// database's own ceiling (SQLite or PostgreSQL). Or `import` alone: `tessera users
+    /// import` of `--import-users` accounts with pre-hashed passwords, then an export.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Concurrent connections [default: 64; 32 for transfers].
@@ -64,6 +66,9 @@ struct Args {
     /// Account counts for `list-users`, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000")]
     sizes: Vec<u64>,
+    /// Accounts in the file `import` imports.
+    #[arg(long, default_value_t = 100_000)]
+    import_users: u64,
     /// Extra settings for the server, e.g. `--server-env TESSERA_SESSION_CACHE_TTL=0s` (repeatable).
     #[arg(long, value_parser = parse_setting)]
     server_env: Vec<(String, String)>,
@@ -88,37 +93,33 @@ async fn main() -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/tessera"));
     anyhow::ensure!(binary.exists(), "{} not found: run `cargo build --release` first", binary.display());
-    if scenarios == ["list-users"] {
-        let config =
-            ServerConfig { binary, database_url: String::new(), hash_concurrency, env: args.server_env.clone() };
-        // Latency, not throughput: one request in flight per core.
-        let load = Load {
-            concurrency: cores,
-            warmup: Duration::from_secs_f64(args.warmup),
-            duration: Duration::from_secs_f64(args.seconds),
-        };
-        let figures = listing::run(&args.sizes, args.db.as_deref(), &config, load).await?;
+    // The scenarios that run alone make their own databases.
+    let standalone =
+        ServerConfig { binary, database_url: String::new(), hash_concurrency, env: args.server_env.clone() };
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let duration = Duration::from_secs_f64(args.seconds);
+    let figures = match scenarios.as_slice() {
+        [one] if one == "list-users" => {
+            // Latency, not throughput: one request in flight per core.
+            let load = Load { concurrency: cores, warmup, duration };
+            Some(serde_json::to_value(listing::run(&args.sizes, args.db.as_deref(), &standalone, load).await?)?)
+        }
+        [one] if one == "transfers" => {
+            let load = Load { concurrency: args.concurrency.unwrap_or(32), warmup, duration };
+            let rounds = args.rounds.max(1);
+            Some(serde_json::to_value(transfers::run(args.db.as_deref(), &standalone, load, rounds).await?)?)
+        }
+        [one] if one == "import" => Some(import::run(args.import_users, args.db.as_deref(), &standalone).await?),
+        _ => None,
+    };
+    if let Some(figures) = figures {
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         return Ok(());
     }
-    if scenarios == ["transfers"] {
-        let config =
-            ServerConfig { binary, database_url: String::new(), hash_concurrency, env: args.server_env.clone() };
-        let load = Load {
-            concurrency: args.concurrency.unwrap_or(32),
-            warmup: Duration::from_secs_f64(args.warmup),
-            duration: Duration::from_secs_f64(args.seconds),
-        };
-        let figures = transfers::run(args.db.as_deref(), &config, load, args.rounds.max(1)).await?;
-        if let Some(path) = &args.json {
-            std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        return Ok(());
-    }
+    let ServerConfig { binary, .. } = standalone;
     let db = scratch::create(args.db.as_deref()).await?;
     let config = ServerConfig { binary, database_url: db.url.clone(), hash_concurrency, env: args.server_env.clone() };
     let outcome = run(&args, &scenarios, &config).await;

@@ -3,12 +3,11 @@
 //! summary and exits non-zero on any mismatch; shows a progress bar on a terminal, and a line
 //! every tenth of the way otherwise.
 
-use std::io::IsTerminal as _;
 use std::time::Instant;
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress::{Progress, Unit};
 use crate::config::Config;
 use crate::storage::Store;
 use crate::storage::ledger::{self, WalletBooks};
@@ -35,7 +34,7 @@ async fn check(store: &Store) -> anyhow::Result<(i64, i64, i64, u64)> {
     let started = Instant::now();
     let mut conn = store.conn().await?;
     let (wallets, entries, transfers) = ledger::sizes(&mut conn).await?;
-    let mut progress = Progress::new(u64::try_from(wallets).unwrap_or(0));
+    let mut progress = Progress::new(u64::try_from(wallets).unwrap_or(0), Unit::Items("wallets"));
     let mut wrong = 0_u64;
     let mut after = None;
     loop {
@@ -65,50 +64,4 @@ fn mismatch(book: &WalletBooks) -> String {
         "wallet {}: balance {} but entries sum to {}; held {} but pending holds sum to {}",
         book.id, book.balance, book.entries, book.held, book.pending_holds
     )
-}
-
-/// A bar on a terminal, a line every tenth of the way elsewhere.
-enum Progress {
-    Bar(ProgressBar),
-    Lines { total: u64, done: u64, next: u64 },
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} wallets ({per_sec}, {eta} left)") {
-                bar.set_style(style);
-            }
-            Self::Bar(bar)
-        } else {
-            Self::Lines { total, done: 0, next: total / 10 }
-        }
-    }
-
-    fn advance(&mut self, n: u64) {
-        match self {
-            Self::Bar(bar) => bar.inc(n),
-            Self::Lines { total, done, next } => {
-                *done += n;
-                if *done >= *next && *total > 0 {
-                    eprintln!("checked {done} of {total} wallets");
-                    *next = *done + (*total / 10).max(1);
-                }
-            }
-        }
-    }
-
-    fn println(&self, line: String) {
-        match self {
-            Self::Bar(bar) => bar.println(line),
-            Self::Lines { .. } => eprintln!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Self::Bar(bar) = self {
-            bar.finish_and_clear();
-        }
-    }
 }

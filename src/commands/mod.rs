@@ -6,5 +6,8 @@ pub mod ledger;
 pub mod mail;
 pub mod migrate;
 pub mod openapi;
+pub mod progress;
 pub mod seed;
 pub mod serve;
+mod user_files;
+pub mod users;

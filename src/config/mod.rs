@@ -312,9 +312,14 @@ pub fn variables() -> Vec<String> {
         .collect()
 }
 
+/// Variables one command reads rather than the service (`users import`'s Firebase key, which is
+/// better kept out of the command line).
+const COMMAND_VARIABLES: [&str; 1] = ["TESSERA_FIREBASE_SIGNER_KEY"];
+
 /// `TESSERA_*` variables that name no setting: likely typos, worth a warning.
 pub fn unknown_variables() -> Vec<String> {
-    let known = variables();
+    let mut known = variables();
+    known.extend(COMMAND_VARIABLES.map(str::to_owned));
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter(|name| name.starts_with("TESSERA_") && !name.starts_with("TESSERA_TEST_"))

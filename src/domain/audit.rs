@@ -40,6 +40,7 @@ pub enum EventType {
     HoldEnded,
     SignInLocked,
     SignInUnlocked,
+    UsersImported,
 }
 
 impl EventType {
@@ -66,10 +67,11 @@ impl EventType {
             Self::HoldEnded => "wallet.hold_ended",
             Self::SignInLocked => "login.locked",
             Self::SignInUnlocked => "login.unlocked",
+            Self::UsersImported => "users.imported",
         }
     }
 
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 22] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -91,6 +93,7 @@ impl EventType {
         Self::HoldEnded,
         Self::SignInLocked,
         Self::SignInUnlocked,
+        Self::UsersImported,
     ];
 
     /// The kind named `text`, as stored.

@@ -63,6 +63,15 @@ impl Timestamp {
             .unwrap_or_default()
     }
 
+    /// RFC 3339 in UTC to the microsecond (fractional digits only when there are any), e.g.
+    /// `2026-11-23T10:00:00.25Z`: what an export writes, so that nothing is lost.
+    pub fn to_rfc3339_exact(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default()
+    }
+
     /// Parses an RFC 3339 string (any offset) into a timestamp.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;

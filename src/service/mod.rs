@@ -12,6 +12,7 @@ pub mod error;
 pub mod hashing;
 pub mod health;
 pub mod holds;
+pub mod import;
 pub mod notices;
 pub mod profile;
 pub mod recovery;

@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod sign_in_attempts;
 pub mod signing_keys;
 pub mod sql;
+pub mod user_import;
 pub mod user_list;
 pub mod users;
 pub mod wallets;

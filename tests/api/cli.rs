@@ -31,7 +31,7 @@ fn help_lists_every_setting_with_its_variable() {
     for variable in tessera::config::variables() {
         assert!(help.contains(&variable), "{variable} missing from --help");
     }
-    for command in ["serve", "migrate", "admin", "openapi"] {
+    for command in ["serve", "migrate", "admin", "users", "openapi"] {
         assert!(help.contains(command), "{command} missing from --help");
     }
 }

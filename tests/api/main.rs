@@ -14,6 +14,7 @@ mod cli;
 mod concurrency;
 mod edge;
 mod errors;
+mod import;
 mod limits;
 mod lockout;
 mod login;

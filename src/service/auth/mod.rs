@@ -29,7 +29,7 @@ use crate::domain::user::{Role, User, UserStatus};
 use crate::service::abuse::lockout::{Charge, Lockout, Subject};
 use crate::service::cursor::Cursors;
 use crate::service::error::Error;
-use crate::service::hashing::{PasswordHasher, needs_rehash};
+use crate::service::hashing::{PasswordHasher, StoredHash, needs_rehash};
 use crate::storage::{self, Store, StoreError, audit, refresh_tokens, users};
 use cache::{AuthCache, VerifiedToken};
 use tokens::{IssuedTokens, Tokens};
@@ -42,6 +42,14 @@ pub struct Principal {
     pub session_id: Uuid,
     pub role: Role,
     pub state: Arc<SessionState>,
+}
+
+/// A password's new hash, to replace the old one in the sign-in's transaction.
+struct HashUpgrade {
+    old: String,
+    new: String,
+    /// The old hash's format, for the audit trail.
+    scheme: &'static str,
 }
 
 /// Sign-in, token refresh, sign-out and session checks.
@@ -120,12 +128,10 @@ impl Auth {
             self.record_failure(Some(user.id), &client, "email_unverified").await;
             return Err(Error::EmailUnverified);
         }
-        if needs_rehash(&user.password_hash) {
-            self.upgrade_hash(&user, password).await;
-        }
+        let upgrade = self.upgraded_hash(&user, password).await;
         let now = Timestamp::now();
         user.last_login_at = Some(now);
-        let issued = self.open_session(user, client, now, (&subject, charge)).await?;
+        let issued = self.open_session(user, client, now, (&subject, charge), upgrade).await?;
         self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
@@ -144,16 +150,20 @@ impl Auth {
         }
     }
 
-    /// Replaces a hash made with older parameters; a failure only delays the upgrade.
-    async fn upgrade_hash(&self, user: &User, password: SecretString) {
-        let outcome = async {
-            let hash = self.hasher.hash(password).await?;
-            let mut conn = self.store.conn().await?;
-            users::replace_password_hash(&mut conn, user.id, &user.password_hash, &hash).await?;
-            Ok::<_, Error>(())
-        };
-        if let Err(error) = outcome.await {
-            tracing::warn!(user_id = %user.id, %error, "could not upgrade a password hash");
+    /// A new hash of the password just verified, when the stored one is in another format or
+    /// made with other parameters than today's: the session's transaction writes it in place
+    /// of the old. If the pool is too busy the upgrade waits for the next sign-in.
+    async fn upgraded_hash(&self, user: &User, password: SecretString) -> Option<HashUpgrade> {
+        if !needs_rehash(&user.password_hash) {
+            return None;
+        }
+        let scheme = StoredHash::parse(&user.password_hash).map_or("unknown", |stored| stored.scheme());
+        match self.hasher.hash(password).await {
+            Ok(hash) => Some(HashUpgrade { old: user.password_hash.clone(), new: hash, scheme }),
+            Err(error) => {
+                tracing::warn!(user_id = %user.id, %error, "could not upgrade a password hash");
+                None
+            }
         }
     }
 
@@ -163,6 +173,7 @@ impl Auth {
         client: ClientInfo,
         now: Timestamp,
         (subject, charge): (&Subject, Charge),
+        upgrade: Option<HashUpgrade>,
     ) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
         let max_expires_at = now.plus(s.session_max_age);
@@ -178,18 +189,19 @@ impl Auth {
             ip: client.ip.clone(),
         };
         let refresh_token = secrets::new_token();
-        let event = AuditEvent::new(
-            EventType::LoginSucceeded,
-            Some(user.id),
-            Some(user.id),
-            &client,
-            json!({ "session_id": session.id }),
-        );
+        let mut detail = json!({ "session_id": session.id });
         let mut tx = self.store.begin().await?;
         // The user row is written first: inserting the session takes a shared lock on it for the
         // foreign key, and on MySQL two logins holding that lock and then both updating the row
         // would deadlock. Locking it for writing first makes concurrent logins queue instead.
         users::record_login(&mut tx, user.id, now).await?;
+        if let Some(upgrade) = upgrade {
+            // Only over the hash the password was checked against: a password changed meanwhile stays.
+            if users::replace_password_hash(&mut tx, user.id, &upgrade.old, &upgrade.new).await? {
+                detail["password_hash_upgraded_from"] = upgrade.scheme.into();
+            }
+        }
+        let event = AuditEvent::new(EventType::LoginSucceeded, Some(user.id), Some(user.id), &client, detail);
         storage::sessions::insert(&mut tx, &session).await?;
         refresh_tokens::insert(&mut tx, &secrets::digest(&refresh_token), session.id, now, session.expires_at).await?;
         audit::insert(&mut tx, &event).await?;

@@ -6,34 +6,33 @@
 //! buffer for every hash (no allocation, no page faults, no allocator arenas growing per thread),
 //! fed by a queue of at most [`PasswordHasher::WAITING_PER_THREAD`] calls per thread (about
 //! 0.6 s of work); beyond that a call is refused as overload (`503` with `Retry-After` for the
-//! route that asked, while every route that hashes nothing goes on as before). Memory is therefore bounded by `concurrency × 19 MiB`, allocated on
-//! first use.
+//! route that asked, while every route that hashes nothing goes on as before). Memory is
+//! therefore bounded by `concurrency × 19 MiB`, allocated on first use, and for the moment an
+//! imported hash with a larger cost is verified, by that cost (at most 128 MiB).
+//!
+//! Hashing always makes today's Argon2id; verifying reads every format in [`formats`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::PasswordHash;
-use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD as PHC_B64;
+use argon2::Block;
 use secrecy::{ExposeSecret, SecretString};
-use subtle::ConstantTimeEq as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::Error;
+use argon::DUMMY_HASH;
+pub use argon::{hash_into, hash_now, new_memory};
+pub use firebase::FirebaseParams;
+pub use formats::{StoredHash, needs_rehash};
+pub use legacy::Digest;
+pub use refusal::Refusal;
 
-/// Memory cost in KiB (19 MiB), time cost and parallelism: OWASP's first Argon2id choice.
-const MEMORY_KIB: u32 = 19_456;
-const ITERATIONS: u32 = 2;
-const PARALLELISM: u32 = 1;
-const SALT_BYTES: usize = 16;
-const OUTPUT_BYTES: usize = 32;
-
-/// A well-formed hash with today's parameters that no password is known to match. A login that
-/// names no account is verified against it, so that the answer costs the same as a wrong password.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$y0t/AGQW2aVt+Lp4eQkExDtz8Q3mS5K7M4Q7mNe0Mzo";
+mod argon;
+mod firebase;
+mod formats;
+mod kdf;
+mod legacy;
+mod refusal;
 
 /// Work for a hashing thread, given that thread's reusable memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
@@ -92,13 +91,31 @@ impl PasswordHasher {
         self.run(move |memory| hash_into(&password, memory)).await?
     }
 
-    /// Checks a password against a stored PHC string; with `None` (no such account) it checks
-    /// against a dummy hash and answers `false`, at the same cost.
+    /// The stored form of an unsafe digest: its hex hashed with today's Argon2id.
+    pub async fn wrap(&self, digest: &Digest<'_>) -> Result<String, Error> {
+        let inner = self.hash(SecretString::from(digest.hex().to_owned())).await?;
+        Ok(digest.wrapped(&inner))
+    }
+
+    /// Checks a password against a stored hash in any format [`StoredHash`] reads; with `None`
+    /// (no such account) it checks against a dummy hash and answers `false`, at the same cost.
+    /// A hash no format reads never matches.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<bool, Error> {
         self.run(move |memory| {
-            let known = stored.is_some();
-            let hash = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-            verify_with(&password, &hash, memory) && known
+            let password = password.expose_secret().as_bytes();
+            // No account, or one whose hash no format reads (an account without a password):
+            // the dummy is verified all the same, so the answer costs what a wrong password costs.
+            let matches = match stored.as_deref().map(StoredHash::parse) {
+                Some(Ok(stored)) => stored.verify(password, memory),
+                _ => {
+                    if let Ok(dummy) = StoredHash::parse(DUMMY_HASH) {
+                        dummy.verify(password, memory);
+                    }
+                    false
+                }
+            };
+            argon::shrink(memory);
+            matches
         })
         .await
     }
@@ -150,87 +167,9 @@ fn lower_priority() {
     }
 }
 
-/// Memory for one hash with today's parameters.
-pub fn new_memory() -> Vec<Block> {
-    vec![Block::default(); MEMORY_KIB as usize]
-}
-
-fn params(output: usize) -> Result<Params, Error> {
-    Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, Some(output))
-        .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))
-}
-
-/// Hashes with today's parameters into a PHC string, using (and growing if needed) `memory`.
-pub fn hash_into(password: &SecretString, memory: &mut Vec<Block>) -> Result<String, Error> {
-    let mut salt = [0_u8; SALT_BYTES];
-    OsRng.fill_bytes(&mut salt);
-    let params = params(OUTPUT_BYTES)?;
-    ensure_capacity(memory, params.block_count());
-    let mut output = [0_u8; OUTPUT_BYTES];
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_into_with_memory(password.expose_secret().as_bytes(), &salt, &mut output, memory.as_mut_slice())
-        .map_err(|e| Error::Internal(format!("argon2 hash: {e}")))?;
-    Ok(format!(
-        "$argon2id$v=19$m={MEMORY_KIB},t={ITERATIONS},p={PARALLELISM}${}${}",
-        PHC_B64.encode(salt),
-        PHC_B64.encode(output)
-    ))
-}
-
-/// Hashes on the current thread with memory of its own (for commands and benchmarks).
-pub fn hash_now(password: &SecretString) -> Result<String, Error> {
-    hash_into(password, &mut Vec::new())
-}
-
-fn ensure_capacity(memory: &mut Vec<Block>, blocks: usize) {
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
-    }
-}
-
-/// Verifies against any Argon2 PHC string (its own parameters); unreadable hashes mismatch.
-/// The comparison is constant-time.
-fn verify_with(password: &SecretString, stored: &str, memory: &mut Vec<Block>) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else { return false };
-    let (Ok(algorithm), Some(expected)) = (Algorithm::try_from(parsed.algorithm), parsed.hash) else {
-        return false;
-    };
-    let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from);
-    let stored_params = Params::try_from(&parsed);
-    let (Ok(version), Ok(stored_params)) = (version, stored_params) else { return false };
-    let mut salt_buffer = [0_u8; 64];
-    let Some(Ok(salt)) = parsed.salt.map(|s| s.decode_b64(&mut salt_buffer)) else { return false };
-    let Ok(params) =
-        Params::new(stored_params.m_cost(), stored_params.t_cost(), stored_params.p_cost(), Some(expected.len()))
-    else {
-        return false;
-    };
-    ensure_capacity(memory, params.block_count());
-    let mut output = vec![0_u8; expected.len()];
-    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
-        password.expose_secret().as_bytes(),
-        salt,
-        &mut output,
-        memory.as_mut_slice(),
-    );
-    hashed.is_ok() && bool::from(output.as_slice().ct_eq(expected.as_bytes()))
-}
-
-/// Whether a stored hash was made with other parameters than today's and should be
-/// replaced at the next successful login.
-pub fn needs_rehash(stored: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(stored) else {
-        return true;
-    };
-    let current = Params::try_from(&parsed).ok();
-    parsed.algorithm.as_str() != "argon2id"
-        || current.is_none_or(|p| p.m_cost() != MEMORY_KIB || p.t_cost() != ITERATIONS || p.p_cost() != PARALLELISM)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
@@ -257,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_dummy_hash_is_a_current_argon2id_hash() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(matches!(StoredHash::parse(DUMMY_HASH), Ok(StoredHash::Argon2(_))));
         assert!(!needs_rehash(DUMMY_HASH));
     }
 
@@ -276,24 +215,29 @@ mod tests {
 
     #[test]
     fn our_hashes_are_standard_phc_strings_that_the_reference_verifier_accepts() {
-        use argon2::PasswordVerifier as _;
+        use argon2::password_hash::PasswordHash;
+        use argon2::{Argon2, PasswordVerifier as _};
         let hash = hash_now(&SecretString::from("correct horse")).unwrap_or_default();
         let parsed = PasswordHash::new(&hash);
         assert!(parsed.is_ok_and(|p| Argon2::default().verify_password(b"correct horse", &p).is_ok()));
+        assert!(!needs_rehash(&hash));
     }
 
-    #[test]
-    fn hashes_made_elsewhere_with_other_parameters_verify() {
-        let params = Params::new(4096, 1, 1, None).unwrap_or_default();
-        let salt = SaltString::from_b64("c29tZXNhbHRzb21lc2FsdA").unwrap_or_else(|_| SaltString::generate(&mut OsRng));
-        let other = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
-            .hash_password(b"old secret", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default();
-        let mut memory = Vec::new();
-        assert!(verify_with(&SecretString::from("old secret"), &other, &mut memory));
-        assert!(!verify_with(&SecretString::from("new secret"), &other, &mut memory));
-        assert!(needs_rehash(&other));
-        assert!(!verify_with(&SecretString::from("x"), "plain", &mut memory));
+    #[tokio::test]
+    async fn a_wrapped_digest_verifies_through_the_pool_and_the_bare_digest_never_does() {
+        let hasher = PasswordHasher::new(1);
+        let bare = "md5$salt$".to_owned() + &hex::encode(<md5::Md5 as sha2::Digest>::digest(b"saltold secret"));
+        let wrapped = match StoredHash::parse(&bare) {
+            Ok(StoredHash::Digest(digest)) => hasher.wrap(&digest).await.unwrap_or_default(),
+            _ => String::new(),
+        };
+        assert!(wrapped.starts_with("legacy-md5$salt$$argon2id$"), "{wrapped}");
+        assert!(!wrapped.contains(&bare[9..]), "the digest itself is not kept");
+        let check =
+            |password: &'static str, stored: &str| hasher.verify(SecretString::from(password), Some(stored.to_owned()));
+        assert!(matches!(check("old secret", &wrapped).await, Ok(true)));
+        assert!(matches!(check("new secret", &wrapped).await, Ok(false)));
+        assert!(matches!(check("old secret", &bare).await, Ok(false)));
+        assert!(needs_rehash(&wrapped));
     }
 }
