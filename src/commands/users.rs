@@ -12,10 +12,11 @@ use super::progress::{Progress, Unit};
 use super::user_files::{RecordReader, open_private};
 use crate::cli::{ExportArgs, FileFormat, ImportArgs, SaltedDigestsArg};
 use crate::config::Config;
+use crate::domain::listing::UserFilter;
 use crate::service::hashing::{FirebaseParams, PasswordHasher};
 use crate::service::import::record::{Allowances, SaltedDigests, UserRecord};
 use crate::service::import::{ImportCounts, ImportOptions, Importer};
-use crate::storage::{Store, user_import};
+use crate::storage::{Store, user_import, user_list};
 
 /// Refused lines printed before the rest are only counted.
 const SHOWN: u64 = 100;
@@ -156,7 +157,7 @@ async fn write_export(store: &Store, args: &ExportArgs) -> anyhow::Result<u64> {
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let mut conn = store.conn().await?;
-    let total = user_import::count(&mut conn).await?;
+    let total = user_list::count(&mut conn, &UserFilter::default()).await?;
     let mut progress = Progress::new(u64::try_from(total).unwrap_or(0), Unit::Items("accounts"));
     let (mut after, mut written) = (None, 0_u64);
     loop {

@@ -73,9 +73,3 @@ pub async fn page_by_id(conn: &mut AnyConnection, after: Option<Uuid>, limit: u3
     let rows = sqlx::query(&text).bind(after).fetch_all(&mut *conn).await?;
     rows.iter().map(user_from_row).collect()
 }
-
-/// How many accounts there are (an export's progress).
-pub async fn count(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut *conn).await?;
-    Ok(row.try_get::<i64, _>("n")?)
-}

@@ -13,7 +13,7 @@ use super::refusal::Refusal;
 use crate::service::error::Error;
 
 /// Memory cost in KiB (19 MiB), time cost and parallelism: OWASP's first Argon2id choice.
-pub(super) const MEMORY_KIB: u32 = 19_456;
+const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const PARALLELISM: u32 = 1;
 const SALT_BYTES: usize = 16;

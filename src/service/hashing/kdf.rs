@@ -21,7 +21,7 @@ const MAX_PBKDF2_WORK: u64 = 2_000_000;
 /// Fewer iterations than this are no better than the salted digests refused as unsafe.
 const MIN_PBKDF2_ITERATIONS: u32 = 1_000;
 /// scrypt's memory, 128·r·N bytes: 128 MiB at most (Werkzeug's default is 32 MiB)…
-pub(super) const MAX_SCRYPT_BYTES: u128 = 128 << 20;
+const MAX_SCRYPT_BYTES: u128 = 128 << 20;
 /// …and its work, memory times lanes: 256 MiB (Django's default, 16 MiB × 5 lanes, fits).
 const MAX_SCRYPT_WORK: u128 = 256 << 20;
 
