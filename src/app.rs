@@ -20,7 +20,7 @@ use crate::http;
 use crate::http::EdgeSettings;
 use crate::http::metrics::Metrics;
 use crate::http::serve::{ConnectionLimits, serve};
-use crate::http::state::AppState;
+use crate::http::state::{AppState, Services};
 use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::mail::templates::Branding;
 use crate::service::abuse::AbuseStats;
@@ -163,7 +163,7 @@ impl Application {
             wake,
             stats: stats.clone(),
         };
-        let state = AppState {
+        let state = AppState::new(Services {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), abuse.clone()),
             accounts,
@@ -184,7 +184,7 @@ impl Application {
             transfers: Transfers::new(store.clone(), ledger_stats.clone()),
             hasher,
             metrics: Metrics::new(&stats, &ledger_stats, &abuse),
-        };
+        });
         let connections = state.metrics.connections.clone();
         let edge = EdgeSettings {
             request_timeout: config.request_timeout,

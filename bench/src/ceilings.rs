@@ -1,8 +1,15 @@
 //! The machine's own ceilings, measured in the same run: what the figures are compared with.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+
+use crate::load::{Load, Measured, drive};
+use crate::outside::{BareHyper, Nginx};
+use crate::report::{Report, median, middle};
+use crate::scenarios::Get;
+use crate::wrk;
 
 /// Argon2id hashes per second with the server's parameters on `threads` threads, measured in
 /// this process while the server is idle.
@@ -49,4 +56,67 @@ pub fn machine() -> String {
         })
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     format!("{cores} cores, {model}, {memory_gib:.0} GiB")
+}
+
+/// Connections for `/v1/me` and the HTTP ceilings: the issue's `wrk -t2 -c32`.
+const HTTP_CONNECTIONS: usize = 32;
+
+/// `GET /v1/me` beside nginx (when installed) and a bare hyper server, in alternating rounds
+/// (nginx, hyper, tessera, nginx, …): each ratio is the median of the rounds' ratios, so a
+/// noisy moment cannot make tessera look faster than its ceiling.
+pub async fn me_beside_ceilings(
+    report: &mut Report,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    load: Load,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    let nginx = Nginx::start().await?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hyper = BareHyper::start(cores)?;
+    let load = Load { concurrency: HTTP_CONNECTIONS, ..load };
+    let me = Get { url: format!("{base}/v1/me"), token: Some(token.to_owned()) };
+    let mut runs: [Vec<Measured>; 3] = Default::default();
+    for round in 0..rounds.max(1) {
+        eprintln!("  /v1/me round {}…", round + 1);
+        if let Some(nginx) = &nginx {
+            runs[0].push(get(client, Get { url: format!("{}/", nginx.base), token: None }, load).await?);
+        }
+        runs[1].push(get(client, Get { url: format!("{}/", hyper.base), token: None }, load).await?);
+        runs[2].push(get(client, Get { url: me.url.clone(), token: me.token.clone() }, load).await?);
+    }
+    let [nginx_runs, hyper_runs, me_runs] = runs;
+    let ratio = |ceiling: &[Measured]| {
+        (!ceiling.is_empty())
+            .then(|| median(me_runs.iter().zip(ceiling).map(|(m, c)| m.per_second / c.per_second).collect()))
+    };
+    let (to_nginx, to_hyper) = (ratio(&nginx_runs), ratio(&hyper_runs));
+    if let Some(v) = to_hyper {
+        report.notes.push(format!("/v1/me ÷ bare hyper (same rounds): {v:.2}"));
+    }
+    if nginx.is_none() {
+        report
+            .notes
+            .push("nginx is not installed (apt-get install nginx-light): /v1/me is compared with bare hyper".into());
+    }
+    let (name, share) = if to_nginx.is_some() { ("nginx", to_nginx) } else { ("bare hyper", to_hyper) };
+    if !nginx_runs.is_empty() {
+        report.add_compared("nginx return 200", middle(nginx_runs), ("", None), None);
+    }
+    report.add_compared("bare hyper", middle(hyper_runs), ("", None), None);
+    let me = middle(me_runs);
+    let ceiling =
+        report.scenario(if name == "nginx" { "nginx return 200" } else { "bare hyper" }).map(|s| s.measured.per_second);
+    report.add_compared("me", me, (name, ceiling), share);
+    Ok(())
+}
+
+/// One `GET` run: by wrk when it is installed, else by the in-process driver.
+async fn get(client: &reqwest::Client, request: Get, load: Load) -> anyhow::Result<Measured> {
+    if wrk::available() {
+        let headers = request.token.iter().map(|t| format!("Authorization: Bearer {t}")).collect();
+        return wrk::Run { url: &request.url, headers, script: None }.measure(load).await;
+    }
+    Ok(drive(client, Arc::new(request), load).await)
 }

@@ -6,29 +6,21 @@
 //! shell running `scripts/transfer.sqlite.sql` over and over on one connection (SQLite has one
 //! writer at a time, so one tight loop is its ceiling).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use sqlx::{AnyConnection, Connection as _, Executor as _};
 use uuid::Uuid;
 
+use crate::db_tools;
+pub use crate::db_tools::CeilingRun;
 use crate::layout::{Layout, mix};
 
 const PGBENCH_SCRIPT: &str = include_str!("../scripts/transfer.pgbench");
 const SQLITE_SCRIPT: &str = include_str!("../scripts/transfer.sqlite.sql");
 /// Transfers in the first SQLite run, which sets the size of the later ones.
 const SQLITE_CALIBRATION: usize = 2_000;
-
-/// What one ceiling run measured.
-#[derive(Debug, Clone, Copy)]
-pub struct CeilingRun {
-    pub per_second: f64,
-    /// Transactions run again after a serialization failure or deadlock (pgbench only).
-    pub retried: u64,
-}
 
 /// A ceiling, ready to run against the scenario's database.
 pub enum Ceiling {
@@ -75,11 +67,11 @@ impl Ceiling {
     pub fn run(&mut self, layout: &Layout, clients: usize, duration: Duration) -> anyhow::Result<CeilingRun> {
         match self {
             Self::Postgres { url, script, pool } => {
-                let fewer = pgbench(url, script, layout, (*pool).min(clients), duration)?;
+                let fewer = pgbench_transfers(url, script, layout, (*pool).min(clients), duration)?;
                 if *pool >= clients {
                     return Ok(fewer);
                 }
-                let all = pgbench(url, script, layout, clients, duration)?;
+                let all = pgbench_transfers(url, script, layout, clients, duration)?;
                 Ok(if fewer.per_second > all.per_second { fewer } else { all })
             }
             Self::Sqlite { file, last_rate } => {
@@ -101,82 +93,27 @@ impl Drop for Ceiling {
     }
 }
 
-fn pgbench(
+/// Transfers among `layout`'s wallets through pgbench.
+fn pgbench_transfers(
     url: &str,
     script: &Path,
     layout: &Layout,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<CeilingRun> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(clients);
-    let output = std::process::Command::new("pgbench")
-        .args(["--no-vacuum", "--protocol=prepared", "--max-tries=5"])
-        .arg(format!("--client={clients}"))
-        .arg(format!("--jobs={threads}"))
-        .arg(format!("--time={}", duration.as_secs().max(1)))
-        .arg(format!("--define=layout={}", layout.name))
-        .arg(format!("--define=wallets={}", layout.wallets.len()))
-        .arg("--file")
-        .arg(script)
-        .arg(url)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running pgbench (Debian's postgresql-client)")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!("pgbench failed: {}\n{text}", output.status);
-    }
-    let number = |prefix: &str| {
-        text.lines()
-            .find_map(|line| line.trim().strip_prefix(prefix))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<f64>().ok())
-    };
-    let per_second = number("tps = ").context("pgbench printed no tps")?;
-    if number("number of failed transactions: ").unwrap_or(0.0) > 0.0 {
-        bail!("pgbench: some transfers failed\n{text}");
-    }
-    Ok(CeilingRun { per_second, retried: number("number of transactions retried: ").unwrap_or(0.0) as u64 })
+    let defines = [("layout", layout.name.to_owned()), ("wallets", layout.wallets.len().to_string())];
+    db_tools::pgbench(url, script, clients, duration, &defines)
 }
 
-/// Writes `count` transfers among `layout`'s wallets as one script and times the `sqlite3`
-/// shell running it on the database file.
+/// `count` transfers among `layout`'s wallets, one after another in the `sqlite3` shell.
 fn sqlite_loop(file: &Path, layout: &Layout, count: usize) -> anyhow::Result<CeilingRun> {
-    let body: String =
-        SQLITE_SCRIPT.lines().filter(|l| !l.starts_with("--")).flat_map(|l| [l, "\n"]).collect::<String>();
-    let path = std::env::temp_dir().join(format!("tessera-bench-transfer-{}.sql", Uuid::now_v7().simple()));
-    let written = write_sqlite_script(&path, &body, layout, count);
-    let outcome = written.and_then(|()| {
-        let script = std::fs::File::open(&path)?;
-        let started = Instant::now();
-        let status = std::process::Command::new("sqlite3")
-            .arg(file)
-            .stdin(script)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .status()
-            .context("running the sqlite3 shell (Debian's sqlite3)")?;
-        let elapsed = started.elapsed();
-        if !status.success() {
-            bail!("sqlite3 failed: {status}");
-        }
-        Ok(CeilingRun { per_second: count as f64 / elapsed.as_secs_f64(), retried: 0 })
-    });
-    std::fs::remove_file(&path).ok();
-    outcome
-}
-
-fn write_sqlite_script(path: &Path, body: &str, layout: &Layout, count: usize) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    // The settings tessera's connections have.
-    writeln!(out, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros().to_string();
-    for n in 0..count {
+    let body = db_tools::without_comments(SQLITE_SCRIPT);
+    let now = db_tools::now_micros()?.to_string();
+    db_tools::sqlite_loop(file, count, |n| {
         let pick = layout.pick(n, mix(n as u64));
         let (src, dst) = (&layout.wallets[pick.from].id, &layout.wallets[pick.to].id);
         let id = || Uuid::now_v7().to_string();
-        let filled = body
-            .replace("{actor}", &layout.owners[layout.wallets[pick.from].owner].user_id)
+        body.replace("{actor}", &layout.owners[layout.wallets[pick.from].owner].user_id)
             .replace("{idem}", &id())
             .replace("{now}", &now)
             .replace("{src}", src)
@@ -185,9 +122,6 @@ fn write_sqlite_script(path: &Path, body: &str, layout: &Layout, count: usize) -
             .replace("{tid}", &id())
             .replace("{e1}", &id())
             .replace("{e2}", &id())
-            .replace("{ev}", &id());
-        out.write_all(filled.as_bytes())?;
-    }
-    out.flush()?;
-    Ok(())
+            .replace("{ev}", &id())
+    })
 }

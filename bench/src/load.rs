@@ -89,16 +89,7 @@ pub async fn drive<R: Request>(client: &reqwest::Client, request: Arc<R>, load: 
             }
         }
     }
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-    Measured {
-        requests: histogram.len(),
-        per_second: histogram.len() as f64 / load.duration.as_secs_f64(),
-        p50_ms: ms(0.50),
-        p90_ms: ms(0.90),
-        p99_ms: ms(0.99),
-        max_ms: histogram.max() as f64 / 1000.0,
-        errors,
-    }
+    figures_of(&histogram, errors, load.duration)
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -115,5 +106,106 @@ pub async fn status_of(result: reqwest::Result<reqwest::Response>) -> u16 {
             status
         }
         Err(_) => 0,
+    }
+}
+
+/// An open-loop load: requests sent at a fixed rate whatever the answers do, each timed from
+/// when it was due, not from when it went out, so a stall shows up in every request it
+/// delayed (no coordinated omission).
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    pub per_second: f64,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+/// Requests of several kinds, told apart in the figures.
+pub trait Mixed: Send + Sync + 'static {
+    /// The kinds, by name; `send` answers an index into them.
+    fn kinds(&self) -> &'static [&'static str];
+    /// Sends request number `n`; answers its kind and whether it got the status it expected.
+    fn send(&self, n: usize, client: &reqwest::Client) -> impl Future<Output = (usize, bool)> + Send;
+}
+
+/// Most requests in flight at once; beyond that a due request is counted as an error (the
+/// server is not keeping up, and waiting would turn the load closed-loop again).
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// Drives `mixed` at `rate`: answers the figures of each kind, by name.
+pub async fn drive_at_rate<M: Mixed>(client: &reqwest::Client, mixed: Arc<M>, rate: Rate) -> Vec<(String, Measured)> {
+    let kinds = mixed.kinds();
+    let start = tokio::time::Instant::now();
+    let measure_from = start + rate.warmup;
+    let end = measure_from + rate.duration;
+    let interval = Duration::from_secs_f64(1.0 / rate.per_second.max(0.001));
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(usize, bool, u64, bool)>();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut n = 0_usize;
+    let mut dropped = 0_u64;
+    loop {
+        let due = start + interval.mul_f64(n as f64);
+        if due >= end {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        let measured = due >= measure_from;
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            dropped += u64::from(measured);
+            n += 1;
+            continue;
+        };
+        let (client, mixed, sender) = (client.clone(), mixed.clone(), sender.clone());
+        tokio::spawn(async move {
+            let (kind, ok) = mixed.send(n, &client).await;
+            let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+            sender.send((kind, ok, micros, measured)).ok();
+            drop(permit);
+        });
+        n += 1;
+    }
+    drop(sender);
+    let mut histograms: Vec<(Histogram<u64>, u64)> = kinds.iter().map(|_| (new_histogram(), 0)).collect();
+    while let Some((kind, ok, micros, measured)) = receiver.recv().await {
+        if let (true, Some((histogram, errors))) = (measured, histograms.get_mut(kind)) {
+            histogram.saturating_record(micros.max(1));
+            *errors += u64::from(!ok);
+        }
+    }
+    let mut figures: Vec<(String, Measured)> = kinds
+        .iter()
+        .zip(histograms)
+        .map(|(name, (histogram, errors))| {
+            let errors = if errors > 0 { BTreeMap::from([(500, errors)]) } else { BTreeMap::new() };
+            ((*name).to_owned(), figures_of(&histogram, errors, rate.duration))
+        })
+        .collect();
+    if dropped > 0 {
+        figures.push(("(not sent: too many in flight)".to_owned(), dropped_figures(dropped, rate.duration)));
+    }
+    figures
+}
+
+fn figures_of(histogram: &Histogram<u64>, errors: BTreeMap<u16, u64>, duration: Duration) -> Measured {
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Measured {
+        requests: histogram.len(),
+        per_second: histogram.len() as f64 / duration.as_secs_f64(),
+        p50_ms: ms(0.50),
+        p90_ms: ms(0.90),
+        p99_ms: ms(0.99),
+        max_ms: histogram.max() as f64 / 1000.0,
+        errors,
+    }
+}
+
+fn dropped_figures(dropped: u64, duration: Duration) -> Measured {
+    Measured {
+        requests: 0,
+        per_second: dropped as f64 / duration.as_secs_f64(),
+        p50_ms: 0.0,
+        p90_ms: 0.0,
+        p99_ms: 0.0,
+        max_ms: 0.0,
+        errors: BTreeMap::from([(0, dropped)]),
     }
 }

@@ -4,35 +4,44 @@
 //! `cargo build --release --workspace && cargo run --release -p tessera-bench -- --scenario all`
 
 mod ceilings;
+mod db_tools;
+mod flood;
 mod import;
+mod judge;
 mod layout;
 mod ledger_ceiling;
 mod listing;
 mod load;
+mod mixed;
+mod outside;
+mod refresh;
 mod report;
 mod scenarios;
 mod scratch;
 mod server;
 mod transfers;
+mod wrk;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
 
-use load::{Load, drive};
+use load::{Load, Rate, drive, drive_at_rate};
 use report::Report;
-use scenarios::{Healthz, Login, Me, Refresh, Register, seed_accounts, seed_user, sign_in};
+use scenarios::{Login, Me, Register, seed_accounts, seed_user};
 use server::{Server, ServerConfig};
 
-const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "login-flood"];
+const SCENARIOS: &[&str] = &["me", "login", "register", "refresh", "mixed", "login-flood"];
+/// The share of the hash pool the `mixed` scenario's sign-ins and registrations keep busy.
+const MIXED_HASH_LOAD: f64 = 0.7;
 
 #[derive(Parser, Debug)]
 #[command(name = "tessera-bench", about = "Load tests tessera against this machine's own ceilings")]
 struct Args {
-    /// Scenarios, comma-separated: me, login, register, refresh, login-flood, or all. Or
+    /// Scenarios, comma-separated: me, login, register, refresh, mixed, login-flood, or all. Or
     /// `list-users` alone: `GET /v1/users` on freshly seeded databases of each `--sizes`. Or
     /// `transfers` alone: transfers on a hot pair and among 1,000 wallets beside the
     /// database's own ceiling (SQLite or PostgreSQL). Or `import` alone: `tessera users
@@ -42,9 +51,14 @@ struct Args {
     /// Concurrent connections [default: 64; 32 for transfers].
     #[arg(short = 'c', long)]
     concurrency: Option<usize>,
-    /// Alternating rounds (ceiling, tessera) per layout for `transfers`; figures are medians.
+    /// Alternating rounds (ceiling, tessera) for `me`, `refresh` and `transfers` (per layout);
+    /// figures are medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Requests per second of the open-loop `mixed` scenario [default: what keeps 70 % of the
+    /// hash pool busy].
+    #[arg(long)]
+    rate: Option<f64>,
     /// Measured seconds per scenario.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
@@ -142,6 +156,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
         concurrency,
         seconds: args.seconds,
         hash_concurrency,
+        driver: if wrk::available() { "wrk" } else { "in-process (wrk not installed)" }.to_owned(),
         ..Report::default()
     };
 
@@ -153,21 +168,13 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
     let base = server.base.clone();
     report.idle_rss_mib = Some(server.memory_kib().0 as f64 / 1024.0);
     let seeded = seed_user(&client, &base, "bench").await?;
-
-    eprintln!("measuring the HTTP ceiling…");
-    let http = drive(&client, Arc::new(Healthz { base: base.clone() }), load).await;
-    let http_ceiling = http.per_second;
-    report.http_ceiling = Some(http);
     let hash_ceiling = report.hash_ceiling_per_second.unwrap_or(0.0);
     let token = seeded["access_token"].as_str().context("no access token")?.to_owned();
 
     for name in scenarios {
         eprintln!("running {name}…");
         match name.as_str() {
-            "me" => {
-                let m = drive(&client, Arc::new(Me { base: base.clone(), token: token.clone() }), load).await;
-                report.add("me", m, Some(http_ceiling));
-            }
+            "me" => ceilings::me_beside_ceilings(&mut report, &client, &base, &token, load, args.rounds).await?,
             "login" => {
                 seed_accounts(&client, &base, "signer", load.concurrency).await?;
                 let login = Login { base: base.clone(), username: "signer".into(), accounts: load.concurrency };
@@ -180,17 +187,25 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 report.add("register", m, Some(hash_ceiling));
             }
             "refresh" => {
-                let mut chains = Vec::new();
-                for _ in 0..load.concurrency {
-                    let body = sign_in(&client, &base, "bench").await?;
-                    chains.push(Mutex::new(body["refresh_token"].as_str().unwrap_or_default().to_owned()));
+                let f = refresh::run(&client, &base, &config.database_url, load, args.rounds).await?;
+                let ceiling = if report.backend == "sqlite" { "sqlite3 loop" } else { "pgbench" };
+                report.add_compared("refresh", f.measured, (ceiling, f.ceiling_per_second), f.share_of_ceiling);
+                if let Some(c) = f.ceiling_per_second {
+                    report.notes.push(format!("refresh: the same statements in {ceiling}: {c:.0} /s ({})", f.driver));
                 }
-                let m = drive(&client, Arc::new(Refresh { base: base.clone(), chains }), load).await;
-                report.add("refresh", m, None);
+            }
+            "mixed" => {
+                let per_second = args.rate.unwrap_or(MIXED_HASH_LOAD * hash_ceiling / mixed::HASHES_PER_REQUEST);
+                report.notes.push(format!("mixed: {per_second:.0} requests/s, open loop"));
+                let mix = Arc::new(mixed::Mix::seed(&client, &base).await?);
+                let rate = Rate { per_second, warmup: load.warmup, duration: load.duration };
+                for (kind, m) in drive_at_rate(&client, mix, rate).await {
+                    report.add(&format!("mixed: {kind}"), m, None);
+                }
             }
             "login-flood" => {
-                login_flood(&mut report, &client, &base, load, hash_concurrency).await?;
-                login_flood_limited(&mut report, &client, config, load).await?;
+                flood::login_flood(&mut report, &client, &base, load, hash_concurrency).await?;
+                flood::login_flood_limited(&mut report, &client, config, load).await?;
             }
             other => anyhow::bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
         }
@@ -199,7 +214,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
     eprintln!("measuring peak memory under 256 connections…");
     let wide = Load { concurrency: 256, warmup: Duration::from_secs(1), duration: Duration::from_secs(3) };
     let m = drive(&client, Arc::new(Me { base: base.clone(), token: token.clone() }), wide).await;
-    report.add("me (c=256)", m, Some(http_ceiling));
+    report.add("me (c=256)", m, None);
     report.peak_rss_mib = Some(server.memory_kib().1 as f64 / 1024.0);
     server.stop().await?;
 
@@ -213,112 +228,11 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
     startups.sort_by(f64::total_cmp);
     report.startup_ms = startups.get(1).copied();
 
-    judge(&mut report, hash_concurrency);
+    judge::judge(&mut report, hash_concurrency);
     report.print();
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
-}
-
-/// p99 of `/v1/me` alone, then while logins keep the hash pool saturated.
-async fn login_flood(
-    report: &mut Report,
-    client: &reqwest::Client,
-    base: &str,
-    load: Load,
-    hash_concurrency: usize,
-) -> anyhow::Result<()> {
-    let probe = probe_token(client, base).await?;
-    let me = Arc::new(Me { base: base.to_owned(), token: probe });
-    let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
-    let alone = drive(client, me.clone(), probes).await;
-    report.add("me alone (flood ref.)", alone, None);
-    let flood = Load { concurrency: hash_concurrency * 8, ..load };
-    seed_accounts(client, base, "flooder", flood.concurrency).await?;
-    let login = Arc::new(Login { base: base.to_owned(), username: "flooder".into(), accounts: flood.concurrency });
-    let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
-    report.add("me under login flood", under, None);
-    report.add("login (the flood)", logins, None);
-    Ok(())
-}
-
-/// An access token of an account of its own, so that no sign-in of a scenario's ends its
-/// session (each account keeps its newest `TESSERA_MAX_SESSIONS_PER_USER` sessions).
-async fn probe_token(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let seeded = seed_user(client, base, "probe").await?;
-    Ok(seeded["access_token"].as_str().context("no access token")?.to_owned())
-}
-
-/// The login flood again, on a server of its own with the rate limiter on (30 a minute, the
-/// default): the flood is answered `429` from the limiter, and `/v1/me` must not notice.
-async fn login_flood_limited(
-    report: &mut Report,
-    client: &reqwest::Client,
-    config: &ServerConfig,
-    load: Load,
-) -> anyhow::Result<()> {
-    let mut limited = config.clone();
-    limited.env.push(("TESSERA_RATE_LIMIT".into(), "30".into()));
-    let (server, _) = Server::start(&limited).await?;
-    let base = server.base.clone();
-    let me = Arc::new(Me { base: base.clone(), token: probe_token(client, &base).await? });
-    let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
-    let flood = Load { concurrency: config.hash_concurrency * 8, ..load };
-    // Sign-ins of one account from one client: the limiter answers all but a minute's worth.
-    seed_user(client, &base, "flooder").await?;
-    let login = Arc::new(Login { base, username: "flooder".into(), accounts: 0 });
-    let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
-    report.add("me under login flood, limiter on", under, None);
-    report.add("login flood, limiter on", logins, None);
-    server.stop().await
-}
-
-fn judge(report: &mut Report, hash_concurrency: usize) {
-    let share = |report: &Report, name: &str| report.scenario(name).and_then(|s| s.share_of_ceiling);
-    if let Some(v) = share(report, "me") {
-        report.judge("me ≥ 50 % of the HTTP ceiling", format!("{:.0} %", v * 100.0), v >= 0.5);
-    }
-    for name in ["login", "register"] {
-        if let Some(v) = share(report, name) {
-            report.judge(&format!("{name} ≥ 85 % of the hash ceiling"), format!("{:.0} %", v * 100.0), v >= 0.85);
-        }
-    }
-    let p99 =
-        |report: &Report, name: &str| report.scenario(name).map(|s| (s.measured.p99_ms, s.measured.error_count()));
-    let flood =
-        (p99(report, "me alone (flood ref.)"), p99(report, "me under login flood"), p99(report, "login (the flood)"));
-    if let (Some((alone, _)), Some((under, errors)), Some((_, flood_errors))) = flood {
-        let ratio = under / alone.max(0.001);
-        report.judge(
-            "login-flood: p99 of /v1/me ≤ 3 × alone, no errors",
-            format!("{under:.2} ms vs {alone:.2} ms ({ratio:.1} ×), {} errors", errors + flood_errors),
-            ratio <= 3.0 && errors + flood_errors == 0,
-        );
-    }
-    let limited = (p99(report, "me under login flood, limiter on"), report.scenario("login flood, limiter on"));
-    if let (Some((alone, _)), Some((under, errors)), Some(flood)) = (flood.0, limited.0, limited.1) {
-        let ratio = under / alone.max(0.001);
-        let flood_errors = flood.measured.error_count_except(429);
-        report.judge(
-            "login-flood, limiter on: p99 of /v1/me ≤ 3 × alone, no errors but the flood's 429s",
-            format!("{under:.2} ms vs {alone:.2} ms ({ratio:.1} ×), {} errors", errors + flood_errors),
-            ratio <= 3.0 && errors + flood_errors == 0,
-        );
-    }
-    if let Some(idle) = report.idle_rss_mib {
-        report.judge("idle RSS ≤ 20 MiB", format!("{idle:.1} MiB"), idle <= 20.0);
-    }
-    if let Some(peak) = report.peak_rss_mib {
-        let budget = 64.0 + hash_concurrency as f64 * 19.0;
-        report.judge(
-            &format!("peak RSS ≤ {budget:.0} MiB (64 + {hash_concurrency} × 19)"),
-            format!("{peak:.1} MiB"),
-            peak <= budget,
-        );
-    }
-    if let Some(ms) = report.startup_ms {
-        report.judge("start-up to /readyz ≤ 200 ms", format!("{ms:.0} ms"), ms <= 200.0);
-    }
 }

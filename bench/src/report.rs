@@ -11,8 +11,11 @@ pub struct Report {
     pub concurrency: usize,
     pub seconds: f64,
     pub hash_concurrency: usize,
-    pub http_ceiling: Option<Measured>,
+    /// What sent the HTTP load of the throughput scenarios: `wrk`, or `in-process` without it.
+    pub driver: String,
     pub hash_ceiling_per_second: Option<f64>,
+    /// Figures set beside the table: ratios to other ceilings, rates chosen.
+    pub notes: Vec<String>,
     pub scenarios: Vec<Scenario>,
     pub idle_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
@@ -26,6 +29,7 @@ pub struct Scenario {
     #[serde(flatten)]
     pub measured: Measured,
     /// The ceiling this scenario is compared with, and its share of it.
+    pub ceiling_name: String,
     pub ceiling: Option<f64>,
     pub share_of_ceiling: Option<f64>,
 }
@@ -38,9 +42,29 @@ pub struct Verdict {
 }
 
 impl Report {
+    /// A scenario's figures, compared with the hash ceiling when `ceiling` is given.
     pub fn add(&mut self, name: &str, measured: Measured, ceiling: Option<f64>) {
         let share = ceiling.filter(|c| *c > 0.0).map(|c| measured.per_second / c);
-        self.scenarios.push(Scenario { name: name.to_owned(), measured, ceiling, share_of_ceiling: share });
+        let ceiling_name = if ceiling.is_some() { "hash ceiling" } else { "" }.to_owned();
+        self.scenarios.push(Scenario {
+            name: name.to_owned(),
+            measured,
+            ceiling_name,
+            ceiling,
+            share_of_ceiling: share,
+        });
+    }
+
+    /// A scenario's figures with a ratio taken from alternating rounds (see `ceilings`).
+    pub fn add_compared(&mut self, name: &str, measured: Measured, ceiling: (&str, Option<f64>), share: Option<f64>) {
+        let (ceiling_name, ceiling) = (ceiling.0.to_owned(), ceiling.1);
+        self.scenarios.push(Scenario {
+            name: name.to_owned(),
+            measured,
+            ceiling_name,
+            ceiling,
+            share_of_ceiling: share,
+        });
     }
 
     pub fn judge(&mut self, target: &str, measured: String, pass: bool) {
@@ -56,21 +80,19 @@ impl Report {
             "\ntessera benchmark — {} — {} — c={} for {:.0} s",
             self.machine, self.backend, self.concurrency, self.seconds
         );
-        if let Some(h) = &self.http_ceiling {
-            println!("HTTP ceiling (GET /healthz): {:.0} req/s, p99 {:.2} ms", h.per_second, h.p99_ms);
-        }
+        println!("HTTP load from: {}", self.driver);
         if let Some(h) = self.hash_ceiling_per_second {
             println!("hash ceiling (Argon2id m=19 MiB t=2 on {} threads): {h:.1} hashes/s", self.hash_concurrency);
         }
         println!(
-            "\n{:<22} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-            "scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "ceiling"
+            "\n{:<34} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            "scenario", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "ratio"
         );
         for s in &self.scenarios {
             let m = &s.measured;
-            let share = s.share_of_ceiling.map_or_else(|| "-".to_owned(), |v| format!("{:.0} %", v * 100.0));
+            let share = s.share_of_ceiling.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
             println!(
-                "{:<22} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9}",
+                "{:<34} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9}",
                 s.name,
                 m.per_second,
                 m.p50_ms,
@@ -80,6 +102,9 @@ impl Report {
                 m.error_count(),
                 share
             );
+        }
+        for note in &self.notes {
+            println!("{note}");
         }
         if let (Some(idle), Some(peak)) = (self.idle_rss_mib, self.peak_rss_mib) {
             println!("\nmemory: idle RSS {idle:.1} MiB, peak RSS {peak:.1} MiB");
@@ -102,4 +127,10 @@ pub fn median(mut values: Vec<f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
+}
+
+/// The run with the median rate (the upper middle one of an even count).
+pub fn middle(mut runs: Vec<Measured>) -> Measured {
+    runs.sort_by(|a, b| a.per_second.total_cmp(&b.per_second));
+    runs.swap_remove(runs.len() / 2)
 }

@@ -11,14 +11,21 @@ use crate::load::{Request, status_of};
 /// The password every seeded account has.
 pub const PASSWORD: &str = "bench password that is long enough";
 
-/// `GET /healthz`: the HTTP ceiling.
-pub struct Healthz {
-    pub base: String,
+/// `GET` of one URL, with a bearer token or without: the outside ceilings, and `/v1/me`
+/// when wrk is not installed.
+pub struct Get {
+    pub url: String,
+    pub token: Option<String>,
 }
 
-impl Request for Healthz {
+impl Request for Get {
     async fn send(&self, _: usize, client: &reqwest::Client) -> u16 {
-        status_of(client.get(format!("{}/healthz", self.base)).send().await).await
+        let request = client.get(&self.url);
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        status_of(request.send().await).await
     }
 }
 

@@ -4,12 +4,9 @@
 //! That address is what sessions, the audit trail and limits record.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
 use ipnet::IpNet;
 
 /// The client's address, as resolved for this request.
@@ -17,12 +14,11 @@ use ipnet::IpNet;
 pub struct ClientAddr(pub IpAddr);
 
 /// Resolves the client's address once per request and keeps it in the extensions.
-pub async fn resolve(State(trusted): State<Arc<[IpNet]>>, mut request: Request, next: Next) -> Response {
+pub fn resolve(request: &mut Request, trusted: &[IpNet]) {
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let address = client_address(peer.ip(), request.headers(), &trusted);
+        let address = client_address(peer.ip(), request.headers(), trusted);
         request.extensions_mut().insert(ClientAddr(address));
     }
-    next.run(request).await
 }
 
 /// The client behind `peer`: `peer` itself unless it is trusted, else the right-most untrusted

@@ -5,9 +5,7 @@
 //! the request id, turns axum's own plain 404/405/413/415 answers into problems, and logs the
 //! hidden cause of every 5xx with the request id. The cause never reaches the client.
 
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -216,10 +214,9 @@ impl From<service::Error> for ApiError {
     }
 }
 
-/// Writes every error response as problem+json with the request id, and logs 5xx causes.
-pub async fn render_problems(request: Request, next: Next) -> Response {
-    let request_id = super::request_id(&request).map(str::to_owned);
-    let mut response = next.run(request).await;
+/// Writes an error response as problem+json with the request id, and logs 5xx causes; any
+/// other response passes untouched.
+pub fn render_problem(mut response: Response, request_id: Option<&str>) -> Response {
     let status = response.status();
     let finished_page = response.extensions().get::<HtmlPage>().is_some();
     if !(status.is_client_error() || status.is_server_error()) || finished_page {
@@ -231,12 +228,12 @@ pub async fn render_problems(request: Request, next: Next) -> Response {
     };
     if let Some(cause) = &problem.cause {
         if status.is_server_error() {
-            tracing::error!(request_id = request_id.as_deref().unwrap_or(""), %cause, status = status.as_u16(), "request failed");
+            tracing::error!(request_id = request_id.unwrap_or(""), %cause, status = status.as_u16(), "request failed");
         }
     }
     let (mut parts, _) = response.into_parts();
     parts.extensions.insert(ProblemCode(problem.code));
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, problem.body(request_id.as_deref()).into())
+    Response::from_parts(parts, problem.body(request_id).into())
 }

@@ -2,10 +2,10 @@
 //! checked before their body is read; an over-limit request is answered `429 rate_limited`
 //! with `Retry-After`, and nothing of it runs.
 
-use axum::extract::{MatchedPath, Request, State};
+use std::net::IpAddr;
+
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::client::ClientAddr;
 use super::error::ApiError;
@@ -34,13 +34,18 @@ fn limited_route(request: &Request) -> Option<LimitedRoute> {
     ROUTES.iter().find(|(pattern, _)| *pattern == path).map(|(_, route)| *route)
 }
 
-/// Lets a request to a limited route through only when its client network is within the limit.
-pub async fn enforce(State(limiter): State<RateLimiter>, request: Request, next: Next) -> Response {
-    let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
-    if let (Some(route), Some(client)) = (limited_route(&request), client) {
-        if let Admission::Limited { retry_after_secs } = limiter.admit(route, client).await {
-            return ApiError::rate_limited(retry_after_secs).into_response();
-        }
+/// The limited route a request is for and its client, when the request must be checked.
+/// (Read before the check: a request is not `Sync`, so no reference to it may be held across
+/// the limiter's await.)
+pub fn checked(request: &Request) -> Option<(LimitedRoute, IpAddr)> {
+    let client = request.extensions().get::<ClientAddr>()?.0;
+    Some((limited_route(request)?, client))
+}
+
+/// Refuses a request to a limited route when its client network is over the limit.
+pub async fn enforce(limiter: &RateLimiter, (route, client): (LimitedRoute, IpAddr)) -> Result<(), ApiError> {
+    match limiter.admit(route, client).await {
+        Admission::Limited { retry_after_secs } => Err(ApiError::rate_limited(retry_after_secs)),
+        Admission::Admitted => Ok(()),
     }
-    next.run(request).await
 }

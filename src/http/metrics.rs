@@ -2,14 +2,15 @@
 //! hashing pool's queue. Every label comes from a closed set: routes by their matched pattern
 //! (`/v1/users/{ref}`), never the raw path, and methods by name only when they are standard.
 
+use std::fmt::{self, Write as _};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,14 +26,49 @@ use crate::service::transfers::LedgerStats;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: String,
+    route: Route,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     method: &'static str,
-    route: String,
+    route: Route,
+}
+
+/// A route label: the matched template, shared with the router (cloning it counts a
+/// reference; it allocates nothing), or `unmatched`.
+#[derive(Clone, Debug)]
+pub struct Route(Option<MatchedPath>);
+
+impl Route {
+    pub fn of(request: &Request) -> Self {
+        Self(request.extensions().get::<MatchedPath>().cloned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl Hash for Route {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        encoder.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -149,24 +185,19 @@ pub fn method_label(method: &Method) -> &'static str {
     KNOWN.iter().find(|(known, _)| known == method).map_or("other", |(_, name)| name)
 }
 
-/// Counts and times every request, labelled from closed sets: the method by [`method_label`],
-/// the route by its matched template (`unmatched` for none).
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route =
-        request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    metrics
-        .latency
-        .get_or_create(&RouteLabels { method, route: route.clone() })
-        .observe(started.elapsed().as_secs_f64());
-    metrics.requests.get_or_create(&RequestLabels { method, route, status }).inc();
-    if status == 429 {
-        // The reason is a problem code: a closed set.
-        let reason = response.extensions().get::<ProblemCode>().map_or("other", |code| code.0);
-        metrics.throttled.get_or_create(&ReasonLabels { reason }).inc();
+impl Metrics {
+    /// Counts and times one answered request, labelled from closed sets: the method by
+    /// [`method_label`], the route by its matched template. A `429` is also counted by its
+    /// problem code.
+    pub fn record(&self, method: &'static str, route: Route, response: &Response, elapsed: Duration) {
+        let status = response.status().as_u16();
+        let labels = RouteLabels { method, route };
+        self.latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.requests.get_or_create(&RequestLabels { method, route: labels.route, status }).inc();
+        if status == 429 {
+            // The reason is a problem code: a closed set.
+            let reason = response.extensions().get::<ProblemCode>().map_or("other", |code| code.0);
+            self.throttled.get_or_create(&ReasonLabels { reason }).inc();
+        }
     }
-    response
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -17,18 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{Next, from_fn, from_fn_with_state, map_request, map_response};
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::http::state::AppState;
+use edge::{Edge, X_REQUEST_ID};
 use error::ApiError;
 
 /// Request bodies larger than this are refused with `413`.
@@ -46,14 +46,16 @@ pub struct EdgeSettings {
 }
 
 /// The whole HTTP surface with its middleware, outermost first: `nosniff` on every answer,
-/// request id (the client's when it is usable, else a new one; echoed on the response),
-/// tracing, metrics, CORS (when origins are configured), problem rendering, the request
-/// timeout, panic catching, the client's address, the rate limits, refusal of control
-/// characters, body limit.
-pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
-    let metrics = state.metrics.clone();
-    let trusted: Arc<[IpNet]> = edge.trusted_proxies.clone().into();
-    let limiter = state.limiter.clone();
+/// CORS (when origins are configured), the [`edge`] (request id, tracing, metrics, problem
+/// rendering, the request timeout, the client's address, the rate limits, refusal of control
+/// characters), panic catching, the body limit.
+pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
+    let edge = Arc::new(Edge {
+        metrics: state.metrics.clone(),
+        trusted_proxies: settings.trusted_proxies.clone().into(),
+        limiter: state.limiter.clone(),
+        request_timeout: settings.request_timeout,
+    });
     let router = Router::new()
         .merge(routes::auth::router())
         .merge(routes::recovery::router())
@@ -68,36 +70,17 @@ pub fn router(state: AppState, edge: &EdgeSettings) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(map_request(refuse_control_characters))
-        .layer(from_fn_with_state(limiter, limits::enforce))
-        .layer(from_fn_with_state(trusted, client::resolve))
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(from_fn_with_state(edge.request_timeout, time_limit))
-        .layer(from_fn(error::render_problems))
+        .layer(from_fn_with_state(edge, edge::handle))
         .with_state(state);
-    let router = match cors(&edge.cors_origins) {
+    let router = match cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors).layer(map_response(preflight_without_content)),
         None => router,
     };
-    router
-        .layer(from_fn_with_state(metrics, metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(span))
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
-        .layer(map_request(drop_unusable_request_id))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-}
-
-/// Answers `503 unavailable` (with `Retry-After`) when a request, body included, takes longer
-/// than `limit`, and drops the work: a slow client or a stuck database holds nothing for long.
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::unavailable("the request took longer than TESSERA_REQUEST_TIMEOUT", 1).into_response(),
-    }
+    router.layer(SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ))
 }
 
 /// CORS for the listed origins, exactly: their preflights are answered with the methods and
@@ -141,56 +124,4 @@ fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("panic");
     ApiError::internal(format!("handler panicked: {message}")).into_response()
-}
-
-/// The span of one request: method, matched route and request id; never headers or bodies.
-fn span(request: &Request) -> tracing::Span {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let id = request_id(request).unwrap_or("");
-    tracing::info_span!("request", method = metrics::method_label(request.method()), route, request_id = id)
-}
-
-/// Refuses a request whose path or query, once percent-decoded, holds a control character
-/// (`%00` above all): no route, id, name or filter has one, and PostgreSQL cannot even compare
-/// text with a NUL in it. Answered `400 malformed_request` before any handler runs.
-async fn refuse_control_characters(request: Request) -> Result<Request, ApiError> {
-    let path = percent_encoding::percent_decode_str(request.uri().path()).decode_utf8_lossy();
-    let query = request.uri().query().unwrap_or_default().as_bytes();
-    let in_query = url::form_urlencoded::parse(query).any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control));
-    if path.chars().any(char::is_control) || in_query {
-        return Err(ApiError::malformed("the path or query holds control characters"));
-    }
-    Ok(request)
-}
-
-/// The id of the request being served, as set by the request-id layer.
-pub fn request_id(request: &Request) -> Option<&str> {
-    request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok())
-}
-
-/// Longest client-chosen request id that is echoed; a longer or odd one is replaced.
-const MAX_REQUEST_ID_LEN: usize = 128;
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Removes a client's `X-Request-Id` that is empty, long or not printable ASCII, so that the
-/// request-id layer replaces it instead of copying it into logs and answers.
-async fn drop_unusable_request_id(mut request: Request) -> Request {
-    let usable = |v: &HeaderValue| {
-        !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.as_bytes().iter().all(u8::is_ascii_graphic)
-    };
-    if request.headers().get(X_REQUEST_ID).is_some_and(|v| !usable(v)) {
-        request.headers_mut().remove(X_REQUEST_ID);
-    }
-    request
-}
-
-/// New request ids are UUIDv7: unique, and sorted by time in the logs.
-#[derive(Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
-    }
 }

@@ -145,21 +145,27 @@ pub async fn revoke_beyond(
     Ok(query.execute(&mut *conn).await?.rows_affected())
 }
 
-/// Records a refresh: the session was used at `now` and now ends at `expires_at`.
+/// Records a refresh of a live session: it was used at `now` and now ends at `expires_at`.
+/// `false` when the session is revoked, ended or gone (its account disabled or deleted) and
+/// was left alone.
 pub async fn extend(
     conn: &mut AnyConnection,
     id: Uuid,
     now: Timestamp,
     expires_at: Timestamp,
-) -> Result<(), StoreError> {
-    let text = sql(conn, "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?");
-    sqlx::query(&text)
+) -> Result<bool, StoreError> {
+    let text = sql(
+        conn,
+        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+    );
+    let result = sqlx::query(&text)
         .bind(now.as_micros())
         .bind(expires_at.as_micros())
         .bind(id.to_string())
+        .bind(now.as_micros())
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(result.rows_affected() == 1)
 }
 
 /// Revokes one live session of `user_id`; `false` when there is no such live session.

@@ -24,22 +24,36 @@ use crate::storage::{Connection, StoreError, audit, sessions, users};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
+    ///
+    /// The token, its session and its user are read first, beside other requests, so that on
+    /// SQLite only the writes queue for the one writer connection. That read may be stale
+    /// (sqlx's SQLite reader connections can lag a commit), so nothing it says is trusted
+    /// alone: the conditional writes inside the transaction decide (the token not yet rotated,
+    /// the session still live), and whatever it did not find is read again inside.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn refresh(&self, presented: SecretString, client: &ClientInfo) -> Result<IssuedTokens, Error> {
         let digest = secrets::digest(&presented);
         let now = Timestamp::now();
+        let read_before = self.live_session_of(&digest, now).await.ok();
         let mut tx = self.store.begin().await?;
         // The conditional write comes first: it makes racing refreshes of one token agree on a
         // single winner, and on SQLite it takes the write lock before anything is read.
-        let won = refresh_tokens::mark_rotated(&mut tx, &digest, now).await?;
-        let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
-        let (session, user) = live_session(&mut tx, &record, now).await?;
-        if won {
+        if refresh_tokens::mark_rotated(&mut tx, &digest, now).await? {
+            let (session, user) = match read_before {
+                Some(read) => read,
+                None => {
+                    let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
+                    live_session(&mut tx, &record, now).await?
+                }
+            };
             let issued = self.rotate(&mut tx, &presented, &session, user, now).await?;
             tx.commit().await.map_err(StoreError::from)?;
             self.cache.forget_session(session.id);
             return Ok(issued);
         }
+        // Rotated already: read again inside the transaction, which now holds what won.
+        let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
+        let (session, user) = live_session(&mut tx, &record, now).await?;
         let rotated_at = record.rotated_at.ok_or(Error::InvalidToken)?;
         let grace = self.tokens.settings().refresh_reuse_grace;
         if now <= rotated_at.plus(grace) && !grace.is_zero() {
@@ -56,7 +70,9 @@ impl Auth {
         Err(Error::RefreshTokenReused)
     }
 
-    /// Issues the successor pair and slides the session forward, up to its absolute end.
+    /// Issues the successor pair and slides the session forward, up to its absolute end. A
+    /// session revoked (or its account disabled) since it was read is not extended: the
+    /// rotation fails as for a revoked session.
     async fn rotate(
         &self,
         tx: &mut Connection,
@@ -66,11 +82,14 @@ impl Auth {
         now: Timestamp,
     ) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
-        let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
         let (successor, jti) = self.tokens.successor(presented);
         // The session row is written before the successor's insert locks it for the foreign
         // key (the order that cannot deadlock on MySQL; see `Auth::open_session`).
-        sessions::extend(tx, session.id, now, expires_at).await?;
+        // The absolute end was read before the transaction, but it never changes.
+        let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
+        if !sessions::extend(tx, session.id, now, expires_at).await? {
+            return Err(Error::InvalidToken);
+        }
         refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
         Ok(IssuedTokens {
             access_token: self.tokens.access_token(&user, session.id, now, jti)?,
@@ -79,6 +98,13 @@ impl Auth {
             refresh_expires_in: Tokens::seconds_between(now, expires_at),
             user,
         })
+    }
+
+    /// The session and user of the refresh token with `digest`, read outside any transaction.
+    async fn live_session_of(&self, digest: &str, now: Timestamp) -> Result<(Session, User), Error> {
+        let mut conn = self.store.conn().await?;
+        let record = refresh_tokens::find(&mut conn, digest).await?.ok_or(Error::InvalidToken)?;
+        live_session(&mut conn, &record, now).await
     }
 
     /// The pair a rotation at `rotated_at` issued, reproduced exactly.
