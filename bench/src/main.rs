@@ -187,7 +187,8 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 report.add("register", m, Some(hash_ceiling));
             }
             "refresh" => {
-                let f = refresh::run(&client, &base, &config.database_url, load, args.rounds).await?;
+                let db = (config.database_url.as_str(), config.pool_size());
+                let f = refresh::run(&client, &base, db, load, args.rounds).await?;
                 let ceiling = if report.backend == "sqlite" { "sqlite3 loop" } else { "pgbench" };
                 report.add_compared("refresh", f.measured, (ceiling, f.ceiling_per_second), f.share_of_ceiling);
                 if let Some(c) = f.ceiling_per_second {

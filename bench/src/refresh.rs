@@ -45,11 +45,11 @@ pub struct RefreshFigures {
 pub async fn run(
     client: &reqwest::Client,
     base: &str,
-    database_url: &str,
+    (database_url, pool): (&str, usize),
     load: Load,
     rounds: usize,
 ) -> anyhow::Result<RefreshFigures> {
-    let mut ceiling = Ceiling::prepare(database_url, client, base).await?;
+    let mut ceiling = Ceiling::prepare(database_url, client, base, pool).await?;
     let use_wrk = wrk::available();
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
@@ -108,15 +108,25 @@ async fn chains(client: &reqwest::Client, base: &str, count: usize) -> anyhow::R
 
 /// The database's ceiling for a refresh.
 enum Ceiling {
-    Postgres { url: String, script: TempScript, sessions: usize },
-    Sqlite { file: PathBuf, session: (String, String), last_rate: Option<f64> },
+    /// `pool`: the connections tessera's pool has.
+    Postgres {
+        url: String,
+        script: TempScript,
+        sessions: usize,
+        pool: usize,
+    },
+    Sqlite {
+        file: PathBuf,
+        session: (String, String),
+        last_rate: Option<f64>,
+    },
     None,
 }
 
 impl Ceiling {
     /// On PostgreSQL, a table `bench_sessions` of live sessions for the script's clients to
     /// follow; on SQLite, one session of a signed-in account.
-    async fn prepare(url: &str, client: &reqwest::Client, base: &str) -> anyhow::Result<Self> {
+    async fn prepare(url: &str, client: &reqwest::Client, base: &str, pool: usize) -> anyhow::Result<Self> {
         if url.starts_with("mysql") || url.starts_with("mariadb") {
             return Ok(Self::None);
         }
@@ -136,7 +146,10 @@ impl Ceiling {
             return Ok(Self::Sqlite { file, session: (sid, uid), last_rate: None });
         }
         // One session per pgbench client, as each chain of the scenario has its own.
-        conn.execute("CREATE TABLE bench_sessions (n INTEGER PRIMARY KEY, session_id VARCHAR(36))").await?;
+        conn.execute(
+            "CREATE TABLE bench_sessions (n INTEGER PRIMARY KEY, session_id VARCHAR(36), user_id VARCHAR(36))",
+        )
+        .await?;
         for n in 0..CEILING_SESSIONS {
             let account = format!("refresher-ceiling{}", n / CHAINS_PER_ACCOUNT);
             if n % CHAINS_PER_ACCOUNT == 0 {
@@ -146,7 +159,8 @@ impl Ceiling {
             }
         }
         conn.execute(
-            "INSERT INTO bench_sessions (n, session_id) SELECT (row_number() OVER (ORDER BY s.id)) - 1, s.id \
+            "INSERT INTO bench_sessions (n, session_id, user_id) \
+             SELECT (row_number() OVER (ORDER BY s.id)) - 1, s.id, s.user_id \
              FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE u.username LIKE 'refresher-ceiling%' AND s.revoked_at IS NULL",
         )
@@ -155,15 +169,22 @@ impl Ceiling {
             sqlx::query("SELECT COUNT(*) AS n FROM bench_sessions").fetch_one(&mut conn).await?.try_get("n")?;
         conn.close().await?;
         let script = TempScript::write("refresh.pgbench", PGBENCH_SCRIPT)?;
-        Ok(Self::Postgres { url: url.to_owned(), script, sessions: usize::try_from(sessions)?.max(1) })
+        Ok(Self::Postgres { url: url.to_owned(), script, sessions: usize::try_from(sessions)?.max(1), pool })
     }
 
     /// Runs the statements for about `duration`; `None` on a database without a ceiling here.
     fn run(&mut self, clients: usize, duration: Duration) -> anyhow::Result<Option<CeilingRun>> {
         match self {
-            Self::Postgres { url, script, sessions } => {
+            Self::Postgres { url, script, sessions, pool } => {
+                // The better of as many clients as the scenario has connections and as many
+                // as tessera's pool has: fewer sessions can do more.
                 let defines = [("sessions", sessions.to_string()), ("prev", "none".to_owned())];
-                Ok(Some(db_tools::pgbench(url, &script.0, clients, duration, &defines)?))
+                let fewer = db_tools::pgbench(url, &script.0, (*pool).min(clients), duration, &defines)?;
+                if *pool >= clients {
+                    return Ok(Some(fewer));
+                }
+                let all = db_tools::pgbench(url, &script.0, clients, duration, &defines)?;
+                Ok(Some(if fewer.per_second > all.per_second { fewer } else { all }))
             }
             Self::Sqlite { file, session: (sid, uid), last_rate } => {
                 let count = last_rate.map_or(SQLITE_CALIBRATION, |rate| (rate * duration.as_secs_f64()) as usize);

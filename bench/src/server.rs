@@ -26,6 +26,20 @@ pub struct ServerConfig {
     pub env: Vec<(String, String)>,
 }
 
+/// tessera's `TESSERA_DATABASE_MAX_CONNECTIONS` unless `--server-env` sets it.
+const DEFAULT_POOL: usize = 10;
+
+impl ServerConfig {
+    /// The connections the server's database pool has.
+    pub fn pool_size(&self) -> usize {
+        self.env
+            .iter()
+            .find(|(name, _)| name == "TESSERA_DATABASE_MAX_CONNECTIONS")
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(DEFAULT_POOL)
+    }
+}
+
 impl Server {
     /// Starts the binary on a free port and waits for `/readyz`; answers the server and the
     /// time from spawning the process to the first `200`.

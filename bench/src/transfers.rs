@@ -21,8 +21,6 @@ use crate::server::{Server, ServerConfig, create_admin};
 
 /// Wallets in the spread layout.
 const SPREAD_WALLETS: usize = 1_000;
-/// tessera's `TESSERA_DATABASE_MAX_CONNECTIONS` unless `--server-env` sets it.
-const DEFAULT_POOL: usize = 10;
 /// What each wallet starts with: far more than the run can move.
 const FUNDING: i64 = 1_000_000_000_000;
 
@@ -102,13 +100,7 @@ async fn measure(config: &ServerConfig, load: Load, rounds: usize) -> anyhow::Re
         spread.push(BenchWallet { id: open_wallet(&client, &base, &owners[owner], &admin).await?, owner });
     }
     let layouts = [Layout::new("hot", owners[..2].to_vec(), hot), Layout::new("spread", owners, spread)];
-    let pool = config
-        .env
-        .iter()
-        .find(|(name, _)| name == "TESSERA_DATABASE_MAX_CONNECTIONS")
-        .and_then(|(_, value)| value.parse().ok())
-        .unwrap_or(DEFAULT_POOL);
-    let mut ceiling = Ceiling::prepare(&config.database_url, &[&layouts[0], &layouts[1]], pool).await?;
+    let mut ceiling = Ceiling::prepare(&config.database_url, &[&layouts[0], &layouts[1]], config.pool_size()).await?;
     let mut figures = Vec::new();
     for layout in layouts {
         let layout = Arc::new(layout);

@@ -60,7 +60,14 @@ pub async fn handle(State(edge): State<Arc<Edge>>, mut request: Request, next: N
     let span = tracing::info_span!("request", method, route = route.as_str(), request_id = id_text);
     let response = edge.serve(request, next).instrument(span).await;
     let mut response = render_problem(response, Some(id_text));
-    edge.metrics.record(method, route, &response, started.elapsed());
+    let elapsed = started.elapsed();
+    edge.metrics.record(method, route, &response, elapsed);
+    tracing::debug!(
+        request_id = id_text,
+        status = response.status().as_u16(),
+        micros = elapsed.as_micros(),
+        "answered"
+    );
     response.headers_mut().insert(X_REQUEST_ID, id);
     response
 }

@@ -226,10 +226,9 @@ pub fn render_problem(mut response: Response, request_id: Option<&str>) -> Respo
         Some(problem) => problem,
         None => ApiError::from_status(status),
     };
-    if let Some(cause) = &problem.cause {
-        if status.is_server_error() {
-            tracing::error!(request_id = request_id.unwrap_or(""), %cause, status = status.as_u16(), "request failed");
-        }
+    if status.is_server_error() {
+        let cause = problem.cause.as_deref().unwrap_or("a plain error answer");
+        tracing::error!(request_id = request_id.unwrap_or(""), %cause, status = status.as_u16(), "request failed");
     }
     let (mut parts, _) = response.into_parts();
     parts.extensions.insert(ProblemCode(problem.code));

@@ -48,7 +48,7 @@ pub struct EdgeSettings {
 /// The whole HTTP surface with its middleware, outermost first: `nosniff` on every answer,
 /// CORS (when origins are configured), the [`edge`] (request id, tracing, metrics, problem
 /// rendering, the request timeout, the client's address, the rate limits, refusal of control
-/// characters), panic catching, the body limit.
+/// characters), panic catching, the body limit. (Panics are caught on both sides of the edge.)
 pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
     let edge = Arc::new(Edge {
         metrics: state.metrics.clone(),
@@ -72,6 +72,11 @@ pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(from_fn_with_state(edge, edge::handle))
+        // A panic in the edge itself: still a problem answer (without the request id), logged here.
+        .layer(CatchPanicLayer::custom(|panic| {
+            tracing::error!("the edge middleware panicked");
+            panicked(panic)
+        }))
         .with_state(state);
     let router = match cors(&settings.cors_origins) {
         Some(cors) => router.layer(cors).layer(map_response(preflight_without_content)),

@@ -14,6 +14,7 @@ pub mod migrations;
 pub mod outbox;
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod rotations;
 pub mod server_secrets;
 pub mod sessions;
 pub mod sign_in_attempts;
@@ -50,6 +51,7 @@ pub struct Store {
     /// SQLite only: the one connection that writes, which this process's transactions take in
     /// turn, so that writers queue here instead of sleeping in SQLite's busy handler.
     writer: Option<AnyPool>,
+    backend: Backend,
 }
 
 impl Store {
@@ -73,7 +75,12 @@ impl Store {
             ),
             Backend::Postgres | Backend::MySql => None,
         };
-        Ok(Self { pool, writer })
+        Ok(Self { pool, writer, backend })
+    }
+
+    /// The database product.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// A pooled connection, for reads and single statements.

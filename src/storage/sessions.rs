@@ -146,8 +146,8 @@ pub async fn revoke_beyond(
 }
 
 /// Records a refresh of a live session: it was used at `now` and now ends at `expires_at`.
-/// `false` when the session is revoked, ended or gone (its account disabled or deleted) and
-/// was left alone.
+/// `false` when the session is revoked, ended or gone, or its account not active, and was
+/// left alone.
 pub async fn extend(
     conn: &mut AnyConnection,
     id: Uuid,
@@ -156,7 +156,8 @@ pub async fn extend(
 ) -> Result<bool, StoreError> {
     let text = sql(
         conn,
-        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?",
+        "UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ? \
+         AND user_id IN (SELECT id FROM users WHERE status = 'active')",
     );
     let result = sqlx::query(&text)
         .bind(now.as_micros())

@@ -139,4 +139,49 @@ each_backend! {
         assert_problem(refresh(&app, field(&there, "refresh_token")).await, 401, "invalid_token").await;
         assert_eq!(refresh(&app, field(&here, "refresh_token")).await.status(), StatusCode::OK);
     }
+
+    async fn many_sessions_refreshing_at_once_each_rotate_once_and_signed_out_ones_fail(backend) {
+        // On SQLite the rotations arriving together are written as one batch: every live
+        // chain must still move on by exactly one token, and a signed-out session must not.
+        let app = Arc::new(spawn_app(backend).await);
+        app.register_user("ada").await;
+        let mut bodies = Vec::new();
+        for _ in 0..24 {
+            bodies.push(login(&app).await);
+        }
+        for body in bodies.iter().skip(16) {
+            let response = app.send_json(reqwest::Method::POST, "/v1/auth/logout", Some(field(body, "access_token")), &json!({})).await;
+            assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        }
+        let mut tokens: Vec<String> = bodies.iter().map(|b| field(b, "refresh_token").to_owned()).collect();
+        for _round in 0..3 {
+            let racers: Vec<_> = tokens
+                .iter()
+                .map(|token| {
+                    let (app, token) = (app.clone(), token.clone());
+                    tokio::spawn(async move {
+                        let response = refresh(&app, &token).await;
+                        (response.status(), response.json::<Value>().await.unwrap())
+                    })
+                })
+                .collect();
+            let mut next = Vec::new();
+            for (n, racer) in racers.into_iter().enumerate() {
+                let (status, body) = racer.await.unwrap();
+                if n < 16 {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert_eq!(app.get("/v1/me", Some(field(&body, "access_token"))).await.status(), StatusCode::OK);
+                    next.push(field(&body, "refresh_token").to_owned());
+                } else {
+                    assert_eq!((status.as_u16(), body["code"].as_str()), (401, Some("invalid_token")));
+                    next.push(tokens[n].clone());
+                }
+            }
+            tokens = next;
+        }
+        // The live sessions are exactly the sixteen, each with one unrotated token.
+        let live = app.db.count("SELECT COUNT(*) FROM refresh_tokens WHERE rotated_at IS NULL AND session_id IN \
+            (SELECT id FROM sessions WHERE revoked_at IS NULL)").await;
+        assert_eq!(live, 16);
+    }
 }

@@ -30,7 +30,8 @@ use crate::service::abuse::lockout::{Charge, Lockout, Subject};
 use crate::service::cursor::Cursors;
 use crate::service::error::Error;
 use crate::service::hashing::{PasswordHasher, StoredHash, needs_rehash};
-use crate::storage::{self, Store, StoreError, audit, refresh_tokens, users};
+use crate::storage::rotations::RotationBatcher;
+use crate::storage::{self, Backend, Store, StoreError, audit, refresh_tokens, users};
 use cache::{AuthCache, VerifiedToken};
 use tokens::{IssuedTokens, Tokens};
 
@@ -62,6 +63,8 @@ pub struct Auth {
     cursors: Cursors,
     lockout: Lockout,
     require_verification: bool,
+    /// SQLite only: refresh rotations written in batches (see `storage::rotations`).
+    rotations: Option<RotationBatcher>,
 }
 
 /// What sign-in is built from besides the store: hashing, tokens, the cache, cursors and the lockout.
@@ -78,7 +81,9 @@ pub struct AuthParts {
 impl Auth {
     pub fn new(store: Store, parts: AuthParts) -> Self {
         let AuthParts { hasher, tokens, cache, cursors, lockout, require_verification } = parts;
-        Self { store, hasher, tokens, cache, cursors, lockout, require_verification }
+        let rotations = (store.backend() == Backend::Sqlite)
+            .then(|| RotationBatcher::start(store.clone(), tokens.settings().refresh_ttl));
+        Self { store, hasher, tokens, cache, cursors, lockout, require_verification, rotations }
     }
 
     pub fn tokens(&self) -> &Tokens {

@@ -9,6 +9,7 @@
 use secrecy::SecretString;
 
 use serde_json::json;
+use uuid::Uuid;
 
 use super::Auth;
 use super::tokens::{IssuedTokens, Tokens};
@@ -20,32 +21,44 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::{User, UserStatus};
 use crate::service::error::Error;
 use crate::storage::refresh_tokens::{self, RefreshRecord};
-use crate::storage::{Connection, StoreError, audit, sessions, users};
+use crate::storage::rotations::{self, Rotated, Rotation};
+use crate::storage::{Backend, Connection, StoreError, audit, sessions, users};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
     ///
-    /// The token, its session and its user are read first, beside other requests, so that on
-    /// SQLite only the writes queue for the one writer connection. That read may be stale
-    /// (sqlx's SQLite reader connections can lag a commit), so nothing it says is trusted
-    /// alone: the conditional writes inside the transaction decide (the token not yet rotated,
-    /// the session still live), and whatever it did not find is read again inside.
+    /// The token, its session and its user are read first, outside any transaction: a token
+    /// that is unknown, expired, or of a session or account that has ended is refused there
+    /// and costs no write. (A successor is committed before its pair is answered, so no read
+    /// can miss it.) Nothing read there is written back: the conditional writes decide (the
+    /// token not yet rotated, the session still live, its account active).
+    ///
+    /// A token not yet rotated is rotated in the fewest round trips the database allows (see
+    /// `storage::rotations`); one rotated before, or on MySQL, goes through a transaction of
+    /// its own, which tells a retry within the grace from a reuse.
     #[tracing::instrument(skip_all, err(level = "debug"))]
     pub async fn refresh(&self, presented: SecretString, client: &ClientInfo) -> Result<IssuedTokens, Error> {
         let digest = secrets::digest(&presented);
         let now = Timestamp::now();
-        let read_before = self.live_session_of(&digest, now).await.ok();
+        let (record, session, user) = self.live_session_of(&digest, now).await?;
+        if record.rotated_at.is_none() {
+            let (successor, jti) = self.tokens.successor(&presented);
+            let rotation =
+                Rotation { presented: digest.clone(), successor: secrets::digest(&successor), session_id: session.id };
+            match self.rotate_quickly(rotation, now).await? {
+                Rotated::Done { rotated_at, expires_at } => {
+                    self.cache.forget_session(session.id);
+                    return self.issued((successor, jti), session.id, user, rotated_at, expires_at);
+                }
+                Rotated::SessionEnded => return Err(Error::InvalidToken),
+                // Rotated meanwhile, or no quick way here: the transaction below decides.
+                Rotated::AlreadyRotated | Rotated::Retry => {}
+            }
+        }
         let mut tx = self.store.begin().await?;
         // The conditional write comes first: it makes racing refreshes of one token agree on a
         // single winner, and on SQLite it takes the write lock before anything is read.
         if refresh_tokens::mark_rotated(&mut tx, &digest, now).await? {
-            let (session, user) = match read_before {
-                Some(read) => read,
-                None => {
-                    let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
-                    live_session(&mut tx, &record, now).await?
-                }
-            };
             let issued = self.rotate(&mut tx, &presented, &session, user, now).await?;
             tx.commit().await.map_err(StoreError::from)?;
             self.cache.forget_session(session.id);
@@ -81,30 +94,57 @@ impl Auth {
         user: User,
         now: Timestamp,
     ) -> Result<IssuedTokens, Error> {
-        let s = self.tokens.settings();
         let (successor, jti) = self.tokens.successor(presented);
         // The session row is written before the successor's insert locks it for the foreign
         // key (the order that cannot deadlock on MySQL; see `Auth::open_session`).
         // The absolute end was read before the transaction, but it never changes.
-        let expires_at = now.plus(s.refresh_ttl).min(session.max_expires_at);
+        let expires_at = now.plus(self.tokens.settings().refresh_ttl).min(session.max_expires_at);
         if !sessions::extend(tx, session.id, now, expires_at).await? {
             return Err(Error::InvalidToken);
         }
         refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
+        self.issued((successor, jti), session.id, user, now, expires_at)
+    }
+
+    /// The pair a rotation at `now` issued: `successor` and the access token `jti`, for a
+    /// session that now ends at `expires_at`.
+    fn issued(
+        &self,
+        (successor, jti): (SecretString, Uuid),
+        session_id: Uuid,
+        user: User,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<IssuedTokens, Error> {
         Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, session.id, now, jti)?,
-            expires_in: s.access_ttl.as_secs(),
+            access_token: self.tokens.access_token(&user, session_id, now, jti)?,
+            expires_in: self.tokens.settings().access_ttl.as_secs(),
             refresh_token: successor,
             refresh_expires_in: Tokens::seconds_between(now, expires_at),
             user,
         })
     }
 
-    /// The session and user of the refresh token with `digest`, read outside any transaction.
-    async fn live_session_of(&self, digest: &str, now: Timestamp) -> Result<(Session, User), Error> {
+    /// The refresh token with `digest`, its session and user, read outside any transaction.
+    async fn live_session_of(&self, digest: &str, now: Timestamp) -> Result<(RefreshRecord, Session, User), Error> {
         let mut conn = self.store.conn().await?;
         let record = refresh_tokens::find(&mut conn, digest).await?.ok_or(Error::InvalidToken)?;
-        live_session(&mut conn, &record, now).await
+        let (session, user) = live_session(&mut conn, &record, now).await?;
+        Ok((record, session, user))
+    }
+
+    /// `rotation` in a batch (SQLite) or in one statement (PostgreSQL); [`Rotated::Retry`]
+    /// where neither is available (MySQL).
+    async fn rotate_quickly(&self, rotation: Rotation, now: Timestamp) -> Result<Rotated, Error> {
+        if let Some(batcher) = &self.rotations {
+            return Ok(batcher.rotate(rotation).await);
+        }
+        if self.store.backend() != Backend::Postgres {
+            return Ok(Rotated::Retry);
+        }
+        let until = now.plus(self.tokens.settings().refresh_ttl);
+        let mut conn = self.store.write_conn().await?;
+        Ok(rotations::rotate_in_one_statement(&mut conn, &rotation, until).await?)
     }
 
     /// The pair a rotation at `rotated_at` issued, reproduced exactly.
@@ -115,15 +155,7 @@ impl Auth {
         user: User,
         rotated_at: Timestamp,
     ) -> Result<IssuedTokens, Error> {
-        let s = self.tokens.settings();
-        let (successor, jti) = self.tokens.successor(presented);
-        Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, session.id, rotated_at, jti)?,
-            expires_in: s.access_ttl.as_secs(),
-            refresh_token: successor,
-            refresh_expires_in: Tokens::seconds_between(rotated_at, session.expires_at),
-            user,
-        })
+        self.issued(self.tokens.successor(presented), session.id, user, rotated_at, session.expires_at)
     }
 }
 
