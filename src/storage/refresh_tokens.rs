@@ -1,12 +1,17 @@
 //! The `refresh_tokens` table: digests only. A rotated token keeps its row (with `rotated_at`)
 //! until it would have expired, so a later reuse is recognised as such.
 
+use std::sync::LazyLock;
+
 use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
 use super::sql::{delete_older_than, sql};
+use super::{sessions, users};
+use crate::domain::session::Session;
 use crate::domain::time::Timestamp;
+use crate::domain::user::User;
 
 /// A stored refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,18 +40,33 @@ pub async fn insert(
     Ok(())
 }
 
-pub async fn find(conn: &mut AnyConnection, digest: &str) -> Result<Option<RefreshRecord>, StoreError> {
-    let text = sql(conn, "SELECT session_id, expires_at, rotated_at FROM refresh_tokens WHERE token_hash = ?");
+/// The token with `digest`, its session and the session's user, in one query; `None` when
+/// any of the three is gone.
+pub async fn find_with_session(
+    conn: &mut AnyConnection,
+    digest: &str,
+) -> Result<Option<(RefreshRecord, Session, User)>, StoreError> {
+    static STATEMENT: LazyLock<String> = LazyLock::new(|| {
+        let sessions = sessions::COLUMNS.split(", ").map(|c| format!("s.{c} AS s_{c}"));
+        let users = users::COLUMNS.split(", ").map(|c| format!("u.{c}"));
+        format!(
+            "SELECT t.expires_at AS t_expires_at, t.rotated_at AS t_rotated_at, {} \
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id \
+             WHERE t.token_hash = ?",
+            sessions.chain(users).collect::<Vec<_>>().join(", ")
+        )
+    });
+    let text = sql(conn, &STATEMENT);
     let Some(row) = sqlx::query(&text).bind(digest.to_owned()).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
-    let session_id: String = row.try_get("session_id")?;
-    Ok(Some(RefreshRecord {
-        session_id: Uuid::try_parse(&session_id)
-            .map_err(|_| StoreError::Corrupt(format!("session id {session_id}")))?,
-        expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
-        rotated_at: row.try_get::<Option<i64>, _>("rotated_at")?.map(Timestamp::from_micros),
-    }))
+    let session = sessions::session_from_prefixed_row(&row, "s_")?;
+    let record = RefreshRecord {
+        session_id: session.id,
+        expires_at: Timestamp::from_micros(row.try_get("t_expires_at")?),
+        rotated_at: row.try_get::<Option<i64>, _>("t_rotated_at")?.map(Timestamp::from_micros),
+    };
+    Ok(Some((record, session, users::user_from_row(&row)?)))
 }
 
 /// Marks the token rotated at `now` unless it already was; `true` when this call did it.

@@ -73,14 +73,8 @@ pub async fn revoke_all_except(
     Ok(result.rows_affected())
 }
 
-const COLUMNS: &str = "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
-
-pub async fn find(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Session>, StoreError> {
-    let statement = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?");
-    let text = sql(conn, &statement);
-    let row = sqlx::query(&text).bind(id.to_string()).fetch_optional(&mut *conn).await?;
-    row.as_ref().map(session_from_row).transpose()
-}
+pub(super) const COLUMNS: &str =
+    "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
 
 /// Up to `limit` sessions of `user_id` that are neither revoked nor expired at `now`, newest
 /// first, after `after` when given.
@@ -206,18 +200,26 @@ pub async fn delete_ended(
 }
 
 fn session_from_row(row: &AnyRow) -> Result<Session, StoreError> {
-    let id: String = row.try_get("id")?;
-    let user_id: String = row.try_get("user_id")?;
+    session_from_prefixed_row(row, "")
+}
+
+/// The session in `row`, whose columns are named `{prefix}{column}` (so that a join with
+/// another table's `id` and `created_at` can tell them apart).
+pub(super) fn session_from_prefixed_row(row: &AnyRow, prefix: &str) -> Result<Session, StoreError> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let id: String = row.try_get(column("id").as_str())?;
+    let user_id: String = row.try_get(column("user_id").as_str())?;
     let parse = |text: &str| Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("session row id {text}")));
+    let instant = |name: &str| row.try_get::<i64, _>(column(name).as_str()).map(Timestamp::from_micros);
     Ok(Session {
         id: parse(&id)?,
         user_id: parse(&user_id)?,
-        created_at: Timestamp::from_micros(row.try_get("created_at")?),
-        last_used_at: Timestamp::from_micros(row.try_get("last_used_at")?),
-        expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
-        max_expires_at: Timestamp::from_micros(row.try_get("max_expires_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(Timestamp::from_micros),
-        user_agent: row.try_get("user_agent")?,
-        ip: row.try_get("ip")?,
+        created_at: instant("created_at")?,
+        last_used_at: instant("last_used_at")?,
+        expires_at: instant("expires_at")?,
+        max_expires_at: instant("max_expires_at")?,
+        revoked_at: row.try_get::<Option<i64>, _>(column("revoked_at").as_str())?.map(Timestamp::from_micros),
+        user_agent: row.try_get(column("user_agent").as_str())?,
+        ip: row.try_get(column("ip").as_str())?,
     })
 }

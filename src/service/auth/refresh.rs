@@ -9,6 +9,8 @@
 use secrecy::SecretString;
 
 use serde_json::json;
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use super::Auth;
@@ -22,7 +24,7 @@ use crate::domain::user::{User, UserStatus};
 use crate::service::error::Error;
 use crate::storage::refresh_tokens::{self, RefreshRecord};
 use crate::storage::rotations::{self, Rotated, Rotation};
-use crate::storage::{Backend, Connection, StoreError, audit, sessions, users};
+use crate::storage::{Backend, Connection, StoreError, audit, sessions};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
@@ -40,12 +42,16 @@ impl Auth {
     pub async fn refresh(&self, presented: SecretString, client: &ClientInfo) -> Result<IssuedTokens, Error> {
         let digest = secrets::digest(&presented);
         let now = Timestamp::now();
-        let (record, session, user) = self.live_session_of(&digest, now).await?;
+        // One connection for the read and, on PostgreSQL, the rotation after it.
+        let mut conn = self.store.conn().await?;
+        let found = refresh_tokens::find_with_session(&mut conn, &digest).await?;
+        let (record, session, user) = found.ok_or(Error::InvalidToken)?;
+        check_live(&record, &session, &user, now)?;
         if record.rotated_at.is_none() {
             let (successor, jti) = self.tokens.successor(&presented);
             let rotation =
                 Rotation { presented: digest.clone(), successor: secrets::digest(&successor), session_id: session.id };
-            match self.rotate_quickly(rotation, now).await? {
+            match self.rotate_quickly(conn, rotation, now).await? {
                 Rotated::Done { rotated_at, expires_at } => {
                     self.cache.forget_session(session.id);
                     return self.issued((successor, jti), session.id, user, rotated_at, expires_at);
@@ -54,6 +60,9 @@ impl Auth {
                 // Rotated meanwhile, or no quick way here: the transaction below decides.
                 Rotated::AlreadyRotated | Rotated::Retry => {}
             }
+        } else {
+            // Given back before the transaction takes a connection of its own.
+            drop(conn);
         }
         let mut tx = self.store.begin().await?;
         // The conditional write comes first: it makes racing refreshes of one token agree on a
@@ -65,8 +74,9 @@ impl Auth {
             return Ok(issued);
         }
         // Rotated already: read again inside the transaction, which now holds what won.
-        let record = refresh_tokens::find(&mut tx, &digest).await?.ok_or(Error::InvalidToken)?;
-        let (session, user) = live_session(&mut tx, &record, now).await?;
+        let found = refresh_tokens::find_with_session(&mut tx, &digest).await?;
+        let (record, session, user) = found.ok_or(Error::InvalidToken)?;
+        check_live(&record, &session, &user, now)?;
         let rotated_at = record.rotated_at.ok_or(Error::InvalidToken)?;
         let grace = self.tokens.settings().refresh_reuse_grace;
         if now <= rotated_at.plus(grace) && !grace.is_zero() {
@@ -125,25 +135,22 @@ impl Auth {
         })
     }
 
-    /// The refresh token with `digest`, its session and user, read outside any transaction.
-    async fn live_session_of(&self, digest: &str, now: Timestamp) -> Result<(RefreshRecord, Session, User), Error> {
-        let mut conn = self.store.conn().await?;
-        let record = refresh_tokens::find(&mut conn, digest).await?.ok_or(Error::InvalidToken)?;
-        let (session, user) = live_session(&mut conn, &record, now).await?;
-        Ok((record, session, user))
-    }
-
-    /// `rotation` in a batch (SQLite) or in one statement (PostgreSQL); [`Rotated::Retry`]
-    /// where neither is available (MySQL).
-    async fn rotate_quickly(&self, rotation: Rotation, now: Timestamp) -> Result<Rotated, Error> {
+    /// `rotation` in a batch (SQLite; `conn`, a reader, is given back first) or in one
+    /// statement on `conn` (PostgreSQL); [`Rotated::Retry`] where neither is available (MySQL).
+    async fn rotate_quickly(
+        &self,
+        mut conn: PoolConnection<Any>,
+        rotation: Rotation,
+        now: Timestamp,
+    ) -> Result<Rotated, Error> {
         if let Some(batcher) = &self.rotations {
+            drop(conn);
             return Ok(batcher.rotate(rotation).await);
         }
         if self.store.backend() != Backend::Postgres {
             return Ok(Rotated::Retry);
         }
         let until = now.plus(self.tokens.settings().refresh_ttl);
-        let mut conn = self.store.write_conn().await?;
         Ok(rotations::rotate_in_one_statement(&mut conn, &rotation, until).await?)
     }
 
@@ -159,18 +166,13 @@ impl Auth {
     }
 }
 
-/// The token's session and user, if the token may still be used at `now`.
-async fn live_session(conn: &mut Connection, record: &RefreshRecord, now: Timestamp) -> Result<(Session, User), Error> {
-    if record.expires_at <= now {
+/// Whether the token may be used at `now`: neither it nor its session ended, its account active.
+fn check_live(record: &RefreshRecord, session: &Session, user: &User, now: Timestamp) -> Result<(), Error> {
+    if record.expires_at <= now || session.revoked_at.is_some() || session.expires_at <= now {
         return Err(Error::InvalidToken);
     }
-    let session = sessions::find(conn, record.session_id).await?.ok_or(Error::InvalidToken)?;
-    if session.revoked_at.is_some() || session.expires_at <= now {
-        return Err(Error::InvalidToken);
-    }
-    let user = users::find_by_id(conn, session.user_id).await?.ok_or(Error::InvalidToken)?;
     if user.status != UserStatus::Active {
         return Err(Error::AccountDisabled);
     }
-    Ok((session, user))
+    Ok(())
 }
