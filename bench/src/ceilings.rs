@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
-use crate::load::{Load, Measured, drive};
+use crate::load::{Load, Measured, Request, drive};
 use crate::outside::{BareHyper, Nginx};
 use crate::report::{Report, median, middle};
 use crate::scenarios::Get;
@@ -119,4 +119,26 @@ async fn get(client: &reqwest::Client, request: Get, load: Load) -> anyhow::Resu
         return wrk::Run { url: &request.url, headers, script: None }.measure(load).await;
     }
     Ok(drive(client, Arc::new(request), load).await)
+}
+
+/// A hashing scenario beside the hash ceiling, in alternating rounds (ceiling, scenario, …):
+/// the run with the median rate, the median ceiling, and the median of the rounds' ratios.
+pub async fn beside_hash_ceiling<R: Request>(
+    client: &reqwest::Client,
+    request: Arc<R>,
+    load: Load,
+    hash_concurrency: usize,
+    rounds: usize,
+) -> (Measured, f64, f64) {
+    let mut runs = Vec::new();
+    let mut ceilings = Vec::new();
+    let mut ratios = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let ceiling = hashes_per_second(hash_concurrency, load.duration.min(Duration::from_secs(5))).await;
+        let run = drive(client, request.clone(), load).await;
+        ratios.push(run.per_second / ceiling.max(0.001));
+        ceilings.push(ceiling);
+        runs.push(run);
+    }
+    (middle(runs), median(ceilings), median(ratios))
 }
