@@ -22,13 +22,13 @@ pub async fn login_flood(
     let me = Arc::new(Me { base: base.to_owned(), token: probe });
     let probes = Load { concurrency: (load.concurrency / 4).max(1), ..load };
     let alone = drive(client, me.clone(), probes).await;
-    report.add("me alone (flood ref.)", alone, None);
+    report.add("me alone (flood ref.)", alone);
     let flood = Load { concurrency: hash_concurrency * 8, ..load };
     seed_accounts(client, base, "flooder", flood.concurrency).await?;
     let login = Arc::new(Login { base: base.to_owned(), username: "flooder".into(), accounts: flood.concurrency });
     let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
-    report.add("me under login flood", under, None);
-    report.add("login (the flood)", logins, None);
+    report.add("me under login flood", under);
+    report.add("login (the flood)", logins);
     Ok(())
 }
 
@@ -58,7 +58,7 @@ pub async fn login_flood_limited(
     seed_user(client, &base, "flooder").await?;
     let login = Arc::new(Login { base, username: "flooder".into(), accounts: 0 });
     let (under, logins) = tokio::join!(drive(client, me, probes), drive(client, login, flood));
-    report.add("me under login flood, limiter on", under, None);
-    report.add("login flood, limiter on", logins, None);
+    report.add("me under login flood, limiter on", under);
+    report.add("login flood, limiter on", logins);
     server.stop().await
 }

@@ -197,7 +197,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 if report.backend == "sqlite" {
                     // The loop writes one rotation per transaction where tessera batches them:
                     // a reference, not a ceiling, so no ratio.
-                    report.add("refresh", f.measured, None);
+                    report.add("refresh", f.measured);
                 } else {
                     report.add_compared("refresh", f.measured, ("pgbench", f.ceiling_per_second), f.share_of_ceiling);
                 }
@@ -213,7 +213,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 let mix = Arc::new(mixed::Mix::seed(&client, &base).await?);
                 let rate = Rate { per_second, warmup: load.warmup, duration: load.duration };
                 for (kind, m) in drive_at_rate(&client, mix, rate).await {
-                    report.add(&format!("mixed: {kind}"), m, None);
+                    report.add(&format!("mixed: {kind}"), m);
                 }
             }
             "login-flood" => {
@@ -227,7 +227,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
     eprintln!("measuring peak memory under 256 connections…");
     let wide = Load { concurrency: 256, warmup: Duration::from_secs(1), duration: Duration::from_secs(3) };
     let m = drive(&client, Arc::new(Me { base: base.clone(), token: token.clone() }), wide).await;
-    report.add("me (c=256)", m, None);
+    report.add("me (c=256)", m);
     report.peak_rss_mib = Some(server.memory_kib().1 as f64 / 1024.0);
     server.stop().await?;
 

@@ -42,17 +42,9 @@ pub struct Verdict {
 }
 
 impl Report {
-    /// A scenario's figures, compared with the hash ceiling when `ceiling` is given.
-    pub fn add(&mut self, name: &str, measured: Measured, ceiling: Option<f64>) {
-        let share = ceiling.filter(|c| *c > 0.0).map(|c| measured.per_second / c);
-        let ceiling_name = if ceiling.is_some() { "hash ceiling" } else { "" }.to_owned();
-        self.scenarios.push(Scenario {
-            name: name.to_owned(),
-            measured,
-            ceiling_name,
-            ceiling,
-            share_of_ceiling: share,
-        });
+    /// A scenario's figures, compared with nothing.
+    pub fn add(&mut self, name: &str, measured: Measured) {
+        self.add_compared(name, measured, ("", None), None);
     }
 
     /// A scenario's figures with a ratio taken from alternating rounds (see `ceilings`).
