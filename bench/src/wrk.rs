@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -17,9 +18,12 @@ fn threads(connections: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(connections).max(1)
 }
 
-/// Whether `wrk` is on the PATH.
+/// Whether `wrk` is on the PATH (asked once per run of the harness).
 pub fn available() -> bool {
-    std::process::Command::new("wrk").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::process::Command::new("wrk").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+    })
 }
 
 /// One wrk run.

@@ -37,24 +37,13 @@ pub struct Edge {
     pub request_timeout: Duration,
 }
 
-/// The id of the request being served, in its extensions for handlers that mention it.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub HeaderValue);
-
-impl RequestId {
-    pub fn as_str(&self) -> &str {
-        // Only printable ASCII is ever kept (see `request_id`).
-        self.0.to_str().unwrap_or("")
-    }
-}
-
 /// The middleware.
-pub async fn handle(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
+pub async fn handle(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
-    request.extensions_mut().insert(RequestId(id.clone()));
     let method = metrics::method_label(request.method());
     let route = Route::of(&request);
+    // Only printable ASCII is ever kept (see `request_id`).
     let id_text = id.to_str().unwrap_or("");
     // Method, matched route and request id; never headers or bodies.
     let span = tracing::info_span!("request", method, route = route.as_str(), request_id = id_text);
