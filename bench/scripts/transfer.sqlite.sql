@@ -1,7 +1,9 @@
--- One transfer as tessera runs it on SQLite (src/service/transfers.rs, booking.rs and the
--- storage functions they call), statement for statement: the ceiling of
--- `tessera-bench --scenario transfers`, which repeats it with each {name} filled in and feeds
--- the lot to the sqlite3 shell. Keep it in step with the code.
+-- One transfer in a transaction of its own, as tessera runs it on SQLite when it runs one alone
+-- (src/service/transfers.rs, booking.rs and the storage functions they call), statement for
+-- statement: the ceiling of `tessera-bench --scenario transfers`, which repeats it with each
+-- {name} filled in and feeds the lot to the sqlite3 shell. Keep it in step with the code.
+-- Under load tessera writes transfers that arrive together as one transaction
+-- (src/service/transfer_batch.rs), which is how it passes this ceiling.
 BEGIN IMMEDIATE;
 INSERT INTO idempotency_keys (actor_id, idem_key, request_hash, result_id, created_at) VALUES ('{actor}', '{idem}', '0f3a9c1d2e4b5a6978c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6', '{tid}', {now});
 SELECT id, owner_id, currency, kind, description, status, balance, held, created_at, updated_at FROM wallets WHERE id IN ('{src}', '{dst}') AND deleted_at IS NULL ORDER BY id;

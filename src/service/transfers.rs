@@ -14,16 +14,17 @@ use prometheus_client::metrics::counter::Counter;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::booking::{book, lock_pair, over_ceiling};
+use super::booking::{book, check_movable, lock_pair, over_ceiling, same_wallet};
 use super::error::Error;
 use super::holds::{self, HoldRequest};
+use super::transfer_batch::{Batched, Queued, TransferBatcher};
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::error::Invalid;
 use crate::domain::ids::new_id;
-use crate::domain::money::{Adjustment, Amount, MAX_AMOUNT};
+use crate::domain::money::{Adjustment, Amount};
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{EntryKind, Hold, LedgerEntry, Transfer};
-use crate::storage::{Connection, Store, StoreError, audit, ledger, wallets};
+use crate::storage::{Backend, Connection, Store, StoreError, audit, ledger, wallets};
 
 /// Runs of a transaction the database gave up, before the caller is told to try later.
 const ATTEMPTS: u32 = 5;
@@ -111,11 +112,14 @@ pub struct LedgerStats {
 pub struct Transfers {
     store: Store,
     stats: LedgerStats,
+    /// SQLite: transfers are written by group commit.
+    batcher: Option<TransferBatcher>,
 }
 
 impl Transfers {
     pub fn new(store: Store, stats: LedgerStats) -> Self {
-        Self { store, stats }
+        let batcher = (store.backend() == Backend::Sqlite).then(|| TransferBatcher::start(store.clone()));
+        Self { store, stats, batcher }
     }
 
     /// Moves money from a wallet of the caller's to any open wallet of the same currency.
@@ -126,12 +130,32 @@ impl Transfers {
         client: &ClientInfo,
     ) -> Result<Transfer, Error> {
         if request.from_wallet_id == request.to_wallet_id {
-            return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
+            return Err(same_wallet());
         }
-        match self.run_once(once, &Work::Transfer { id: new_id(), request, client }).await? {
+        let id = new_id();
+        if let Some(batcher) = &self.batcher {
+            match batcher.transfer(queued(once, id, request, client)).await {
+                Batched::Made(transfer) => return Ok(transfer),
+                Batched::Refused(refusal) => return Err(refusal),
+                Batched::KeyTaken => return self.made_by_first(once).await,
+                // Its batch failed: it runs alone below.
+                Batched::Retry => {}
+            }
+        }
+        match self.run_once(once, &Work::Transfer { id, request, client }).await? {
             Made::Transfer(transfer) => Ok(transfer),
-            Made::Id(id) => ledger::find_transfer(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound),
+            Made::Id(id) => self.stored_transfer(id).await,
         }
+    }
+
+    /// The transfer the first request under `once`'s key made.
+    async fn made_by_first(&self, once: &Once) -> Result<Transfer, Error> {
+        let id = self.replay(once).await?.id();
+        self.stored_transfer(id).await
+    }
+
+    async fn stored_transfer(&self, id: Uuid) -> Result<Transfer, Error> {
+        ledger::find_transfer(&mut *self.store.conn().await?, id).await?.ok_or(Error::NotFound)
     }
 
     /// Adds money to (or takes it from) a wallet of `owner`: the only way money enters or
@@ -154,7 +178,7 @@ impl Transfers {
     /// expired.
     pub async fn place_hold(&self, once: &Once, request: &HoldRequest, client: &ClientInfo) -> Result<Hold, Error> {
         if request.from_wallet_id == request.to_wallet_id {
-            return Err(Error::invalid("to_wallet_id", "same_wallet", "must be another wallet than from_wallet_id"));
+            return Err(same_wallet());
         }
         let id = self.run_once(once, &Work::Hold { id: new_id(), request, client }).await?.id();
         self.stored_hold(id).await
@@ -249,6 +273,21 @@ impl Transfers {
     }
 }
 
+/// `request` under `once`, as the batcher takes it.
+fn queued(once: &Once, id: Uuid, request: &TransferRequest, client: &ClientInfo) -> Queued {
+    Queued {
+        actor: once.actor,
+        key: once.key.0.clone(),
+        request_hash: once.request_hash.clone(),
+        id,
+        from_wallet_id: request.from_wallet_id,
+        to_wallet_id: request.to_wallet_id,
+        amount: request.amount.get(),
+        description: request.description.clone(),
+        client: client.clone(),
+    }
+}
+
 /// Transfer `id` itself, in `tx`: both wallets locked in id order, then checked, then the
 /// debit (conditional on funds), the credit, the transfer and its two entries.
 async fn transfer_in(
@@ -261,14 +300,9 @@ async fn transfer_in(
     let (from, to) = lock_pair(tx, actor, request.from_wallet_id, request.to_wallet_id).await?;
     let amount = request.amount.get();
     // Both rows are locked: what was read is what the update changes.
-    if from.balance - from.held < amount {
-        return Err(Error::InsufficientFunds);
-    }
-    if to.balance > MAX_AMOUNT - amount {
-        return Err(over_ceiling());
-    }
+    check_movable(&from, &to, amount)?;
     let now = Timestamp::now();
-    if !wallets::move_pair(tx, from.id, to.id, amount, now).await? {
+    if !wallets::move_many(tx, &[(from.id, -amount), (to.id, amount)], now).await? {
         return Err(Error::Retry("the wallets changed under their locks".into()));
     }
     let transfer = Transfer {

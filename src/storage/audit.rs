@@ -10,16 +10,21 @@ use super::sql::{AnyQuery, delete_older_than, sql, text_column};
 use crate::domain::audit::{AuditEvent, AuditFilter, EventType};
 use crate::domain::time::Timestamp;
 
-/// The statement that writes one event, for [`bind_event`]; also part of bigger statements.
-pub const INSERT_EVENT: &str = "INSERT INTO audit_events (id, type, actor_id, user_id, ip, user_agent, detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+/// The statement that writes `count` events, for [`bind_event`] once per event; also part of
+/// bigger statements.
+pub fn insert_events_statement(count: usize) -> String {
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; count].join(", ");
+    format!("INSERT INTO audit_events (id, type, actor_id, user_id, ip, user_agent, detail, created_at) VALUES {rows}")
+}
 
 pub async fn insert(conn: &mut AnyConnection, event: &AuditEvent) -> Result<(), StoreError> {
-    let text = sql(conn, INSERT_EVENT);
+    let statement = insert_events_statement(1);
+    let text = sql(conn, &statement);
     bind_event(sqlx::query(&text), event).execute(&mut *conn).await?;
     Ok(())
 }
 
-/// Binds the values of [`INSERT_EVENT`]'s placeholders.
+/// Binds the values of one row of [`insert_events_statement`].
 pub fn bind_event<'q>(query: AnyQuery<'q>, event: &AuditEvent) -> AnyQuery<'q> {
     query
         .bind(event.id.to_string())

@@ -1,11 +1,13 @@
 //! The ledger: `ledger_entries` (only ever inserted), `transfers`, and `idempotency_keys`, the
 //! record that makes a repeated request replay what the first one made.
 
+use std::collections::HashSet;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
-use super::audit::{self, INSERT_EVENT, bind_event};
+use super::audit::{self, bind_event, insert_events_statement};
 use super::error::StoreError;
 use super::sql::{AnyQuery, Backend, is, sql};
 use crate::domain::audit::AuditEvent;
@@ -15,8 +17,20 @@ use crate::domain::wallet::{EntryKind, EntryPosition, LedgerEntry, Transfer};
 
 const ENTRY_COLUMNS: &str = "id, wallet_id, amount, balance_after, kind, transfer_id, description, created_at";
 
-const INSERT_TRANSFER: &str = "INSERT INTO transfers (id, from_wallet_id, to_wallet_id, amount, currency, description, \
-                               created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
+/// `INSERT INTO table (columns) VALUES (?, …), …` for `rows` rows.
+fn insert_rows(table: &str, columns: &str, rows: usize) -> String {
+    let marks = vec!["?"; columns.split(',').count()].join(", ");
+    let rows = vec![format!("({marks})"); rows].join(", ");
+    format!("INSERT INTO {table} ({columns}) VALUES {rows}")
+}
+
+fn insert_transfers_statement(count: usize) -> String {
+    insert_rows("transfers", "id, from_wallet_id, to_wallet_id, amount, currency, description, created_at", count)
+}
+
+fn insert_keys_statement(count: usize) -> String {
+    insert_rows("idempotency_keys", "actor_id, idem_key, request_hash, result_id, created_at", count)
+}
 
 /// Writes `entries` in one statement (a transfer's two, an adjustment's one).
 pub async fn insert_entries(conn: &mut AnyConnection, entries: &[LedgerEntry]) -> Result<(), StoreError> {
@@ -27,8 +41,7 @@ pub async fn insert_entries(conn: &mut AnyConnection, entries: &[LedgerEntry]) -
 }
 
 fn insert_entries_statement(count: usize) -> String {
-    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; count].join(", ");
-    format!("INSERT INTO ledger_entries ({ENTRY_COLUMNS}) VALUES {rows}")
+    insert_rows("ledger_entries", ENTRY_COLUMNS, count)
 }
 
 fn bind_entries<'q>(mut query: AnyQuery<'q>, entries: &[LedgerEntry]) -> AnyQuery<'q> {
@@ -55,10 +68,11 @@ pub async fn book(
     entries: &[LedgerEntry],
     event: &AuditEvent,
 ) -> Result<(), StoreError> {
-    let entries_statement = insert_entries_statement(entries.len());
+    let (transfer_statement, entries_statement, event_statement) =
+        (insert_transfers_statement(1), insert_entries_statement(entries.len()), insert_events_statement(1));
     let statement = match Backend::of(conn) {
-        Backend::Postgres => format!("WITH t AS ({INSERT_TRANSFER}), e AS ({entries_statement}) {INSERT_EVENT}"),
-        Backend::Sqlite => format!("{INSERT_TRANSFER}; {entries_statement}; {INSERT_EVENT}"),
+        Backend::Postgres => format!("WITH t AS ({transfer_statement}), e AS ({entries_statement}) {event_statement}"),
+        Backend::Sqlite => format!("{transfer_statement}; {entries_statement}; {event_statement}"),
         Backend::MySql => {
             insert_transfer(conn, transfer).await?;
             insert_entries(conn, entries).await?;
@@ -98,7 +112,8 @@ pub async fn list_entries(
 }
 
 pub async fn insert_transfer(conn: &mut AnyConnection, transfer: &Transfer) -> Result<(), StoreError> {
-    let text = sql(conn, INSERT_TRANSFER);
+    let statement = insert_transfers_statement(1);
+    let text = sql(conn, &statement);
     bind_transfer(sqlx::query(&text), transfer).execute(&mut *conn).await?;
     Ok(())
 }
@@ -151,24 +166,88 @@ pub async fn claim_key(
     result: Uuid,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let text = sql(
-        conn,
-        "INSERT INTO idempotency_keys (actor_id, idem_key, request_hash, result_id, created_at) VALUES (?, ?, ?, ?, ?)",
-    );
-    let inserted = sqlx::query(&text)
-        .bind(actor.to_string())
-        .bind(key.to_owned())
-        .bind(request_hash.to_owned())
-        .bind(result.to_string())
-        .bind(now.as_micros())
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from);
+    let statement = insert_keys_statement(1);
+    let text = sql(conn, &statement);
+    let claim = KeyClaim { actor, key, request_hash, result };
+    let inserted = bind_key(sqlx::query(&text), &claim, now).execute(&mut *conn).await.map_err(StoreError::from);
     match inserted {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { .. }) => Ok(false),
         Err(other) => Err(other),
     }
+}
+
+/// A key to record with what its request makes.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyClaim<'a> {
+    pub actor: Uuid,
+    pub key: &'a str,
+    pub request_hash: &'a str,
+    pub result: Uuid,
+}
+
+fn bind_key<'q>(query: AnyQuery<'q>, claim: &KeyClaim<'_>, now: Timestamp) -> AnyQuery<'q> {
+    query
+        .bind(claim.actor.to_string())
+        .bind(claim.key.to_owned())
+        .bind(claim.request_hash.to_owned())
+        .bind(claim.result.to_string())
+        .bind(now.as_micros())
+}
+
+/// Of `keys` (caller, key), those recorded already, in one statement (row values in `IN`:
+/// SQLite and PostgreSQL, not MySQL).
+pub async fn recorded_keys(
+    conn: &mut AnyConnection,
+    keys: &[(Uuid, &str)],
+) -> Result<HashSet<(Uuid, String)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let pairs = vec!["(?, ?)"; keys.len()].join(", ");
+    let statement =
+        format!("SELECT actor_id, idem_key FROM idempotency_keys WHERE (actor_id, idem_key) IN (VALUES {pairs})");
+    let text = sql(conn, &statement);
+    // One text per batch size: not worth a place in the statement cache.
+    let mut query = sqlx::query(&text).persistent(false);
+    for (actor, key) in keys {
+        query = query.bind(actor.to_string()).bind((*key).to_owned());
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(|row| Ok((uuid_column(row, "actor_id")?, row.try_get("idem_key")?))).collect()
+}
+
+/// Many transfers at once, each with its key, its entries (`entries`, in any order) and its
+/// audit event: four statements in one call, so SQLite only (it takes several statements with
+/// parameters in one call; PostgreSQL's extended protocol does not).
+pub async fn book_many(
+    conn: &mut AnyConnection,
+    claims: &[KeyClaim<'_>],
+    transfers: &[Transfer],
+    entries: &[LedgerEntry],
+    events: &[AuditEvent],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let statement = [
+        insert_keys_statement(claims.len()),
+        insert_transfers_statement(transfers.len()),
+        insert_entries_statement(entries.len()),
+        insert_events_statement(events.len()),
+    ]
+    .join("; ");
+    let mut query = sqlx::query(&statement).persistent(false);
+    for claim in claims {
+        query = bind_key(query, claim, now);
+    }
+    for transfer in transfers {
+        query = bind_transfer(query, transfer);
+    }
+    query = bind_entries(query, entries);
+    for event in events {
+        query = bind_event(query, event);
+    }
+    query.execute(&mut *conn).await?;
+    Ok(())
 }
 
 pub async fn find_key(conn: &mut AnyConnection, actor: Uuid, key: &str) -> Result<Option<KeyRecord>, StoreError> {
@@ -199,7 +278,8 @@ pub async fn delete_keys_before(conn: &mut AnyConnection, before: Timestamp, lim
     let pairs = vec!["(actor_id = ? AND idem_key = ?)"; keys.len()].join(" OR ");
     let statement = format!("DELETE FROM idempotency_keys WHERE {pairs}");
     let text = sql(conn, &statement);
-    let mut query = sqlx::query(&text);
+    // One text per batch size: not worth a place in the statement cache.
+    let mut query = sqlx::query(&text).persistent(false);
     for (actor, key) in keys {
         query = query.bind(actor).bind(key);
     }

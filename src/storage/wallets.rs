@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{Backend, is, sql};
+use super::sql::{AnyQuery, Backend, is, sql};
 use crate::domain::money::{Currency, MAX_AMOUNT};
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{Wallet, WalletKind, WalletStatus};
@@ -60,7 +60,8 @@ pub async fn lock_and_find_all(conn: &mut AnyConnection, ids: &[Uuid]) -> Result
     let statement =
         format!("SELECT {COLUMNS} FROM wallets WHERE id IN ({marks}) AND deleted_at IS NULL ORDER BY id{locking}");
     let text = sql(conn, &statement);
-    let mut query = sqlx::query(&text);
+    // Batches come in every size: only a pair's statement is worth a place in the cache.
+    let mut query = sqlx::query(&text).persistent(ids.len() <= 2);
     for id in ids {
         query = query.bind(id.to_string());
     }
@@ -126,38 +127,36 @@ pub async fn move_balance(
     Ok(Some(row.try_get("balance")?))
 }
 
-/// Moves `amount` from wallet `from` to wallet `to` in one statement, only while the payer's
-/// available money covers it and the payee's balance stays at or below [`MAX_AMOUNT`];
-/// `false` when either would not (nothing is changed then). The caller checked both under the
-/// rows' locks, so `false` means the locks did not hold.
-pub async fn move_pair(
-    conn: &mut AnyConnection,
-    from: Uuid,
-    to: Uuid,
-    amount: i64,
-    now: Timestamp,
-) -> Result<bool, StoreError> {
-    let text = sql(
-        conn,
-        "UPDATE wallets SET balance = balance + CASE WHEN id = ? THEN ? ELSE ? END, updated_at = ? \
-         WHERE id IN (?, ?) AND deleted_at IS NULL \
-         AND balance + CASE WHEN id = ? THEN ? ELSE ? END BETWEEN held AND ?",
+/// Adds each amount of `moves` (wallet, amount; negative takes away) to its wallet's balance in
+/// one statement, only if every wallet is open, keeps its held money covered and stays at or
+/// below [`MAX_AMOUNT`]; `false` when one would not (nothing is changed then). Callers checked
+/// each under the rows' locks, so `false` means the locks did not hold.
+pub async fn move_many(conn: &mut AnyConnection, moves: &[(Uuid, i64)], now: Timestamp) -> Result<bool, StoreError> {
+    if moves.is_empty() {
+        return Ok(true);
+    }
+    let arms = " WHEN ? THEN ?".repeat(moves.len());
+    let marks = vec!["?"; moves.len()].join(", ");
+    let statement = format!(
+        "UPDATE wallets SET balance = balance + CASE id{arms} END, updated_at = ? \
+         WHERE id IN ({marks}) AND deleted_at IS NULL AND balance + CASE id{arms} END BETWEEN held AND ?"
     );
-    let (from, to) = (from.to_string(), to.to_string());
-    let moved = sqlx::query(&text)
-        .bind(from.clone())
-        .bind(-amount)
-        .bind(amount)
-        .bind(now.as_micros())
-        .bind(from.clone())
-        .bind(to)
-        .bind(from)
-        .bind(-amount)
-        .bind(amount)
-        .bind(MAX_AMOUNT)
-        .execute(&mut *conn)
-        .await?;
-    Ok(moved.rows_affected() == 2)
+    let text = sql(conn, &statement);
+    // Batches come in every size: only a pair's statement is worth a place in the cache.
+    let mut query = bind_arms(sqlx::query(&text), moves).persistent(moves.len() <= 2).bind(now.as_micros());
+    for (id, _) in moves {
+        query = query.bind(id.to_string());
+    }
+    let moved = bind_arms(query, moves).bind(MAX_AMOUNT).execute(&mut *conn).await?;
+    Ok(moved.rows_affected() == moves.len() as u64)
+}
+
+/// Binds `CASE id WHEN ? THEN ? …`.
+fn bind_arms<'q>(mut query: AnyQuery<'q>, moves: &[(Uuid, i64)]) -> AnyQuery<'q> {
+    for (id, amount) in moves {
+        query = query.bind(id.to_string()).bind(*amount);
+    }
+    query
 }
 
 /// Reserves `amount` of what is available for a hold; `false` when not that much is.

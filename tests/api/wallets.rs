@@ -164,6 +164,58 @@ each_backend! {
         assert_problem(transfer(&app, &ada, "same-key", &from, &to, 101).await, 409, "idempotency_conflict").await;
     }
 
+    async fn transfers_arriving_together_are_each_decided_on_what_the_others_left(backend) {
+        // On SQLite these land in one batch (group commit); everywhere each must be decided as
+        // if alone, in some order: 1,000 funds exactly ten transfers of 100.
+        let app = Arc::new(spawn_app(backend).await);
+        let owner = owner(&app).await;
+        let (_, ada) = app.signed_in("ada").await;
+        let from = open_wallet(&app, &ada, "USD").await;
+        fund(&app, &owner, "ada", &from, 1_000).await;
+        let mut payees = Vec::new();
+        for name in ["grace", "alan", "edsger"] {
+            let (_, token) = app.signed_in(name).await;
+            payees.push(open_wallet(&app, &token, "USD").await);
+        }
+        let (_, barbara) = app.signed_in("barbara").await;
+        let frozen = open_wallet(&app, &barbara, "USD").await;
+        app.send_json(Method::PATCH, &format!("/v1/me/wallets/{frozen}"), Some(&barbara), &json!({"status": "frozen"})).await;
+        let mut tasks = Vec::new();
+        for n in 0..30 {
+            let (app, ada, from, to) = (app.clone(), ada.clone(), from.clone(), payees[n % 3].clone());
+            tasks.push(tokio::spawn(async move { transfer(&app, &ada, &format!("burst-{n}"), &from, &to, 100).await.status() }));
+        }
+        // One key sent twice at once with two bodies: one is made, the other is a conflict.
+        for amount in [1, 2] {
+            let (app, ada, from, to) = (app.clone(), ada.clone(), from.clone(), payees[0].clone());
+            tasks.push(tokio::spawn(async move { transfer(&app, &ada, "twin", &from, &to, amount).await.status() }));
+        }
+        let (app2, ada2, from2) = (app.clone(), ada.clone(), from.clone());
+        tasks.push(tokio::spawn(async move { transfer(&app2, &ada2, "to-frozen", &from2, &frozen, 1).await.status() }));
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap().as_u16());
+        }
+        let made = |range: &[u16]| range.iter().filter(|s| **s == 201).count() as i64;
+        assert_eq!(statuses[32], 409, "a frozen payee is refused");
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        assert!(statuses[30..32].contains(&409), "one key, two bodies: at most one is made: {statuses:?}");
+        // The twin takes 1 or 2 of the 1,000, and then only nine transfers of 100 fit.
+        let (bursts, twins) = (made(&statuses[..30]), made(&statuses[30..32]));
+        assert_eq!(bursts + twins, 10, "{statuses:?}");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM transfers WHERE amount = 100").await, bursts);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM transfers").await, 10);
+        let left = balance(&app, &ada, &from).await;
+        assert!([0, 98, 99].contains(&left), "left {left}");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM idempotency_keys WHERE idem_key LIKE 'burst-%'").await, bursts, "a refused transfer records no key");
+        // A refused request leaves its key free: the same key with a body that fits is made.
+        assert_problem(transfer(&app, &ada, "later", &from, &payees[1], left + 1).await, 409, "insufficient_funds").await;
+        if left > 0 {
+            assert_eq!(transfer(&app, &ada, "later", &from, &payees[1], left).await.status(), StatusCode::CREATED);
+        }
+        assert_books_balance(&app).await;
+    }
+
     async fn random_transfers_holds_captures_and_voids_racing_in_every_direction_neither_lose_nor_mint_money(backend) {
         let app = Arc::new(spawn_app(backend).await);
         let owner = owner(&app).await;
