@@ -19,7 +19,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::booking::{booking_of, check_movable, checked_pair};
@@ -27,6 +26,7 @@ use super::error::Error;
 use crate::domain::audit::{AuditEvent, ClientInfo};
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{LedgerEntry, Transfer, Wallet};
+use crate::storage::group_commit::GroupCommit;
 use crate::storage::ledger::{self, KeyClaim};
 use crate::storage::{Store, StoreError, wallets};
 
@@ -66,25 +66,19 @@ pub enum Batched {
 /// The handle requests queue their transfers on.
 #[derive(Clone, Debug)]
 pub struct TransferBatcher {
-    queue: mpsc::Sender<(Queued, oneshot::Sender<Batched>)>,
+    batches: GroupCommit<Queued, Batched>,
 }
 
 impl TransferBatcher {
-    /// Starts the batcher on `store` (a SQLite store).
+    /// Starts the batcher on `store` (a SQLite store). A request dropped before its batch
+    /// starts is not made, and its key stays free for the retry; one dropped later is made, and
+    /// its retry replays it.
     pub fn start(store: Store) -> Self {
-        let (queue, mut incoming) = mpsc::channel::<(Queued, oneshot::Sender<Batched>)>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                // A request dropped before its batch starts (timed out, or its client went
-                // away) is not made: nobody would learn that it was, and its key stays free for
-                // the retry. One dropped later is made, and its retry replays it.
-                batch.retain(|(_, answer)| !answer.is_closed());
-                if batch.is_empty() {
-                    continue;
-                }
-                let transfers: Vec<&Queued> = batch.iter().map(|(queued, _)| queued).collect();
-                let outcomes = match write(&store, &transfers).await {
+        let batches = GroupCommit::start(QUEUE, MAX_BATCH, move |batch: Vec<Queued>| {
+            let store = store.clone();
+            async move {
+                let transfers: Vec<&Queued> = batch.iter().collect();
+                match write(&store, &transfers).await {
                     Ok(outcomes) => outcomes,
                     // The database could not even be reached: running each alone would only
                     // make every one of them wait for it again.
@@ -96,22 +90,15 @@ impl TransferBatcher {
                         tracing::warn!(%error, transfers = batch.len(), "a batch of transfers failed; each runs alone");
                         batch.iter().map(|_| Batched::Retry).collect()
                     }
-                };
-                for ((_, answer), outcome) in batch.drain(..).zip(outcomes) {
-                    answer.send(outcome).ok();
                 }
             }
         });
-        Self { queue }
+        Self { batches }
     }
 
     /// Queues `transfer` and waits for its batch to be written.
     pub async fn transfer(&self, transfer: Queued) -> Batched {
-        let (answer, outcome) = oneshot::channel();
-        if self.queue.send((transfer, answer)).await.is_err() {
-            return Batched::Retry;
-        }
-        outcome.await.unwrap_or(Batched::Retry)
+        self.batches.submit(transfer).await.unwrap_or(Batched::Retry)
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod email_tokens;
 pub mod error;
+pub mod group_commit;
 pub mod holds;
 pub mod ledger;
 pub mod migrations;

@@ -25,9 +25,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::{AnyConnection, Row as _};
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::group_commit::GroupCommit;
 use super::{Store, StoreError};
 use crate::domain::time::Timestamp;
 
@@ -63,47 +63,35 @@ pub enum Rotated {
 /// The handle requests queue their rotations on.
 #[derive(Clone, Debug)]
 pub struct RotationBatcher {
-    queue: mpsc::Sender<(Rotation, oneshot::Sender<Rotated>)>,
+    batches: GroupCommit<Rotation, Rotated>,
 }
 
 impl RotationBatcher {
     /// Starts the batcher on `store`; sessions are extended to `ttl` after the batch's time,
     /// up to their absolute end.
     pub fn start(store: Store, ttl: Duration) -> Self {
-        let (queue, mut incoming) = mpsc::channel::<(Rotation, oneshot::Sender<Rotated>)>(QUEUE);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                // A request that was dropped (timed out, or its client went away) while it
-                // waited must not rotate: its client never sees the successor and would retry
-                // with the old token, later than the grace, and be taken for a thief.
-                batch.retain(|(_, answer)| !answer.is_closed());
-                if batch.is_empty() {
-                    continue;
-                }
-                let rotations: Vec<&Rotation> = batch.iter().map(|(rotation, _)| rotation).collect();
-                let outcomes = match write(&store, &rotations, ttl).await {
+        // A request dropped while it waited must not rotate: its client never sees the
+        // successor and would retry with the old token, later than the grace, and be taken for
+        // a thief. `GroupCommit` drops such requests before their batch starts.
+        let batches = GroupCommit::start(QUEUE, MAX_BATCH, move |batch: Vec<Rotation>| {
+            let store = store.clone();
+            async move {
+                let rotations: Vec<&Rotation> = batch.iter().collect();
+                match write(&store, &rotations, ttl).await {
                     Ok(outcomes) => outcomes,
                     Err(error) => {
                         tracing::warn!(%error, rotations = batch.len(), "a batch of refresh rotations failed; each runs alone");
                         vec![Rotated::Retry; batch.len()]
                     }
-                };
-                for ((_, answer), outcome) in batch.drain(..).zip(outcomes) {
-                    answer.send(outcome).ok();
                 }
             }
         });
-        Self { queue }
+        Self { batches }
     }
 
     /// Queues `rotation` and waits for its batch to be written.
     pub async fn rotate(&self, rotation: Rotation) -> Rotated {
-        let (answer, outcome) = oneshot::channel();
-        if self.queue.send((rotation, answer)).await.is_err() {
-            return Rotated::Retry;
-        }
-        outcome.await.unwrap_or(Rotated::Retry)
+        self.batches.submit(rotation).await.unwrap_or(Rotated::Retry)
     }
 }
 
