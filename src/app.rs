@@ -40,6 +40,7 @@ use crate::service::health::Health;
 use crate::service::notices::{MailSettings, Notices};
 use crate::service::recovery::Recovery;
 use crate::service::sealing::Sealer;
+use crate::service::second_factors::SecondFactors;
 use crate::service::transfers::{LedgerStats, Transfers};
 use crate::service::wallets::Wallets;
 use crate::storage::Store;
@@ -163,6 +164,8 @@ impl Application {
             wake,
             stats: stats.clone(),
         };
+        let factors =
+            SecondFactors::new(store.clone(), sealer.clone(), hasher.clone(), lockout.clone(), notices.clone());
         let state = AppState::new(Services {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), abuse.clone()),
@@ -174,6 +177,7 @@ impl Application {
                     tokens,
                     cache,
                     cursors: cursors.clone(),
+                    factors: factors.clone(),
                     lockout,
                     require_verification: mail.require_verification,
                 },
@@ -182,6 +186,7 @@ impl Application {
             health: Health::new(store.clone()),
             wallets: Wallets::new(store.clone(), cursors.clone()),
             transfers: Transfers::new(store.clone(), ledger_stats.clone()),
+            factors,
             hasher,
             metrics: Metrics::new(&stats, &ledger_stats, &abuse),
         });

@@ -59,7 +59,10 @@ pub async fn seal(config: &Config) -> anyhow::Result<()> {
     .await;
     store.close().await;
     let (done, kid) = outcome?;
-    println!("sealed {} signing keys and {} server secrets", done.signing_keys, done.server_secrets);
+    println!(
+        "sealed {} signing keys, {} server secrets and {} TOTP secrets",
+        done.signing_keys, done.server_secrets, done.totp_secrets
+    );
     if let Some(kid) = kid {
         println!("new signing key {kid} is current; the keys that were in clear retire");
     }

@@ -41,6 +41,10 @@ pub enum EventType {
     SignInLocked,
     SignInUnlocked,
     UsersImported,
+    TotpEnabled,
+    TotpDisabled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
 }
 
 impl EventType {
@@ -68,10 +72,14 @@ impl EventType {
             Self::SignInLocked => "login.locked",
             Self::SignInUnlocked => "login.unlocked",
             Self::UsersImported => "users.imported",
+            Self::TotpEnabled => "mfa.totp_enabled",
+            Self::TotpDisabled => "mfa.totp_disabled",
+            Self::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "mfa.recovery_code_used",
         }
     }
 
-    pub const ALL: [EventType; 22] = [
+    pub const ALL: [EventType; 26] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -94,6 +102,10 @@ impl EventType {
         Self::SignInLocked,
         Self::SignInUnlocked,
         Self::UsersImported,
+        Self::TotpEnabled,
+        Self::TotpDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
     ];
 
     /// The kind named `text`, as stored.

@@ -31,6 +31,9 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: String,
+    /// How the session's sign-in proved who it was (RFC 8176).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Secret key material, one variant per supported algorithm.

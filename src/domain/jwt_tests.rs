@@ -15,6 +15,7 @@ fn claims(now: i64) -> AccessClaims {
         nbf: now,
         exp: now + 900,
         jti: "jti".into(),
+        amr: vec!["pwd".to_owned()],
     }
 }
 

@@ -13,6 +13,7 @@ pub mod lockout;
 pub mod money;
 pub mod password;
 pub mod ranks;
+pub mod second_factor;
 pub mod secrets;
 pub mod session;
 pub mod time;

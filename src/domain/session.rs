@@ -20,6 +20,40 @@ pub struct Session {
     pub revoked_at: Option<Timestamp>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    /// How the sign-in that opened it proved who it was.
+    pub proof: SignInProof,
+}
+
+/// How a sign-in proved who it was, as RFC 8176 authentication method references (`amr`),
+/// which every access token of its session carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInProof {
+    /// A password alone.
+    Password,
+    /// A password, then a one-time code (from an authenticator app, or a recovery code).
+    PasswordAndCode,
+}
+
+impl SignInProof {
+    /// The `amr` values.
+    pub fn methods(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+            Self::PasswordAndCode => &["pwd", "otp", "mfa"],
+        }
+    }
+
+    /// As stored: the values, space-separated.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordAndCode => "pwd otp mfa",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        [Self::Password, Self::PasswordAndCode].into_iter().find(|proof| proof.as_str() == stored)
+    }
 }
 
 /// What a request needs to know about the session behind its access token: the session's

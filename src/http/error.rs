@@ -32,13 +32,15 @@ pub struct ApiError {
     pub detail: Option<String>,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<u64>,
+    /// Members added to the problem (RFC 9457 extensions), such as `mfa_token`.
+    pub extra: Option<serde_json::Value>,
     /// What went wrong inside, for the log only.
     cause: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
-        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None, cause: None }
+        Self { status, code, title, detail: None, errors: Vec::new(), retry_after: None, extra: None, cause: None }
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
@@ -140,6 +142,11 @@ impl ApiError {
             body["errors"] =
                 self.errors.iter().map(|e| json!({"field": e.field, "code": e.code, "message": e.message})).collect();
         }
+        if let Some(serde_json::Value::Object(extra)) = &self.extra {
+            for (name, value) in extra {
+                body[name] = value.clone();
+            }
+        }
         if let Some(id) = request_id {
             body["request_id"] = json!(id);
         }
@@ -187,6 +194,21 @@ impl From<service::Error> for ApiError {
                     .detail("this refresh token was already used; its session has been revoked")
             }
             E::TooManyAttempts { retry_after_secs } => Self::too_many_attempts(retry_after_secs),
+            E::MfaRequired { mfa_token, methods } => {
+                let mut error = Self::new(StatusCode::FORBIDDEN, "mfa_required", "Second factor required")
+                    .detail("the password is right; complete the sign-in with a second factor and mfa_token");
+                use secrecy::ExposeSecret as _;
+                error.extra = Some(json!({ "mfa_token": mfa_token.expose_secret(), "mfa_methods": methods }));
+                error
+            }
+            E::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, "invalid_code", "Invalid code")
+                .detail("the code is wrong, or was used already"),
+            E::FactorState(code) => Self::new(StatusCode::CONFLICT, code, "Second factor state").detail(match code {
+                "totp_already_enabled" => "an authenticator app is already enabled; remove it first",
+                "totp_not_pending" => "no authenticator app is waiting to be confirmed; start the enrolment again",
+                "totp_not_enabled" => "no authenticator app is enabled",
+                _ => "no second factor is enabled",
+            }),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")
                 .detail("the last active owner cannot be removed or demoted"),
             E::NotFound => Self::not_found(),

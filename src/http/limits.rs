@@ -12,10 +12,12 @@ use super::error::ApiError;
 use crate::domain::limits::LimitedRoute;
 use crate::service::abuse::limiter::{Admission, RateLimiter};
 
-/// The limited routes: the API's and the hosted pages' forms that do the same.
-const ROUTES: [(&str, LimitedRoute); 9] = [
+/// The limited routes: the API's and the hosted pages' forms that do the same. A sign-in's
+/// second step counts as sign-in.
+const ROUTES: [(&str, LimitedRoute); 10] = [
     ("/v1/auth/register", LimitedRoute::Register),
     ("/v1/auth/login", LimitedRoute::Login),
+    ("/v1/auth/mfa", LimitedRoute::Login),
     ("/v1/auth/refresh", LimitedRoute::Refresh),
     ("/v1/auth/password/forgot", LimitedRoute::Forgot),
     ("/v1/auth/verify-email/resend", LimitedRoute::Resend),

@@ -61,6 +61,7 @@ pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
         .merge(routes::recovery::router())
         .merge(routes::pages::router())
         .merge(routes::me::router())
+        .merge(routes::mfa::router())
         .merge(routes::sessions::router())
         .merge(routes::users::router())
         .merge(routes::audit::router())

@@ -16,6 +16,8 @@ use crate::http::state::AppState;
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
         routes::recovery::verify_email, routes::recovery::resend_verification, routes::recovery::forgot_password, routes::recovery::reset_password,
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
+        routes::mfa::mfa_status, routes::mfa::start_totp, routes::mfa::confirm_totp, routes::mfa::remove_totp,
+        routes::mfa::regenerate_recovery_codes, routes::mfa::complete_mfa,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
         routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::users::clear_user_lockout,
@@ -31,6 +33,7 @@ use crate::http::state::AppState;
     tags(
         (name = "auth", description = "Registration and sign-in"),
         (name = "me", description = "The signed-in user's account"),
+        (name = "mfa", description = "The signed-in user's second factors"),
         (name = "wallets", description = "Wallets on a double-entry ledger: amounts in minor units"),
         (name = "admin", description = "Administration: admins and owners, under the rank rules"),
         (name = "ops", description = "Health and metrics"),

@@ -12,6 +12,7 @@ use crate::service::auth::Auth;
 use crate::service::hashing::PasswordHasher;
 use crate::service::health::Health;
 use crate::service::recovery::Recovery;
+use crate::service::second_factors::SecondFactors;
 use crate::service::transfers::Transfers;
 use crate::service::wallets::Wallets;
 
@@ -44,6 +45,7 @@ pub struct Services {
     pub health: Health,
     pub wallets: Wallets,
     pub transfers: Transfers,
+    pub factors: SecondFactors,
     pub hasher: PasswordHasher,
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,

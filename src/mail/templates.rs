@@ -65,6 +65,17 @@ impl Branding {
         )
     }
 
+    /// After the account's second factors changed; `what` says how, in a sentence.
+    pub fn second_factor_changed(&self, name: &str, what: &str) -> Rendered {
+        self.render(
+            format!("Your {} sign-in changed", self.product),
+            name,
+            &[what],
+            None,
+            "If this was not you, reset your password at once and tell your administrator.",
+        )
+    }
+
     /// To the old address, once the change has happened (`None`: the address was removed).
     pub fn email_changed(&self, name: &str, new_email: Option<&str>) -> Rendered {
         let what = match new_email {

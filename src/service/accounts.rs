@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::abuse::lockout::{Lockout, Subject};
+use super::abuse::lockout::Lockout;
 use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
@@ -23,7 +23,7 @@ use crate::domain::password::Password;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Profile, Role, User, UserStatus};
 use crate::storage::email_tokens::{self, Purpose};
-use crate::storage::{Store, StoreError, audit, sessions, users, wallets};
+use crate::storage::{Store, StoreError, audit, second_factors, sessions, users, wallets};
 use crate::validated;
 
 /// A registration as received, before any rule is checked.
@@ -262,6 +262,8 @@ impl Accounts {
         }
         email_tokens::invalidate(&mut tx, id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, id, Some(current_session), now).await?;
+        // A second step the old password opened ends with it.
+        second_factors::delete_mfa_tokens_of(&mut tx, id).await?;
         let event = AuditEvent::by_self(EventType::PasswordChanged, id, client, json!({ "sessions_revoked": revoked }));
         audit::insert(&mut tx, &event).await?;
         self.notices.password_changed(&mut tx, &user, now).await?;
@@ -298,20 +300,9 @@ impl Accounts {
         Ok(())
     }
 
-    /// `403 wrong_password` unless `password` is the account's; wrong ones count toward the
-    /// sign-in lockout, and while it is locked no password is checked (`429 too_many_attempts`),
-    /// so a stolen access token cannot be used to guess the password either.
+    /// `403 wrong_password` unless `password` is the account's (see [`Lockout::confirm_password`]).
     async fn confirm(&self, user: &User, password: SecretString, client: &ClientInfo) -> Result<(), Error> {
-        let subject = Subject::account(user.id, client);
-        let charge = self.lockout.charge(&subject).await?;
-        let check = self.hasher.verify(password, Some(user.password_hash.clone()));
-        if self.lockout.checked(&subject, charge, check).await? {
-            self.lockout.succeeded(&subject, charge).await;
-            Ok(())
-        } else {
-            self.lockout.failed(&subject, charge, client).await?;
-            Err(Error::WrongPassword)
-        }
+        self.lockout.confirm_password(&self.hasher, user, password, client).await
     }
 }
 

@@ -30,6 +30,16 @@ pub enum Error {
     /// A rotated refresh token presented after the grace period: its session is revoked.
     #[error("refresh token reused")]
     RefreshTokenReused,
+    /// A right password on an account with a second factor: the sign-in goes on with the
+    /// factor and this single-use token.
+    #[error("second factor required")]
+    MfaRequired { mfa_token: secrecy::SecretString, methods: Vec<&'static str> },
+    /// A second-factor code that is wrong, or was used already.
+    #[error("invalid code")]
+    InvalidCode,
+    /// A second-factor change that the account's factors do not allow now (`code` says which).
+    #[error("second factor state: {0}")]
+    FactorState(&'static str),
     /// Too many wrong passwords for this account lately: no password is checked until then.
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },

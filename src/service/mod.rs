@@ -17,6 +17,7 @@ pub mod notices;
 pub mod profile;
 pub mod recovery;
 pub mod sealing;
+pub mod second_factors;
 pub mod transfer_batch;
 pub mod transfers;
 pub mod wallets;

@@ -97,6 +97,18 @@ impl Notices {
         enqueue(conn, email, self.settings.branding.password_changed(&greeting(user, email)), now).await
     }
 
+    /// Tells the account's owner that its second factors changed (`what`, in a sentence).
+    pub async fn second_factor_changed(
+        &self,
+        conn: &mut Connection,
+        user: &User,
+        what: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let Some(email) = user.profile.email.as_deref() else { return Ok(()) };
+        enqueue(conn, email, self.settings.branding.second_factor_changed(&greeting(user, email), what), now).await
+    }
+
     /// After the account's address changed (an administrator's change, a removal, or a
     /// confirmed new one): a verification link to the new address unless it is verified, and a
     /// notice to the old one.

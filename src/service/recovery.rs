@@ -30,7 +30,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::LoginName;
 use crate::domain::user::{User, UserStatus};
 use crate::storage::email_tokens::{self, Purpose};
-use crate::storage::{Store, StoreError, audit, sessions, users};
+use crate::storage::{Store, StoreError, audit, second_factors, sessions, users};
 
 /// Tries of a background mail request before it is given up (and logged as an error).
 const BACKGROUND_ATTEMPTS: u32 = 3;
@@ -158,6 +158,7 @@ impl Recovery {
         // Any other reset link still out there dies with the password it would have replaced.
         email_tokens::invalidate(&mut tx, user.id, Purpose::ResetPassword, now).await?;
         let revoked = sessions::revoke_all_except(&mut tx, user.id, None, now).await?;
+        second_factors::delete_mfa_tokens_of(&mut tx, user.id).await?;
         let event =
             AuditEvent::by_self(EventType::PasswordReset, user.id, client, json!({ "sessions_revoked": revoked }));
         audit::insert(&mut tx, &event).await?;

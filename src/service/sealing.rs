@@ -17,8 +17,9 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::error::Error;
+use crate::domain::second_factor::seal_context;
 use crate::domain::secrets::{decode_master_key, random_bytes};
-use crate::storage::{Store, server_secrets, signing_keys};
+use crate::storage::{Store, second_factors, server_secrets, signing_keys};
 
 /// What every sealed value starts with; the version names the cipher and the layout.
 const PREFIX: &str = "sealed:v1:";
@@ -102,9 +103,10 @@ pub async fn shared_secret(store: &Store, sealer: &Sealer, name: &str) -> Result
 pub struct Resealed {
     pub signing_keys: u64,
     pub server_secrets: u64,
+    pub totp_secrets: u64,
 }
 
-/// Seals every signing key and server secret stored in clear; sealed ones stay as they are.
+/// Seals every signing key, server secret and TOTP secret stored in clear; sealed ones stay as they are.
 /// Each row is replaced only if it still holds the value read, so a concurrent rotation is
 /// never overwritten.
 pub async fn seal_stored(store: &Store, sealer: &Sealer) -> Result<Resealed, Error> {
@@ -121,6 +123,12 @@ pub async fn seal_stored(store: &Store, sealer: &Sealer) -> Result<Resealed, Err
     for (name, secret) in server_secrets::list(&mut conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s)) {
         let sealed = sealer.seal(&secret, &format!("server_secret:{name}"))?;
         done.server_secrets += u64::from(server_secrets::replace(&mut conn, &name, &secret, &sealed).await?);
+    }
+    let in_clear = second_factors::totp_secrets(&mut conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s));
+    for (user_id, secret) in in_clear {
+        let sealed = sealer.seal(&secret, &seal_context(user_id))?;
+        done.totp_secrets +=
+            u64::from(second_factors::replace_totp_secret(&mut conn, user_id, &secret, &sealed).await?);
     }
     Ok(done)
 }

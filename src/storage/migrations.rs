@@ -69,6 +69,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "wallets", text: include_str!("../../migrations/0009_wallets.sql"), data: None },
     Migration { version: 10, name: "holds", text: include_str!("../../migrations/0010_holds.sql"), data: None },
     Migration { version: 11, name: "abuse", text: include_str!("../../migrations/0011_abuse.sql"), data: None },
+    Migration {
+        version: 12,
+        name: "second_factors",
+        text: include_str!("../../migrations/0012_second_factors.sql"),
+        data: None,
+    },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod rotations;
+pub mod second_factors;
 pub mod server_secrets;
 pub mod sessions;
 pub mod sign_in_attempts;

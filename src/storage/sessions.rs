@@ -10,14 +10,14 @@ use super::error::StoreError;
 use super::sql::{delete_where_in, sql};
 use super::users;
 
-use crate::domain::session::{Session, SessionPosition, SessionState};
+use crate::domain::session::{Session, SessionPosition, SessionState, SignInProof};
 use crate::domain::time::Timestamp;
 
 pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), StoreError> {
     let text = sql(
         conn,
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, max_expires_at, \
-         revoked_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         revoked_at, user_agent, ip, amr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
     sqlx::query(&text)
         .bind(session.id.to_string())
@@ -29,6 +29,7 @@ pub async fn insert(conn: &mut AnyConnection, session: &Session) -> Result<(), S
         .bind(session.revoked_at.map(Timestamp::as_micros))
         .bind(session.user_agent.clone())
         .bind(session.ip.clone())
+        .bind(session.proof.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -74,7 +75,7 @@ pub async fn revoke_all_except(
 }
 
 pub(super) const COLUMNS: &str =
-    "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip";
+    "id, user_id, created_at, last_used_at, expires_at, max_expires_at, revoked_at, user_agent, ip, amr";
 
 /// Up to `limit` sessions of `user_id` that are neither revoked nor expired at `now`, newest
 /// first, after `after` when given.
@@ -211,6 +212,7 @@ pub(super) fn session_from_prefixed_row(row: &AnyRow, prefix: &str) -> Result<Se
     let user_id: String = row.try_get(column("user_id").as_str())?;
     let parse = |text: &str| Uuid::try_parse(text).map_err(|_| StoreError::Corrupt(format!("session row id {text}")));
     let instant = |name: &str| row.try_get::<i64, _>(column(name).as_str()).map(Timestamp::from_micros);
+    let amr: String = row.try_get(column("amr").as_str())?;
     Ok(Session {
         id: parse(&id)?,
         user_id: parse(&user_id)?,
@@ -221,5 +223,6 @@ pub(super) fn session_from_prefixed_row(row: &AnyRow, prefix: &str) -> Result<Se
         revoked_at: row.try_get::<Option<i64>, _>(column("revoked_at").as_str())?.map(Timestamp::from_micros),
         user_agent: row.try_get(column("user_agent").as_str())?,
         ip: row.try_get(column("ip").as_str())?,
+        proof: SignInProof::parse(&amr).ok_or_else(|| StoreError::Corrupt(format!("session amr {amr}")))?,
     })
 }

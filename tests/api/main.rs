@@ -21,6 +21,7 @@ mod login;
 mod mail;
 mod mail_limits;
 mod me;
+mod mfa;
 mod ops;
 mod outbox_bounds;
 mod refresh;

@@ -2,6 +2,7 @@
 //! none of them derives `Debug`, so passwords cannot reach a log through one.
 
 pub mod admin;
+pub mod mfa;
 pub mod problems;
 pub mod wallets;
 

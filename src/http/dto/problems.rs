@@ -17,6 +17,12 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Present on validation failures only.
     pub errors: Option<Vec<ProblemField>>,
+    /// Present on `mfa_required` only: the single-use token that finishes the sign-in at
+    /// `POST /v1/auth/mfa` (five minutes).
+    pub mfa_token: Option<String>,
+    /// Present on `mfa_required` only: what can finish the sign-in.
+    #[schema(example = json!(["totp", "recovery_code"]))]
+    pub mfa_methods: Option<Vec<String>>,
     pub request_id: Option<String>,
 }
 
@@ -95,3 +101,21 @@ pub struct Throttled(pub Problem);
     content_type = "application/problem+json"
 )]
 pub struct TooManyAttempts(pub Problem);
+
+/// `401 invalid_code`: the second-factor code is wrong, or was used already.
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    description = "`invalid_code`: wrong, or used already",
+    content_type = "application/problem+json"
+)]
+pub struct InvalidCode(pub Problem);
+
+/// `409`: the second factors do not allow this now.
+#[derive(IntoResponses)]
+#[response(
+    status = 409,
+    description = "`totp_already_enabled`, `totp_not_pending`, `totp_not_enabled` or `mfa_not_enabled`",
+    content_type = "application/problem+json"
+)]
+pub struct FactorState(pub Problem);

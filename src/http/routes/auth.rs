@@ -51,7 +51,7 @@ pub async fn register(
         (status = 200, description = "Signed in", body = TokenResponse, headers(
             ("Cache-Control" = String, description = "`no-store`"), ("Pragma" = String, description = "`no-cache`"))),
         (status = 401, description = "`invalid_credentials`: unknown account or wrong password", body = Problem, content_type = "application/problem+json"),
-        AccountDisabled,
+        (status = 403, description = "`mfa_required`: the password is right and the account has a second factor; the problem carries `mfa_token` and `mfa_methods` for `POST /v1/auth/mfa`. Also `account_disabled` and `email_unverified`", body = Problem, content_type = "application/problem+json"),
         ValidationFailed,
         Throttled,
     ))]

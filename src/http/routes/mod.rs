@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod holds;
 pub mod me;
+pub mod mfa;
 pub mod pages;
 pub mod recovery;
 pub mod sessions;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -19,7 +20,9 @@ use crate::domain::limits::client_network;
 use crate::domain::lockout::{Attempt, Policy, REMEMBER_DEVICE_FOR};
 use crate::domain::secrets::sha256_hex;
 use crate::domain::time::{Timestamp, retry_after_secs};
+use crate::domain::user::User;
 use crate::service::error::Error;
+use crate::service::hashing::PasswordHasher;
 use crate::storage::sign_in_attempts::{self, CounterKey};
 use crate::storage::{Connection, Store, StoreError, audit};
 
@@ -206,17 +209,55 @@ impl Lockout {
     {
         let outcome = check.await;
         if outcome.is_err() && charge.taken {
-            let mut keys = vec![&subject.client];
-            if charge.account {
-                keys.push(&subject.account);
-            }
-            let released = async { sign_in_attempts::release(&mut *self.store.write_conn().await?, &keys).await };
-            if let Err(error) = released.await {
-                tracing::warn!(%error, "could not hand back a sign-in slot");
-            }
-            self.settled.notify_one();
+            self.release(subject, charge).await;
         }
         outcome
+    }
+
+    /// `403 wrong_password` unless `password` is `user`'s; wrong ones count toward the sign-in
+    /// lockout, and while it is locked no password is checked (`429 too_many_attempts`), so a
+    /// stolen access token cannot be used to guess the password either. A right one clears no
+    /// failures (only a completed sign-in does): wrong second-factor codes count on the same
+    /// tally, and a thief holding the password and a token must not reset it between guesses.
+    pub async fn confirm_password(
+        &self,
+        hasher: &PasswordHasher,
+        user: &User,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let subject = Subject::account(user.id, client);
+        let charge = self.charge(&subject).await?;
+        let check = hasher.verify(password, Some(user.password_hash.clone()));
+        if self.checked(&subject, charge, check).await? {
+            self.deferred(&subject, charge).await;
+            Ok(())
+        } else {
+            self.failed(&subject, charge, client).await?;
+            Err(Error::WrongPassword)
+        }
+    }
+
+    /// After a right password whose sign-in waits for a second factor: the slot is handed back
+    /// but the failures stay, so that a password known to an attacker does not reset the count
+    /// of wrong codes.
+    pub async fn deferred(&self, subject: &Subject, charge: Charge) {
+        if !charge.taken {
+            return;
+        }
+        self.release(subject, charge).await;
+    }
+
+    async fn release(&self, subject: &Subject, charge: Charge) {
+        let mut keys = vec![&subject.client];
+        if charge.account {
+            keys.push(&subject.account);
+        }
+        let released = async { sign_in_attempts::release(&mut *self.store.write_conn().await?, &keys).await };
+        if let Err(error) = released.await {
+            tracing::warn!(%error, "could not hand back a sign-in slot");
+        }
+        self.settled.notify_one();
     }
 
     /// [`Self::succeeded_in`] on a connection of its own, for a right password that opens no

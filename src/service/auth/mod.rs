@@ -20,9 +20,9 @@ use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::password::is_oversized;
+use crate::domain::second_factor::MFA_TOKEN_TTL;
 use crate::domain::secrets;
-use crate::domain::session::Session;
-use crate::domain::session::SessionState;
+use crate::domain::session::{Session, SessionState, SignInProof};
 use crate::domain::time::Timestamp;
 use crate::domain::user::LoginName;
 use crate::domain::user::{Role, User, UserStatus};
@@ -30,8 +30,9 @@ use crate::service::abuse::lockout::{Charge, Lockout, Subject};
 use crate::service::cursor::Cursors;
 use crate::service::error::Error;
 use crate::service::hashing::{PasswordHasher, StoredHash, needs_rehash};
+use crate::service::second_factors::{Proof, Purpose, SecondFactors};
 use crate::storage::rotations::RotationBatcher;
-use crate::storage::{self, Backend, Store, StoreError, audit, refresh_tokens, users};
+use crate::storage::{self, Backend, Store, StoreError, audit, refresh_tokens, second_factors, users};
 use cache::{AuthCache, VerifiedToken};
 use tokens::{IssuedTokens, Tokens};
 
@@ -53,6 +54,13 @@ struct HashUpgrade {
     scheme: &'static str,
 }
 
+/// How a session is being opened: by a password (with its hash's upgrade, if one is due), or
+/// by the second factor after one (`mfa_token` is the digest of the token the password earned).
+enum Opening<'a> {
+    Password(Option<HashUpgrade>),
+    SecondFactor { mfa_token: &'a str, proof: &'a Proof },
+}
+
 /// Sign-in, token refresh, sign-out and session checks.
 #[derive(Clone)]
 pub struct Auth {
@@ -62,6 +70,7 @@ pub struct Auth {
     cache: Arc<AuthCache>,
     cursors: Cursors,
     lockout: Lockout,
+    factors: SecondFactors,
     require_verification: bool,
     /// SQLite only: refresh rotations written in batches (see `storage::rotations`).
     rotations: Option<RotationBatcher>,
@@ -74,16 +83,17 @@ pub struct AuthParts {
     pub cache: Arc<AuthCache>,
     pub cursors: Cursors,
     pub lockout: Lockout,
+    pub factors: SecondFactors,
     /// Accounts whose address is unverified cannot sign in.
     pub require_verification: bool,
 }
 
 impl Auth {
     pub fn new(store: Store, parts: AuthParts) -> Self {
-        let AuthParts { hasher, tokens, cache, cursors, lockout, require_verification } = parts;
+        let AuthParts { hasher, tokens, cache, cursors, lockout, factors, require_verification } = parts;
         let rotations = (store.backend() == Backend::Sqlite)
             .then(|| RotationBatcher::start(store.clone(), tokens.settings().refresh_ttl));
-        Self { store, hasher, tokens, cache, cursors, lockout, require_verification, rotations }
+        Self { store, hasher, tokens, cache, cursors, lockout, factors, require_verification, rotations }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -134,12 +144,94 @@ impl Auth {
             return Err(Error::EmailUnverified);
         }
         let upgrade = self.upgraded_hash(&user, password).await;
+        let methods = self.factors.methods(user.id).await?;
+        if !methods.is_empty() {
+            // The password is right but proves nothing alone: its failures stay counted.
+            self.lockout.deferred(&subject, charge).await;
+            if let Some(upgrade) = upgrade {
+                self.store_upgrade(user.id, &upgrade).await;
+            }
+            let mfa_token = self.await_second_factor(user.id).await?;
+            tracing::info!(user_id = %user.id, "password right; second factor required");
+            return Err(Error::MfaRequired { mfa_token, methods });
+        }
         let now = Timestamp::now();
         user.last_login_at = Some(now);
-        let issued = self.open_session(user, client, now, (&subject, charge), upgrade).await?;
+        let issued = self.open_session(user, client, now, (&subject, charge), Opening::Password(upgrade)).await?;
         self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
+    }
+
+    /// Finishes a sign-in that [`Self::login`] answered with `mfa_required`: `proof` must be a
+    /// current code of the account's. The token is used up only by a right code, in the
+    /// transaction that opens the session; a wrong code counts toward the account's lockout.
+    #[tracing::instrument(skip_all, err(level = "debug"))]
+    pub async fn complete_mfa(
+        &self,
+        mfa_token: SecretString,
+        proof: Proof,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, Error> {
+        let digest = secrets::digest(&mfa_token);
+        let now = Timestamp::now();
+        let user = {
+            let mut conn = self.store.conn().await?;
+            match second_factors::mfa_token_user(&mut conn, &digest, now).await? {
+                Some(user_id) => users::find_by_id(&mut conn, user_id).await?,
+                None => None,
+            }
+        };
+        let Some(mut user) = user else { return Err(Error::InvalidToken) };
+        if user.status != UserStatus::Active {
+            return Err(Error::AccountDisabled);
+        }
+        if self.require_verification && user.email_verified_at.is_none() {
+            return Err(Error::EmailUnverified);
+        }
+        let subject = Subject::account(user.id, &client);
+        let charge = self.lockout.charge(&subject).await?;
+        user.last_login_at = Some(now);
+        let user_id = user.id;
+        let opening = Opening::SecondFactor { mfa_token: &digest, proof: &proof };
+        match self.open_session(user, client.clone(), now, (&subject, charge), opening).await {
+            Ok(issued) => {
+                self.factors.mail_queued();
+                self.cache.forget_user(user_id);
+                tracing::info!(%user_id, "signed in with a second factor");
+                Ok(issued)
+            }
+            Err(Error::InvalidCode) => {
+                self.record_failure(Some(user_id), &client, "wrong_code").await;
+                self.lockout.failed(&subject, charge, &client).await?;
+                Err(Error::InvalidCode)
+            }
+            Err(other) => {
+                self.lockout.deferred(&subject, charge).await;
+                Err(other)
+            }
+        }
+    }
+
+    /// A single-use token for the second step of `user_id`'s sign-in.
+    async fn await_second_factor(&self, user_id: Uuid) -> Result<SecretString, Error> {
+        let token = secrets::new_token();
+        let now = Timestamp::now();
+        let mut conn = self.store.write_conn().await?;
+        second_factors::insert_mfa_token(&mut conn, &secrets::digest(&token), user_id, now, now.plus(MFA_TOKEN_TTL))
+            .await?;
+        Ok(token)
+    }
+
+    /// Writes a password's upgraded hash outside a sign-in (one that waits for a second factor).
+    async fn store_upgrade(&self, user_id: Uuid, upgrade: &HashUpgrade) {
+        let outcome = async {
+            let mut conn = self.store.write_conn().await?;
+            users::replace_password_hash(&mut conn, user_id, &upgrade.old, &upgrade.new).await
+        };
+        if let Err(error) = outcome.await {
+            tracing::warn!(%user_id, %error, "could not upgrade a password hash");
+        }
     }
 
     /// Records a refused sign-in. Nothing else changes, so it has a statement of its own; if it
@@ -178,7 +270,7 @@ impl Auth {
         client: ClientInfo,
         now: Timestamp,
         (subject, charge): (&Subject, Charge),
-        upgrade: Option<HashUpgrade>,
+        opening: Opening<'_>,
     ) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
         let max_expires_at = now.plus(s.session_max_age);
@@ -192,6 +284,10 @@ impl Auth {
             revoked_at: None,
             user_agent: client.user_agent.clone(),
             ip: client.ip.clone(),
+            proof: match opening {
+                Opening::Password(_) => SignInProof::Password,
+                Opening::SecondFactor { .. } => SignInProof::PasswordAndCode,
+            },
         };
         let refresh_token = secrets::new_token();
         let mut detail = json!({ "session_id": session.id });
@@ -200,10 +296,26 @@ impl Auth {
         // foreign key, and on MySQL two logins holding that lock and then both updating the row
         // would deadlock. Locking it for writing first makes concurrent logins queue instead.
         users::record_login(&mut tx, user.id, now).await?;
-        if let Some(upgrade) = upgrade {
-            // Only over the hash the password was checked against: a password changed meanwhile stays.
-            if users::replace_password_hash(&mut tx, user.id, &upgrade.old, &upgrade.new).await? {
-                detail["password_hash_upgraded_from"] = upgrade.scheme.into();
+        match opening {
+            Opening::Password(Some(upgrade)) => {
+                // Only over the hash the password was checked against: a password changed meanwhile stays.
+                if users::replace_password_hash(&mut tx, user.id, &upgrade.old, &upgrade.new).await? {
+                    detail["password_hash_upgraded_from"] = upgrade.scheme.into();
+                }
+            }
+            Opening::Password(None) => {}
+            Opening::SecondFactor { mfa_token, proof } => {
+                if !second_factors::take_mfa_token(&mut tx, mfa_token, now).await? {
+                    return Err(Error::InvalidToken);
+                }
+                if !self.factors.use_proof(&mut tx, &user, proof, Purpose::SignIn, &client, now).await? {
+                    return Err(Error::InvalidCode);
+                }
+                detail["second_factor"] = match proof {
+                    Proof::Totp(_) => "totp",
+                    Proof::Recovery(_) => "recovery_code",
+                }
+                .into();
             }
         }
         let event = AuditEvent::new(EventType::LoginSucceeded, Some(user.id), Some(user.id), &client, detail);
@@ -220,7 +332,7 @@ impl Auth {
         self.lockout.succeeded_in(&mut tx, subject, charge, true).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, session.id, now, new_id())?,
+            access_token: self.tokens.access_token(&user, (session.id, session.proof), now, new_id())?,
             expires_in: s.access_ttl.as_secs(),
             refresh_token,
             refresh_expires_in: Tokens::seconds_between(now, session.expires_at),

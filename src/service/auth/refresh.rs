@@ -54,7 +54,7 @@ impl Auth {
             match self.rotate_quickly(conn, rotation, now).await? {
                 Rotated::Done { rotated_at, expires_at } => {
                     self.cache.forget_session(session.id);
-                    return self.issued((successor, jti), session.id, user, rotated_at, expires_at);
+                    return self.issued((successor, jti), &session, user, rotated_at, expires_at);
                 }
                 Rotated::SessionEnded => return Err(Error::InvalidToken),
                 // Rotated meanwhile, or no quick way here: the transaction below decides.
@@ -113,7 +113,7 @@ impl Auth {
             return Err(Error::InvalidToken);
         }
         refresh_tokens::insert(tx, &secrets::digest(&successor), session.id, now, expires_at).await?;
-        self.issued((successor, jti), session.id, user, now, expires_at)
+        self.issued((successor, jti), session, user, now, expires_at)
     }
 
     /// The pair a rotation at `now` issued: `successor` and the access token `jti`, for a
@@ -121,13 +121,13 @@ impl Auth {
     fn issued(
         &self,
         (successor, jti): (SecretString, Uuid),
-        session_id: Uuid,
+        session: &Session,
         user: User,
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<IssuedTokens, Error> {
         Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, session_id, now, jti)?,
+            access_token: self.tokens.access_token(&user, (session.id, session.proof), now, jti)?,
             expires_in: self.tokens.settings().access_ttl.as_secs(),
             refresh_token: successor,
             refresh_expires_in: Tokens::seconds_between(now, expires_at),
@@ -162,7 +162,7 @@ impl Auth {
         user: User,
         rotated_at: Timestamp,
     ) -> Result<IssuedTokens, Error> {
-        self.issued(self.tokens.successor(presented), session.id, user, rotated_at, session.expires_at)
+        self.issued(self.tokens.successor(presented), session, user, rotated_at, session.expires_at)
     }
 }
 

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::keys::Keys;
 use crate::domain::jwt::{AccessClaims, TokenError};
 use crate::domain::secrets::random_bytes;
+use crate::domain::session::SignInProof;
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::service::error::Error;
@@ -74,8 +75,14 @@ impl Tokens {
         &self.keys
     }
 
-    /// An access token for `user` in `session_id`, issued at `at`.
-    pub fn access_token(&self, user: &User, session_id: Uuid, at: Timestamp, jti: Uuid) -> Result<String, Error> {
+    /// An access token for `user` in session `session_id`, opened with `proof`, issued at `at`.
+    pub fn access_token(
+        &self,
+        user: &User,
+        (session_id, proof): (Uuid, SignInProof),
+        at: Timestamp,
+        jti: Uuid,
+    ) -> Result<String, Error> {
         let s = &self.settings;
         let claims = AccessClaims {
             iss: s.issuer.clone(),
@@ -87,6 +94,7 @@ impl Tokens {
             nbf: at.as_secs(),
             exp: at.plus(s.access_ttl).as_secs(),
             jti: jti.to_string(),
+            amr: proof.methods().iter().map(|method| (*method).to_owned()).collect(),
         };
         self.keys.ring().sign(&claims).map_err(|e| Error::Internal(format!("signing an access token: {e}")))
     }
