@@ -40,7 +40,7 @@ use crate::service::health::Health;
 use crate::service::notices::{MailSettings, Notices};
 use crate::service::recovery::Recovery;
 use crate::service::sealing::Sealer;
-use crate::service::second_factors::SecondFactors;
+use crate::service::second_factors::{FactorParts, SecondFactors};
 use crate::service::transfers::{LedgerStats, Transfers};
 use crate::service::wallets::Wallets;
 use crate::storage::Store;
@@ -164,8 +164,17 @@ impl Application {
             wake,
             stats: stats.clone(),
         };
-        let factors =
-            SecondFactors::new(store.clone(), sealer.clone(), hasher.clone(), lockout.clone(), notices.clone());
+        let factors = SecondFactors::new(
+            store.clone(),
+            FactorParts {
+                sealer: sealer.clone(),
+                hasher: hasher.clone(),
+                lockout: lockout.clone(),
+                notices: notices.clone(),
+                cache: cache.clone(),
+                policy: config.require_mfa,
+            },
+        );
         let state = AppState::new(Services {
             admin: Administration::new(store.clone(), accounts.clone(), cache.clone(), cursors.clone()),
             recovery: Recovery::new(store.clone(), hasher.clone(), cache.clone(), notices.clone(), abuse.clone()),
@@ -180,6 +189,7 @@ impl Application {
                     factors: factors.clone(),
                     lockout,
                     require_verification: mail.require_verification,
+                    require_mfa: config.require_mfa,
                 },
             ),
             limiter: rate_limiter(config, &store, abuse.clone())?,

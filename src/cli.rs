@@ -165,6 +165,16 @@ pub enum AdminCommand {
     Create(CreateAccountArgs),
     /// Insert synthetic accounts (`user0000000`, …) for benchmarks and trials.
     Seed(SeedArgs),
+    /// Remove an account's second factors (a lost authenticator app), for the accounts no
+    /// administrator outranks: owners. Audited, signs the account out, mails its owner.
+    ResetMfa(ResetMfaArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResetMfaArgs {
+    /// The account's username.
+    #[arg(long)]
+    pub username: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
             Command::Migrate => commands::migrate::run(&config).await,
             Command::Admin { command: AdminCommand::Create(args) } => commands::admin::create(&config, args).await,
             Command::Admin { command: AdminCommand::Seed(args) } => commands::seed::run(&config, args).await,
+            Command::Admin { command: AdminCommand::ResetMfa(args) } => commands::admin::reset_mfa(&config, args).await,
             Command::Keys { command: KeysCommand::Rotate } => commands::keys::rotate(&config).await,
             Command::Keys { command: KeysCommand::List } => commands::keys::list(&config).await,
             Command::Keys { command: KeysCommand::Seal } => commands::keys::seal(&config).await,

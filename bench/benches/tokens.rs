@@ -17,6 +17,7 @@ fn claims() -> AccessClaims {
         exp: 1_795_428_900,
         jti: "0193a1b2-c3d4-7e5f-8071-8293a4b5c6d9".into(),
         amr: vec!["pwd".to_owned()],
+        scope: None,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `tessera admin create`: make a verified account with a role, typically the first owner.
+//! `tessera admin create`: make a verified account with a role, typically the first owner;
+//! `tessera admin reset-mfa`: remove an account's second factors when no administrator can.
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::sync::Arc;
@@ -9,18 +10,20 @@ use secrecy::SecretString;
 use tokio::sync::Notify;
 
 use crate::app::notices;
-use crate::cli::{CreateAccountArgs, RoleArg};
+use crate::cli::{CreateAccountArgs, ResetMfaArgs, RoleArg};
 use crate::config::Config;
 use crate::domain::audit::ClientInfo;
 use crate::domain::lockout::Policy;
-use crate::domain::user::Role;
+use crate::domain::user::{LoginName, Role};
 use crate::service::Error;
 use crate::service::abuse::AbuseStats;
 use crate::service::abuse::lockout::Lockout;
 use crate::service::accounts::{Accounts, NewAccount, RegistrationInput};
 use crate::service::auth::cache::AuthCache;
 use crate::service::hashing::PasswordHasher;
-use crate::storage::Store;
+use crate::service::sealing::Sealer;
+use crate::service::second_factors::{FactorParts, SecondFactors};
+use crate::storage::{Store, users};
 
 pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<()> {
     let password = read_password(args.password_stdin)?;
@@ -54,6 +57,36 @@ pub async fn create(config: &Config, args: CreateAccountArgs) -> anyhow::Result<
         user.id,
         user.profile.username.or(user.profile.email).unwrap_or_default()
     );
+    Ok(())
+}
+
+pub async fn reset_mfa(config: &Config, args: ResetMfaArgs) -> anyhow::Result<()> {
+    let store = Store::connect(config.database_url.expose(), 1).await?;
+    store.migrate().await?;
+    let outcome = async {
+        let name = LoginName::username(args.username).map_err(|e| explain(e.at("username").into()))?;
+        let user = users::find_by_login(&mut *store.conn().await?, &name).await?.context("no such account")?;
+        let notices = notices(
+            &config.mail,
+            config.public_url.as_deref().unwrap_or(""),
+            Arc::new(Notify::new()),
+            AbuseStats::default(),
+        );
+        let parts = FactorParts {
+            sealer: Sealer::new(config.master_key())?,
+            hasher: PasswordHasher::new(1),
+            lockout: Lockout::new(store.clone(), Policy { threshold: config.lockout_threshold }),
+            notices,
+            cache: AuthCache::new(Duration::ZERO),
+            policy: config.require_mfa,
+        };
+        SecondFactors::new(store.clone(), parts).reset(&user, None, &ClientInfo::default()).await?;
+        anyhow::Ok(user)
+    }
+    .await;
+    store.close().await;
+    let user = outcome?;
+    println!("reset the second factors of {} and signed it out everywhere", user.id);
     Ok(())
 }
 

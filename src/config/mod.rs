@@ -9,6 +9,7 @@
 
 mod values;
 
+use crate::domain::second_factor::MfaPolicy;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -116,6 +117,10 @@ pub struct Config {
     #[arg(long, env = "TESSERA_MASTER_KEY_FILE", global = true, hide_env_values = true,
         value_parser = values::master_key_file)]
     master_key_file: Option<SecretString>,
+    /// Accounts that must add a second factor before they can do anything else: none, admin (administrators and owners) or all
+    #[arg(long, env = "TESSERA_REQUIRE_MFA", global = true, hide_env_values = true, default_value = "none",
+        value_parser = values::require_mfa)]
+    pub require_mfa: MfaPolicy,
     /// development or production; production refuses what is only fit for development (mail written to the log)
     #[arg(long = "env", id = "env", env = "TESSERA_ENV", global = true, hide_env_values = true,
         default_value = "development", value_parser = values::environment)]

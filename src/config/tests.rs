@@ -21,6 +21,8 @@ fn defaults_are_sensible() -> TestResult {
     assert_eq!(config.log_format, LogFormat::Text);
     assert!(config.hash_concurrency >= 1);
     assert_eq!(config.public_url, None);
+    assert_eq!(config.require_mfa, crate::domain::second_factor::MfaPolicy::None);
+    assert_eq!(load(&["--require-mfa", "all"])?.require_mfa, crate::domain::second_factor::MfaPolicy::All);
     Ok(())
 }
 
@@ -33,6 +35,9 @@ fn a_bad_value_names_its_variable() {
     assert!(error.contains("TESSERA_ACCESS_TOKEN_TTL"), "{error}");
 
     assert!(load(&["--hash-concurrency", "0"]).is_err());
+
+    let error = refusal(&["--require-mfa", "admins"]);
+    assert!(error.contains("TESSERA_REQUIRE_MFA") && error.contains("none, admin or all"), "{error}");
 }
 
 #[test]

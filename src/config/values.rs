@@ -2,6 +2,7 @@
 //! what it got, except secrets, which are never echoed (URLs are shown with the password
 //! masked).
 
+use crate::domain::second_factor::MfaPolicy;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -252,4 +253,8 @@ pub fn environment(value: &str) -> Result<Environment, String> {
         "production" => Ok(Environment::Production),
         _ => Err(format!("expected development or production (got {value:?})")),
     }
+}
+
+pub fn require_mfa(value: &str) -> Result<MfaPolicy, String> {
+    MfaPolicy::parse(value).ok_or_else(|| format!("expected none, admin or all (got {value:?})"))
 }

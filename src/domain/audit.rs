@@ -45,6 +45,7 @@ pub enum EventType {
     TotpDisabled,
     RecoveryCodesRegenerated,
     RecoveryCodeUsed,
+    SecondFactorsReset,
 }
 
 impl EventType {
@@ -76,10 +77,11 @@ impl EventType {
             Self::TotpDisabled => "mfa.totp_disabled",
             Self::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             Self::RecoveryCodeUsed => "mfa.recovery_code_used",
+            Self::SecondFactorsReset => "mfa.reset",
         }
     }
 
-    pub const ALL: [EventType; 26] = [
+    pub const ALL: [EventType; 27] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -106,6 +108,7 @@ impl EventType {
         Self::TotpDisabled,
         Self::RecoveryCodesRegenerated,
         Self::RecoveryCodeUsed,
+        Self::SecondFactorsReset,
     ];
 
     /// The kind named `text`, as stored.

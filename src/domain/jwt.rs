@@ -34,6 +34,10 @@ pub struct AccessClaims {
     /// How the session's sign-in proved who it was (RFC 8176).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// `mfa_enrolment` on a token that may only add a second factor: a verifier must refuse it
+    /// for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Secret key material, one variant per supported algorithm.

@@ -16,6 +16,7 @@ fn claims(now: i64) -> AccessClaims {
         exp: now + 900,
         jti: "jti".into(),
         amr: vec!["pwd".to_owned()],
+        scope: None,
     }
 }
 

@@ -23,6 +23,8 @@ pub enum Action {
     ClearLockout,
     /// Add money to or take it from the account's wallets: never one's own.
     AdjustBalance,
+    /// Remove the account's second factors (a lost authenticator app): never one's own.
+    ResetSecondFactors,
 }
 
 /// Whether `actor` may use administration at all.
@@ -45,7 +47,11 @@ pub fn permits(actor: Role, actor_id: Uuid, action: Action, target: Role, target
         // that administrator's password.
         Action::ClearLockout => !itself && outranks,
         Action::ChangeRole(role) => !itself && outranks && role < actor,
-        Action::ChangeStatus | Action::Delete | Action::AdjustBalance => !itself && outranks,
+        // Never one's own either: a stolen administrator's token and password must not strip
+        // that administrator's second factor.
+        Action::ChangeStatus | Action::Delete | Action::AdjustBalance | Action::ResetSecondFactors => {
+            !itself && outranks
+        }
     }
 }
 

@@ -20,6 +20,40 @@ const SECRET_BYTES: usize = 20;
 /// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or off paper is typed right.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// Which accounts must have a second factor (`TESSERA_REQUIRE_MFA`). Until they add one they
+/// get only a short session that can do nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MfaPolicy {
+    #[default]
+    None,
+    /// Administrators and owners.
+    Admin,
+    All,
+}
+
+impl MfaPolicy {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim() {
+            "none" => Some(Self::None),
+            "admin" => Some(Self::Admin),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+
+    /// Whether an account of `role` must have a second factor.
+    pub fn covers(self, role: super::user::Role) -> bool {
+        match self {
+            Self::None => false,
+            Self::Admin => super::ranks::is_administrator(role),
+            Self::All => true,
+        }
+    }
+}
+
+/// How long an enrolment-only session lasts, however often it is refreshed.
+pub const ENROLMENT_SESSION: Duration = Duration::from_secs(15 * 60);
+
 /// What an account's TOTP secret is sealed to (see `service::sealing`): its row.
 pub fn seal_context(user_id: uuid::Uuid) -> String {
     format!("totp_factors:{user_id}")

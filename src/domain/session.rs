@@ -32,15 +32,23 @@ pub enum SignInProof {
     Password,
     /// A password, then a one-time code (from an authenticator app, or a recovery code).
     PasswordAndCode,
+    /// A password, on an account that must add a second factor first (`TESSERA_REQUIRE_MFA`):
+    /// the session may only do that.
+    EnrolmentOnly,
 }
 
 impl SignInProof {
     /// The `amr` values.
     pub fn methods(self) -> &'static [&'static str] {
         match self {
-            Self::Password => &["pwd"],
+            Self::Password | Self::EnrolmentOnly => &["pwd"],
             Self::PasswordAndCode => &["pwd", "otp", "mfa"],
         }
+    }
+
+    /// The token `scope` of a session limited to adding a second factor.
+    pub fn scope(self) -> Option<&'static str> {
+        (self == Self::EnrolmentOnly).then_some("mfa_enrolment")
     }
 
     /// As stored: the values, space-separated.
@@ -48,11 +56,12 @@ impl SignInProof {
         match self {
             Self::Password => "pwd",
             Self::PasswordAndCode => "pwd otp mfa",
+            Self::EnrolmentOnly => "pwd enrol",
         }
     }
 
     pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Password, Self::PasswordAndCode].into_iter().find(|proof| proof.as_str() == stored)
+        [Self::Password, Self::PasswordAndCode, Self::EnrolmentOnly].into_iter().find(|proof| proof.as_str() == stored)
     }
 }
 
@@ -61,6 +70,8 @@ impl SignInProof {
 #[derive(Debug, Clone)]
 pub struct SessionState {
     pub user: User,
+    /// How the session's sign-in proved who it was.
+    pub proof: SignInProof,
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }

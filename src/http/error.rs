@@ -201,12 +201,17 @@ impl From<service::Error> for ApiError {
                 error.extra = Some(json!({ "mfa_token": mfa_token.expose_secret(), "mfa_methods": methods }));
                 error
             }
+            E::EnrolmentRequired => {
+                Self::new(StatusCode::FORBIDDEN, "mfa_enrolment_required", "Second factor enrolment required")
+                    .detail("this account must add a second factor first (POST /v1/me/mfa/totp), then sign in again")
+            }
             E::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, "invalid_code", "Invalid code")
                 .detail("the code is wrong, or was used already"),
             E::FactorState(code) => Self::new(StatusCode::CONFLICT, code, "Second factor state").detail(match code {
                 "totp_already_enabled" => "an authenticator app is already enabled; remove it first",
                 "totp_not_pending" => "no authenticator app is waiting to be confirmed; start the enrolment again",
                 "totp_not_enabled" => "no authenticator app is enabled",
+                "mfa_required_by_policy" => "this account must keep a second factor (TESSERA_REQUIRE_MFA)",
                 _ => "no second factor is enabled",
             }),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")

@@ -14,6 +14,7 @@ use super::client::ClientAddr;
 use super::error::ApiError;
 use crate::domain::audit::ClientInfo;
 use crate::domain::secrets::sha256_hex;
+use crate::domain::session::SignInProof;
 use crate::domain::{FieldError, Invalid};
 use crate::http::state::AppState;
 use crate::service::Error;
@@ -174,10 +175,27 @@ pub fn checked<T>(value: Option<Checked<T>>, field: &'static str, refusal: Inval
     value.map(|v| v.or_refuse(field, refusal)).transpose()
 }
 
-/// The signed-in caller: a verified access token whose session is live.
+/// The signed-in caller: a verified access token whose session is live, and not limited to
+/// adding a second factor (`403 mfa_enrolment_required` then).
 pub struct AuthUser(pub Principal);
 
 impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let EnrollingUser(principal) = EnrollingUser::from_request_parts(parts, state).await?;
+        if principal.state.proof == SignInProof::EnrolmentOnly || state.auth.must_enrol(&principal) {
+            return Err(Error::EnrolmentRequired.into());
+        }
+        Ok(Self(principal))
+    }
+}
+
+/// The signed-in caller, also in a session that may only add a second factor: for the routes
+/// such a session needs (its factors, adding one, signing out).
+pub struct EnrollingUser(pub Principal);
+
+impl FromRequestParts<AppState> for EnrollingUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {

@@ -11,7 +11,7 @@ use crate::http::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`."),
+    info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. With `TESSERA_REQUIRE_MFA`, a session that may only add a second factor answers `403 mfa_enrolment_required` on every authenticated route but `GET /v1/me/mfa`, `POST /v1/me/mfa/totp`, `POST /v1/me/mfa/totp/confirm` and `POST /v1/auth/logout`."),
     paths(
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
         routes::recovery::verify_email, routes::recovery::resend_verification, routes::recovery::forgot_password, routes::recovery::reset_password,
@@ -20,7 +20,7 @@ use crate::http::state::AppState;
         routes::mfa::regenerate_recovery_codes, routes::mfa::complete_mfa,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
-        routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::users::clear_user_lockout,
+        routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::users::clear_user_lockout, routes::users::reset_user_mfa,
         routes::audit::list_audit_events,
         routes::wallets::list_wallets, routes::wallets::create_wallet, routes::wallets::get_wallet, routes::wallets::update_wallet,
         routes::wallets::delete_wallet, routes::wallets::list_entries, routes::wallets::transfer,

@@ -34,6 +34,9 @@ pub enum Error {
     /// factor and this single-use token.
     #[error("second factor required")]
     MfaRequired { mfa_token: secrecy::SecretString, methods: Vec<&'static str> },
+    /// A session that may only add a second factor (`TESSERA_REQUIRE_MFA`) asked for more.
+    #[error("second factor enrolment required")]
+    EnrolmentRequired,
     /// A second-factor code that is wrong, or was used already.
     #[error("invalid code")]
     InvalidCode,

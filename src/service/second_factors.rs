@@ -6,6 +6,7 @@
 //! confirms it. Every code is used by one conditional update: a TOTP code is accepted once (its
 //! step is recorded, and no earlier step is accepted after it), a recovery code once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use qrcode::QrCode;
@@ -15,12 +16,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::abuse::lockout::Lockout;
+use super::auth::cache::AuthCache;
 use super::error::Error;
 use super::hashing::PasswordHasher;
 use super::notices::Notices;
 use super::sealing::Sealer;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
-use crate::domain::second_factor::{RECOVERY_CODES, RecoveryCode, TotpCode, TotpSecret, seal_context};
+use crate::domain::second_factor::{MfaPolicy, RECOVERY_CODES, RecoveryCode, TotpCode, TotpSecret, seal_context};
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::storage::second_factors::{self as factors, Factors};
@@ -71,11 +73,25 @@ pub struct SecondFactors {
     hasher: PasswordHasher,
     lockout: Lockout,
     notices: Notices,
+    cache: Arc<AuthCache>,
+    policy: MfaPolicy,
+}
+
+/// What second factors are built from besides the store.
+pub struct FactorParts {
+    pub sealer: Sealer,
+    pub hasher: PasswordHasher,
+    pub lockout: Lockout,
+    pub notices: Notices,
+    pub cache: Arc<AuthCache>,
+    /// Accounts that must keep a second factor.
+    pub policy: MfaPolicy,
 }
 
 impl SecondFactors {
-    pub fn new(store: Store, sealer: Sealer, hasher: PasswordHasher, lockout: Lockout, notices: Notices) -> Self {
-        Self { store, sealer, hasher, lockout, notices }
+    pub fn new(store: Store, parts: FactorParts) -> Self {
+        let FactorParts { sealer, hasher, lockout, notices, cache, policy } = parts;
+        Self { store, sealer, hasher, lockout, notices, cache, policy }
     }
 
     /// The account's factors.
@@ -160,6 +176,11 @@ impl SecondFactors {
         client: &ClientInfo,
     ) -> Result<(), Error> {
         self.lockout.confirm_password(&self.hasher, user, password, client).await?;
+        if self.policy.covers(user.role) {
+            // Its only factor (passkeys are not built yet): the account would be held to
+            // enrolment at once.
+            return Err(Error::FactorState("mfa_required_by_policy"));
+        }
         let mut tx = self.store.begin().await?;
         users::lock_row(&mut tx, user.id).await?;
         if !factors::factors(&mut tx, user.id).await?.totp {
@@ -210,6 +231,33 @@ impl SecondFactors {
         tx.commit().await.map_err(StoreError::from)?;
         self.notices.wake();
         Ok(codes)
+    }
+
+    /// Removes every second factor of `user` at an administrator's request (`actor`, whom the
+    /// caller checked may; `None`: an operator at the command line): the app, the recovery codes and pending second steps, and signs
+    /// the account out everywhere (the app may have been lost with a signed-in device).
+    /// Audited, and the owner is told.
+    pub async fn reset(&self, user: &User, actor: Option<Uuid>, client: &ClientInfo) -> Result<(), Error> {
+        let mut tx = self.store.begin().await?;
+        users::lock_row(&mut tx, user.id).await?;
+        let had_app = factors::factors(&mut tx, user.id).await?.totp;
+        factors::delete_totp(&mut tx, user.id).await?;
+        factors::delete_recovery_codes(&mut tx, user.id).await?;
+        factors::delete_mfa_tokens_of(&mut tx, user.id).await?;
+        let revoked = sessions::revoke_all_except(&mut tx, user.id, None, Timestamp::now()).await?;
+        let detail = json!({ "totp_removed": had_app, "sessions_revoked": revoked });
+        let event = AuditEvent::new(EventType::SecondFactorsReset, actor, Some(user.id), client, detail);
+        audit::insert(&mut tx, &event).await?;
+        let now = Timestamp::now();
+        if had_app {
+            let what = "An administrator removed the second factors of your account and signed it out everywhere: \
+                        signing in asks for the password alone until you add an authenticator app again.";
+            self.notices.second_factor_changed(&mut tx, user, what, now).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.notices.wake();
+        self.cache.forget_user(user.id);
+        Ok(())
     }
 
     /// The methods that can finish `user_id`'s sign-in; empty when the password suffices.

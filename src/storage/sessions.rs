@@ -41,7 +41,7 @@ pub async fn state(conn: &mut AnyConnection, session_id: Uuid) -> Result<Option<
     static STATEMENT: LazyLock<String> = LazyLock::new(|| {
         let user_columns: Vec<String> = users::COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
         format!(
-            "SELECT s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, {} \
+            "SELECT s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, s.amr AS session_amr, {} \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
             user_columns.join(", ")
         )
@@ -50,8 +50,10 @@ pub async fn state(conn: &mut AnyConnection, session_id: Uuid) -> Result<Option<
     let Some(row) = sqlx::query(&text).bind(session_id.to_string()).fetch_optional(&mut *conn).await? else {
         return Ok(None);
     };
+    let amr: String = row.try_get("session_amr")?;
     Ok(Some(SessionState {
         user: users::user_from_row(&row)?,
+        proof: SignInProof::parse(&amr).ok_or_else(|| StoreError::Corrupt(format!("session amr {amr}")))?,
         expires_at: Timestamp::from_micros(row.try_get("session_expires_at")?),
         revoked_at: row.try_get::<Option<i64>, _>("session_revoked_at")?.map(Timestamp::from_micros),
     }))

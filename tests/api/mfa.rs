@@ -23,9 +23,12 @@ pub fn code(secret: &str, steps: i64) -> String {
     TotpSecret::from_base32(secret).unwrap().code_at(at).unwrap()
 }
 
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
 fn amr_of(token: &str) -> Value {
-    let claims: Value = serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
-    claims["amr"].clone()
+    claims_of(token)["amr"].clone()
 }
 
 async fn status(app: &TestApp, token: &str) -> Value {
@@ -209,5 +212,78 @@ each_backend! {
         let locked = from_attacker("/v1/auth/login", json!({"username": "ada", "password": PASSWORD})).await.unwrap();
         assert_problem(locked, 429, "too_many_attempts").await;
         assert!(app.db.count("SELECT COUNT(*) FROM audit_events WHERE type = 'login.failed' AND detail LIKE '%wrong_code%'").await >= 5);
+    }
+
+    async fn an_administrator_resets_a_lost_app_but_never_their_own(backend) {
+        let app = spawn_app(backend).await;
+        let (boss, boss_token) = app.signed_in("boss").await;
+        app.db.execute(&format!("UPDATE users SET role = 'owner' WHERE id = '{boss}'")).await;
+        let (_, token) = app.signed_in("ada").await;
+        enrol(&app, &token).await;
+        let (_, eve) = app.signed_in("eve").await;
+        assert_problem(app.send_json(Method::DELETE, "/v1/users/ada/mfa", Some(&eve), &json!({})).await, 403, "forbidden").await;
+        assert_problem(app.send_json(Method::DELETE, "/v1/users/boss/mfa", Some(&boss_token), &json!({})).await, 403, "forbidden").await;
+        assert_problem(app.send_json(Method::DELETE, "/v1/users/nobody/mfa", Some(&boss_token), &json!({})).await, 404, "not_found").await;
+        let pending = first_step(&app, "ada").await;
+        let reset = app.send_json(Method::DELETE, "/v1/users/ada/mfa", Some(&boss_token), &json!({})).await;
+        assert_eq!(reset.status().as_u16(), 204);
+        assert_problem(app.get("/v1/me", Some(&token)).await, 401, "unauthenticated").await;
+        let again = app.token("ada", PASSWORD).await;
+        assert_eq!(status(&app, &again).await, json!({"totp": false, "passkeys": 0, "recovery_codes_left": 0}));
+        assert_problem(second_step(&app, &json!({"mfa_token": pending, "totp_code": "123456"})).await, 401, "invalid_token").await;
+        let audited = format!("SELECT COUNT(*) FROM audit_events WHERE type = 'mfa.reset' AND actor_id = '{boss}'");
+        assert_eq!(app.db.count(&audited).await, 1);
+        // No one outranks an owner: the operator resets one at the command line.
+        enrol(&app, &boss_token).await;
+        first_step(&app, "boss").await;
+        let reset = |name: &str| {
+            tessera().env("TESSERA_DATABASE_URL", &app.db.url).args(["admin", "reset-mfa", "--username", name]).output().unwrap()
+        };
+        let done = reset("boss");
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+        assert_eq!(app.login("boss", PASSWORD).await.status().as_u16(), 200);
+        assert!(!reset("nobody").status.success());
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM audit_events WHERE type = 'mfa.reset' AND actor_id IS NULL").await, 1);
+    }
+
+    async fn required_second_factors_leave_a_session_that_can_only_add_one(backend) {
+        let app = spawn_app_with(backend, |config| {
+            config.require_mfa = tessera::domain::second_factor::MfaPolicy::Admin;
+            // Every request reads its session: a promotion counts at once.
+            config.session_cache_ttl = std::time::Duration::ZERO;
+        })
+        .await;
+        let (boss, _) = app.signed_in("boss").await;
+        app.db.execute(&format!("UPDATE users SET role = 'admin' WHERE id = '{boss}'")).await;
+        let (_, user_token) = app.signed_in("ada").await;
+        assert_eq!(app.get("/v1/me/sessions", Some(&user_token)).await.status().as_u16(), 200, "users are not covered");
+        let signed_in: Value = app.login("boss", PASSWORD).await.json().await.unwrap();
+        let token = signed_in["access_token"].as_str().unwrap().to_owned();
+        assert!(signed_in["refresh_expires_in"].as_u64().unwrap() <= 15 * 60, "{signed_in}");
+        let claims = claims_of(&token);
+        assert_eq!(claims["scope"], "mfa_enrolment", "other services can tell this token apart: {claims}");
+        assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 15 * 60);
+        assert_eq!(app.get("/v1/me/mfa", Some(&token)).await.status().as_u16(), 200);
+        assert_problem(app.get("/v1/me", Some(&token)).await, 403, "mfa_enrolment_required").await;
+        assert_problem(app.get("/v1/users", Some(&token)).await, 403, "mfa_enrolment_required").await;
+        assert_problem(app.get("/v1/me/sessions", Some(&token)).await, 403, "mfa_enrolment_required").await;
+        let change = json!({"current_password": PASSWORD, "new_password": "another long passphrase"});
+        assert_problem(app.send_json(Method::POST, "/v1/me/password", Some(&token), &change).await, 403, "mfa_enrolment_required").await;
+        let (secret, _) = enrol(&app, &token).await;
+        assert_problem(app.get("/v1/users", Some(&token)).await, 403, "mfa_enrolment_required").await;
+        let mfa_token = first_step(&app, "boss").await;
+        let full: Value = second_step(&app, &json!({"mfa_token": mfa_token, "totp_code": code(&secret, 1)})).await.json().await.unwrap();
+        let full = full["access_token"].as_str().unwrap();
+        assert_eq!(app.get("/v1/users", Some(full)).await.status().as_u16(), 200);
+        assert!(claims_of(full)["scope"].is_null());
+        let removal = json!({"current_password": PASSWORD, "code": code(&secret, 1)});
+        let kept = app.send_json(Method::DELETE, "/v1/me/mfa/totp", Some(full), &removal).await;
+        assert_problem(kept, 409, "mfa_required_by_policy").await;
+        let logout = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(logout.status().as_u16(), 204, "an enrolment-only session can sign out");
+        // The policy holds on every request: an account promoted into it keeps no full session.
+        app.db.execute("UPDATE users SET role = 'admin' WHERE username = 'ada'").await;
+        assert_problem(app.get("/v1/me/sessions", Some(&user_token)).await, 403, "mfa_enrolment_required").await;
+        assert_eq!(app.get("/v1/me/mfa", Some(&user_token)).await.status().as_u16(), 200, "but it can add a factor");
     }
 }

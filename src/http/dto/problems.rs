@@ -115,7 +115,7 @@ pub struct InvalidCode(pub Problem);
 #[derive(IntoResponses)]
 #[response(
     status = 409,
-    description = "`totp_already_enabled`, `totp_not_pending`, `totp_not_enabled` or `mfa_not_enabled`",
+    description = "`totp_already_enabled`, `totp_not_pending`, `totp_not_enabled`, `mfa_not_enabled` or `mfa_required_by_policy`",
     content_type = "application/problem+json"
 )]
 pub struct FactorState(pub Problem);

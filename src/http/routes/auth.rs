@@ -13,7 +13,7 @@ use crate::http::dto::{
     Jwks, LoginRequest, LogoutRequest, Problem, RefreshRequest, RegisterRequest, TokenResponse, UserEnvelope, UserView,
 };
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, AuthUser, Client, OptionalJson};
+use crate::http::extract::{AppJson, Client, EnrollingUser, OptionalJson};
 use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::accounts::NewAccount;
@@ -97,7 +97,7 @@ pub async fn refresh(
     ))]
 pub async fn logout(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    EnrollingUser(me): EnrollingUser,
     Client(client): Client,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Result<StatusCode, ApiError> {

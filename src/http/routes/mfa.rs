@@ -17,7 +17,7 @@ use crate::http::dto::problems::{
 };
 use crate::http::dto::{Problem, TokenResponse};
 use crate::http::error::ApiError;
-use crate::http::extract::{AppJson, AuthUser, Client};
+use crate::http::extract::{AppJson, AuthUser, Client, EnrollingUser};
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +32,10 @@ pub fn router() -> Router<AppState> {
 /// The signed-in user's second factors.
 #[utoipa::path(get, path = "/v1/me/mfa", tag = "mfa", security(("bearer" = [])),
     responses((status = 200, body = MfaStatus), Unauthenticated))]
-pub async fn mfa_status(State(state): State<AppState>, AuthUser(me): AuthUser) -> Result<Json<MfaStatus>, ApiError> {
+pub async fn mfa_status(
+    State(state): State<AppState>,
+    EnrollingUser(me): EnrollingUser,
+) -> Result<Json<MfaStatus>, ApiError> {
     Ok(Json(state.factors.status(me.user_id).await?.into()))
 }
 
@@ -49,7 +52,7 @@ pub async fn mfa_status(State(state): State<AppState>, AuthUser(me): AuthUser) -
     ))]
 pub async fn start_totp(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    EnrollingUser(me): EnrollingUser,
     Client(client): Client,
     AppJson(request): AppJson<CurrentPassword>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -71,7 +74,7 @@ pub async fn start_totp(
     ))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    EnrollingUser(me): EnrollingUser,
     Client(client): Client,
     AppJson(request): AppJson<TotpConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {

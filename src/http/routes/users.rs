@@ -6,6 +6,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 
 use crate::domain::listing::UserFilter;
+use crate::domain::ranks::Action;
 use crate::domain::time::Timestamp;
 use crate::domain::user::{Role, UserStatus};
 use crate::domain::{FieldError, Invalid};
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/users/{reference}", get(get_user).patch(update_user).delete(delete_user))
         .route("/v1/users/{reference}/sessions", get(list_user_sessions).delete(revoke_user_sessions))
         .route("/v1/users/{reference}/lockout", delete(clear_user_lockout))
+        .route("/v1/users/{reference}/mfa", delete(reset_user_mfa))
 }
 
 fn role(value: Option<Checked<Role>>) -> Result<Option<Role>, FieldError> {
@@ -219,5 +221,25 @@ pub async fn clear_user_lockout(
     Path(reference): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.admin.clear_lockout(&me, &reference, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove an account's second factors (a lost authenticator app): the app, its recovery codes
+/// and pending second steps. Never one's own; audited, and the owner is told by mail.
+#[utoipa::path(delete, path = "/v1/users/{reference}/mfa", tag = "admin", security(("bearer" = [])),
+    params(("reference" = String, Path, description = "An id or a username")),
+    responses(
+        (status = 204, description = "Reset (also when there was nothing to remove)"),
+        Forbidden,
+        NotFound,
+    ))]
+pub async fn reset_user_mfa(
+    State(state): State<AppState>,
+    AdminUser(me): AdminUser,
+    Client(client): Client,
+    Path(reference): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = state.admin.target(&me, &reference, Action::ResetSecondFactors).await?;
+    state.factors.reset(&user, Some(me.user_id), &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -117,6 +117,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
     use crate::domain::fields::Metadata;
+    use crate::domain::session::SignInProof;
     use crate::domain::time::Timestamp;
     use crate::domain::user::{Profile, Role, User, UserStatus};
 
@@ -134,7 +135,7 @@ mod tests {
             last_login_at: None,
             pending_email: None,
         };
-        Arc::new(SessionState { user, expires_at: now, revoked_at: None })
+        Arc::new(SessionState { user, proof: SignInProof::Password, expires_at: now, revoked_at: None })
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::{new_id, parse_id};
 use crate::domain::jwt::LEEWAY_SECS;
 use crate::domain::password::is_oversized;
-use crate::domain::second_factor::MFA_TOKEN_TTL;
+use crate::domain::second_factor::{ENROLMENT_SESSION, MFA_TOKEN_TTL, MfaPolicy};
 use crate::domain::secrets;
 use crate::domain::session::{Session, SessionState, SignInProof};
 use crate::domain::time::Timestamp;
@@ -58,7 +58,13 @@ struct HashUpgrade {
 /// by the second factor after one (`mfa_token` is the digest of the token the password earned).
 enum Opening<'a> {
     Password(Option<HashUpgrade>),
-    SecondFactor { mfa_token: &'a str, proof: &'a Proof },
+    /// A password on an account that must add a second factor first: a short session that may
+    /// only do that.
+    EnrolmentOnly(Option<HashUpgrade>),
+    SecondFactor {
+        mfa_token: &'a str,
+        proof: &'a Proof,
+    },
 }
 
 /// Sign-in, token refresh, sign-out and session checks.
@@ -72,6 +78,7 @@ pub struct Auth {
     lockout: Lockout,
     factors: SecondFactors,
     require_verification: bool,
+    require_mfa: MfaPolicy,
     /// SQLite only: refresh rotations written in batches (see `storage::rotations`).
     rotations: Option<RotationBatcher>,
 }
@@ -86,14 +93,16 @@ pub struct AuthParts {
     pub factors: SecondFactors,
     /// Accounts whose address is unverified cannot sign in.
     pub require_verification: bool,
+    /// Accounts that must add a second factor first.
+    pub require_mfa: MfaPolicy,
 }
 
 impl Auth {
     pub fn new(store: Store, parts: AuthParts) -> Self {
-        let AuthParts { hasher, tokens, cache, cursors, lockout, factors, require_verification } = parts;
+        let AuthParts { hasher, tokens, cache, cursors, lockout, factors, require_verification, require_mfa } = parts;
         let rotations = (store.backend() == Backend::Sqlite)
             .then(|| RotationBatcher::start(store.clone(), tokens.settings().refresh_ttl));
-        Self { store, hasher, tokens, cache, cursors, lockout, factors, require_verification, rotations }
+        Self { store, hasher, tokens, cache, cursors, lockout, factors, require_verification, require_mfa, rotations }
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -157,7 +166,12 @@ impl Auth {
         }
         let now = Timestamp::now();
         user.last_login_at = Some(now);
-        let issued = self.open_session(user, client, now, (&subject, charge), Opening::Password(upgrade)).await?;
+        let opening = if self.require_mfa.covers(user.role) {
+            Opening::EnrolmentOnly(upgrade)
+        } else {
+            Opening::Password(upgrade)
+        };
+        let issued = self.open_session(user, client, now, (&subject, charge), opening).await?;
         self.cache.forget_user(issued.user.id);
         tracing::info!(user_id = %issued.user.id, "signed in");
         Ok(issued)
@@ -273,7 +287,11 @@ impl Auth {
         opening: Opening<'_>,
     ) -> Result<IssuedTokens, Error> {
         let s = self.tokens.settings();
-        let max_expires_at = now.plus(s.session_max_age);
+        let max_age = match opening {
+            Opening::EnrolmentOnly(_) => s.session_max_age.min(ENROLMENT_SESSION),
+            Opening::Password(_) | Opening::SecondFactor { .. } => s.session_max_age,
+        };
+        let max_expires_at = now.plus(max_age);
         let session = Session {
             id: new_id(),
             user_id: user.id,
@@ -286,6 +304,7 @@ impl Auth {
             ip: client.ip.clone(),
             proof: match opening {
                 Opening::Password(_) => SignInProof::Password,
+                Opening::EnrolmentOnly(_) => SignInProof::EnrolmentOnly,
                 Opening::SecondFactor { .. } => SignInProof::PasswordAndCode,
             },
         };
@@ -297,13 +316,13 @@ impl Auth {
         // would deadlock. Locking it for writing first makes concurrent logins queue instead.
         users::record_login(&mut tx, user.id, now).await?;
         match opening {
-            Opening::Password(Some(upgrade)) => {
+            Opening::Password(Some(upgrade)) | Opening::EnrolmentOnly(Some(upgrade)) => {
                 // Only over the hash the password was checked against: a password changed meanwhile stays.
                 if users::replace_password_hash(&mut tx, user.id, &upgrade.old, &upgrade.new).await? {
                     detail["password_hash_upgraded_from"] = upgrade.scheme.into();
                 }
             }
-            Opening::Password(None) => {}
+            Opening::Password(None) | Opening::EnrolmentOnly(None) => {}
             Opening::SecondFactor { mfa_token, proof } => {
                 if !second_factors::take_mfa_token(&mut tx, mfa_token, now).await? {
                     return Err(Error::InvalidToken);
@@ -332,12 +351,20 @@ impl Auth {
         self.lockout.succeeded_in(&mut tx, subject, charge, true).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, (session.id, session.proof), now, new_id())?,
+            access_token: self.tokens.access_token(&user, &session, now, new_id())?,
             expires_in: s.access_ttl.as_secs(),
             refresh_token,
             refresh_expires_in: Tokens::seconds_between(now, session.expires_at),
             user,
         })
+    }
+
+    /// Whether `principal` must add a second factor before anything else: its account is one
+    /// `TESSERA_REQUIRE_MFA` covers and its session was not opened with one. Checked on every
+    /// request, so an account promoted into the policy, or a session older than the policy,
+    /// is held to it too.
+    pub fn must_enrol(&self, principal: &Principal) -> bool {
+        principal.state.proof != SignInProof::PasswordAndCode && self.require_mfa.covers(principal.role)
     }
 
     /// The caller behind a bearer token: the signature and claims must verify and the session

@@ -127,7 +127,7 @@ impl Auth {
         expires_at: Timestamp,
     ) -> Result<IssuedTokens, Error> {
         Ok(IssuedTokens {
-            access_token: self.tokens.access_token(&user, (session.id, session.proof), now, jti)?,
+            access_token: self.tokens.access_token(&user, session, now, jti)?,
             expires_in: self.tokens.settings().access_ttl.as_secs(),
             refresh_token: successor,
             refresh_expires_in: Tokens::seconds_between(now, expires_at),

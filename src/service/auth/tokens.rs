@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::keys::Keys;
 use crate::domain::jwt::{AccessClaims, TokenError};
 use crate::domain::secrets::random_bytes;
-use crate::domain::session::SignInProof;
+use crate::domain::session::Session;
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::service::error::Error;
@@ -75,26 +75,22 @@ impl Tokens {
         &self.keys
     }
 
-    /// An access token for `user` in session `session_id`, opened with `proof`, issued at `at`.
-    pub fn access_token(
-        &self,
-        user: &User,
-        (session_id, proof): (Uuid, SignInProof),
-        at: Timestamp,
-        jti: Uuid,
-    ) -> Result<String, Error> {
+    /// An access token for `user` in `session`, issued at `at`: it ends with its TTL, or with
+    /// the session's absolute end if that comes first.
+    pub fn access_token(&self, user: &User, session: &Session, at: Timestamp, jti: Uuid) -> Result<String, Error> {
         let s = &self.settings;
         let claims = AccessClaims {
             iss: s.issuer.clone(),
             aud: s.audience.clone(),
             sub: user.id.to_string(),
-            sid: session_id.to_string(),
+            sid: session.id.to_string(),
             role: user.role.as_str().to_owned(),
             iat: at.as_secs(),
             nbf: at.as_secs(),
-            exp: at.plus(s.access_ttl).as_secs(),
+            exp: at.plus(s.access_ttl).min(session.max_expires_at).as_secs(),
             jti: jti.to_string(),
-            amr: proof.methods().iter().map(|method| (*method).to_owned()).collect(),
+            amr: session.proof.methods().iter().map(|method| (*method).to_owned()).collect(),
+            scope: session.proof.scope().map(str::to_owned),
         };
         self.keys.ring().sign(&claims).map_err(|e| Error::Internal(format!("signing an access token: {e}")))
     }
