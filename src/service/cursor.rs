@@ -35,7 +35,12 @@ pub struct Cursors {
 impl Cursors {
     /// Loads the shared cursor key (creating it on a fresh database).
     pub async fn load(store: &Store, sealer: &Sealer) -> Result<Self, Error> {
-        Ok(Self { key: Arc::new(shared_secret(store, sealer, "cursor").await?) })
+        Ok(Self::new(shared_secret(store, sealer, "cursor").await?))
+    }
+
+    /// Cursors signed with `key`.
+    pub fn new(key: SecretString) -> Self {
+        Self { key: Arc::new(key) }
     }
 
     /// Ends a page fetched with one row more than `limit`: the extra row tells that another

@@ -72,8 +72,19 @@ impl MailCatcher {
     }
 
     /// A port nothing listens on, for a catcher started later.
+    /// A port free now that no other test will take before it is bound again: outside the
+    /// kernel's ephemeral range (32768–60999 on Linux), where every `bind(0)` and outgoing
+    /// connection of the other tests lands, and different for each call.
     pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static NEXT: AtomicU16 = AtomicU16::new(0);
+        let start = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+        loop {
+            let port = start + NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
     }
 
     pub fn url(port: u16) -> String {
