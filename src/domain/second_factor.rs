@@ -20,6 +20,13 @@ const SECRET_BYTES: usize = 20;
 /// Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or off paper is typed right.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// What second factors an account has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Factors {
+    pub totp: bool,
+    pub recovery_codes_left: i64,
+}
+
 /// Which accounts must have a second factor (`TESSERA_REQUIRE_MFA`). Until they add one they
 /// get only a short session that can do nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -22,10 +22,12 @@ use super::hashing::PasswordHasher;
 use super::notices::Notices;
 use super::sealing::Sealer;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
-use crate::domain::second_factor::{MfaPolicy, RECOVERY_CODES, RecoveryCode, TotpCode, TotpSecret, seal_context};
+use crate::domain::second_factor::{
+    Factors, MfaPolicy, RECOVERY_CODES, RecoveryCode, TotpCode, TotpSecret, seal_context,
+};
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
-use crate::storage::second_factors::{self as factors, Factors};
+use crate::storage::second_factors as factors;
 use crate::storage::{Connection, Store, StoreError, audit, sessions, users};
 
 /// What a user is shown to add the authenticator app.
@@ -144,12 +146,7 @@ impl SecondFactors {
         else {
             return Err(Error::FactorState("totp_not_pending"));
         };
-        let step = self.secret(user.id, &stored.secret)?.matching_step(code, now.as_secs().unsigned_abs());
-        let used = match step {
-            Some(step) => factors::use_step(&mut tx, user.id, step, true, now).await?,
-            None => false,
-        };
-        if !used {
+        if !self.accept(&mut tx, user.id, &stored.secret, code, true, now).await? {
             drop(tx);
             return Err(self.wrong_code(user.id, client).await);
         }
@@ -320,10 +317,24 @@ impl SecondFactors {
         let Some(stored) = factors::find_totp(tx, user_id).await?.filter(|totp| totp.confirmed) else {
             return Ok(false);
         };
-        let Some(step) = self.secret(user_id, &stored.secret)?.matching_step(code, now.as_secs().unsigned_abs()) else {
+        self.accept(tx, user_id, &stored.secret, code, false, now).await
+    }
+
+    /// Accepts `code` of the app whose stored secret is `secret` once: its step must be current
+    /// and later than any accepted before (`confirming`: the app is not in force yet).
+    async fn accept(
+        &self,
+        tx: &mut Connection,
+        user_id: Uuid,
+        secret: &str,
+        code: &TotpCode,
+        confirming: bool,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let Some(step) = self.secret(user_id, secret)?.matching_step(code, now.as_secs().unsigned_abs()) else {
             return Ok(false);
         };
-        Ok(factors::use_step(tx, user_id, step, false, now).await?)
+        Ok(factors::use_step(tx, user_id, step, confirming, now).await?)
     }
 
     /// A wrong code given to confirm a change: counted toward the sign-in lockout like a wrong

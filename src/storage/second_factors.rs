@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::error::StoreError;
 use super::sql::{delete_older_than, sql};
+use crate::domain::second_factor::Factors;
 use crate::domain::time::Timestamp;
 
 /// An account's authenticator app, as stored.
@@ -15,13 +16,6 @@ pub struct StoredTotp {
     pub secret: String,
     pub confirmed: bool,
     pub created_at: Timestamp,
-}
-
-/// What second factors an account has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Factors {
-    pub totp: bool,
-    pub recovery_codes_left: i64,
 }
 
 pub async fn find_totp(conn: &mut AnyConnection, user_id: Uuid) -> Result<Option<StoredTotp>, StoreError> {

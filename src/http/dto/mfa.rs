@@ -3,10 +3,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::second_factor::{RecoveryCode, TotpCode};
+use crate::domain::second_factor::{Factors, RecoveryCode, TotpCode};
 use crate::service::Error;
 use crate::service::second_factors::{Proof, TotpEnrolment};
-use crate::storage::second_factors::Factors;
 
 /// `GET /v1/me/mfa`.
 #[derive(Serialize, ToSchema)]
