@@ -10,6 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use url::Url;
+use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::{Config, Environment, MailConfig, SecretUrl};
 use crate::domain::jwt::LEEWAY_SECS;
@@ -81,6 +83,33 @@ pub fn notices(mail: &MailConfig, public_url: &str, wake: Arc<Notify>, stats: Ab
         per_address_per_hour: mail.per_address_per_hour,
     };
     Notices::new(settings, wake, stats)
+}
+
+/// This service as a WebAuthn relying party. Its id is `TESSERA_WEBAUTHN_RP_ID`, else the host
+/// of `public_url`; browsers refuse an IP address as one, so a service reached by address
+/// (the development default) is `localhost`, used from `http://localhost:PORT`. Passkeys work
+/// from `TESSERA_WEBAUTHN_ORIGINS`, else from `public_url`'s origin.
+pub fn relying_party(config: &Config, public_url: &str) -> anyhow::Result<Arc<Webauthn>> {
+    let mut public = Url::parse(public_url).map_err(|e| anyhow::anyhow!("TESSERA_PUBLIC_URL: {e}"))?;
+    let by_address = matches!(public.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+    if by_address && config.webauthn_rp_id.is_none() {
+        public.set_host(Some("localhost")).map_err(|e| anyhow::anyhow!("TESSERA_PUBLIC_URL: {e}"))?;
+    }
+    let rp_id = match &config.webauthn_rp_id {
+        Some(id) => id.clone(),
+        None => public.host_str().unwrap_or("localhost").to_owned(),
+    };
+    let origins: Vec<Url> = if config.webauthn_origins.0.is_empty() {
+        vec![public]
+    } else {
+        config.webauthn_origins.0.iter().map(|o| Url::parse(o)).collect::<Result<_, _>>()?
+    };
+    let refused = |e| anyhow::anyhow!("TESSERA_WEBAUTHN_RP_ID {rp_id:?} does not fit the origins {origins:?}: {e}");
+    let mut builder = WebauthnBuilder::new(&rp_id, &origins[0]).map_err(refused)?.rp_name(&config.mail.product_name);
+    for origin in &origins[1..] {
+        builder = builder.append_allowed_origin(origin);
+    }
+    Ok(Arc::new(builder.build().map_err(refused)?))
 }
 
 /// The rate limiter: its counters in Redis when `TESSERA_REDIS_URL` is set, else in the database.
@@ -173,6 +202,7 @@ impl Application {
                 notices: notices.clone(),
                 cache: cache.clone(),
                 policy: config.require_mfa,
+                relying_party: relying_party(config, &public_url)?,
             },
         );
         let state = AppState::new(Services {

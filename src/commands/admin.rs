@@ -9,9 +9,9 @@ use anyhow::{Context as _, bail};
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
-use crate::app::notices;
+use crate::app::{notices, relying_party};
 use crate::cli::{CreateAccountArgs, ResetMfaArgs, RoleArg};
-use crate::config::Config;
+use crate::config::{Config, Origins};
 use crate::domain::audit::ClientInfo;
 use crate::domain::lockout::Policy;
 use crate::domain::user::{LoginName, Role};
@@ -72,6 +72,10 @@ pub async fn reset_mfa(config: &Config, args: ResetMfaArgs) -> anyhow::Result<()
             Arc::new(Notify::new()),
             AbuseStats::default(),
         );
+        // A reset runs no ceremony: a relying party of localhost does, whatever is configured.
+        let mut unceremonious = config.clone();
+        unceremonious.webauthn_rp_id = None;
+        unceremonious.webauthn_origins = Origins::default();
         let parts = FactorParts {
             sealer: Sealer::new(config.master_key())?,
             hasher: PasswordHasher::new(1),
@@ -79,6 +83,7 @@ pub async fn reset_mfa(config: &Config, args: ResetMfaArgs) -> anyhow::Result<()
             notices,
             cache: AuthCache::new(Duration::ZERO),
             policy: config.require_mfa,
+            relying_party: relying_party(&unceremonious, "http://localhost")?,
         };
         SecondFactors::new(store.clone(), parts).reset(&user, None, &ClientInfo::default()).await?;
         anyhow::Ok(user)

@@ -86,6 +86,13 @@ pub struct Config {
     #[arg(long, env = "TESSERA_LOCKOUT_THRESHOLD", global = true, hide_env_values = true, default_value = "5",
         value_parser = values::bounded::<u32, 0, 1000>)]
     pub lockout_threshold: u32,
+    /// The WebAuthn relying party id passkeys are bound to: a domain (e.g. example.com) [default: TESSERA_PUBLIC_URL's host; localhost when that is an IP address]
+    #[arg(long, env = "TESSERA_WEBAUTHN_RP_ID", global = true, hide_env_values = true, value_parser = values::non_empty)]
+    pub webauthn_rp_id: Option<String>,
+    /// Origins passkeys may be used from, comma-separated, each on the relying party id's domain [default: TESSERA_PUBLIC_URL's origin]
+    #[arg(long, env = "TESSERA_WEBAUTHN_ORIGINS", global = true, hide_env_values = true, default_value = "",
+        hide_default_value = true, value_parser = values::origins)]
+    pub webauthn_origins: Origins,
     /// Browser applications on other origins allowed to call the API: exact origins, comma-separated (e.g. https://app.example); none by default
     #[arg(long, env = "TESSERA_CORS_ORIGINS", global = true, hide_env_values = true, default_value = "",
         hide_default_value = true, value_parser = values::origins)]

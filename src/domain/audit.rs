@@ -43,6 +43,8 @@ pub enum EventType {
     UsersImported,
     TotpEnabled,
     TotpDisabled,
+    PasskeyAdded,
+    PasskeyRemoved,
     RecoveryCodesRegenerated,
     RecoveryCodeUsed,
     SecondFactorsReset,
@@ -75,13 +77,15 @@ impl EventType {
             Self::UsersImported => "users.imported",
             Self::TotpEnabled => "mfa.totp_enabled",
             Self::TotpDisabled => "mfa.totp_disabled",
+            Self::PasskeyAdded => "mfa.passkey_added",
+            Self::PasskeyRemoved => "mfa.passkey_removed",
             Self::RecoveryCodesRegenerated => "mfa.recovery_codes_regenerated",
             Self::RecoveryCodeUsed => "mfa.recovery_code_used",
             Self::SecondFactorsReset => "mfa.reset",
         }
     }
 
-    pub const ALL: [EventType; 27] = [
+    pub const ALL: [EventType; 29] = [
         Self::UserRegistered,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -106,6 +110,8 @@ impl EventType {
         Self::UsersImported,
         Self::TotpEnabled,
         Self::TotpDisabled,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
         Self::RecoveryCodesRegenerated,
         Self::RecoveryCodeUsed,
         Self::SecondFactorsReset,

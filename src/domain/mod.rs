@@ -11,6 +11,7 @@ pub mod limits;
 pub mod listing;
 pub mod lockout;
 pub mod money;
+pub mod passkey;
 pub mod password;
 pub mod ranks;
 pub mod second_factor;

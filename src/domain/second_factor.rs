@@ -24,7 +24,20 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Factors {
     pub totp: bool,
+    pub passkeys: i64,
     pub recovery_codes_left: i64,
+}
+
+impl Factors {
+    /// Whether the account has a second factor (recovery codes stand in for one; they are not one).
+    pub fn any(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
+
+    /// How many factors the account has: the app counts one, each passkey one.
+    pub fn count(&self) -> i64 {
+        i64::from(self.totp) + self.passkeys
+    }
 }
 
 /// Which accounts must have a second factor (`TESSERA_REQUIRE_MFA`). Until they add one they

@@ -32,18 +32,33 @@ pub enum SignInProof {
     Password,
     /// A password, then a one-time code (from an authenticator app, or a recovery code).
     PasswordAndCode,
+    /// A password, then a passkey.
+    PasswordAndPasskey,
+    /// A passkey alone. Passkeys are registered and used with user verification (a PIN or a
+    /// biometric on the device), so possession and verification make two factors.
+    Passkey,
     /// A password, on an account that must add a second factor first (`TESSERA_REQUIRE_MFA`):
     /// the session may only do that.
     EnrolmentOnly,
 }
 
 impl SignInProof {
-    /// The `amr` values.
+    const ALL: [Self; 5] =
+        [Self::Password, Self::PasswordAndCode, Self::PasswordAndPasskey, Self::Passkey, Self::EnrolmentOnly];
+
+    /// The `amr` values ("hwk": proof of possession of a key held by a device).
     pub fn methods(self) -> &'static [&'static str] {
         match self {
             Self::Password | Self::EnrolmentOnly => &["pwd"],
             Self::PasswordAndCode => &["pwd", "otp", "mfa"],
+            Self::PasswordAndPasskey => &["pwd", "hwk", "mfa"],
+            Self::Passkey => &["hwk", "mfa"],
         }
+    }
+
+    /// Whether the sign-in proved more than one factor.
+    pub fn is_multi_factor(self) -> bool {
+        self.methods().contains(&"mfa")
     }
 
     /// The token `scope` of a session limited to adding a second factor.
@@ -56,12 +71,14 @@ impl SignInProof {
         match self {
             Self::Password => "pwd",
             Self::PasswordAndCode => "pwd otp mfa",
+            Self::PasswordAndPasskey => "pwd hwk mfa",
+            Self::Passkey => "hwk mfa",
             Self::EnrolmentOnly => "pwd enrol",
         }
     }
 
     pub fn parse(stored: &str) -> Option<Self> {
-        [Self::Password, Self::PasswordAndCode, Self::EnrolmentOnly].into_iter().find(|proof| proof.as_str() == stored)
+        Self::ALL.into_iter().find(|proof| proof.as_str() == stored)
     }
 }
 

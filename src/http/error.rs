@@ -202,8 +202,10 @@ impl From<service::Error> for ApiError {
                 error
             }
             E::EnrolmentRequired => {
-                Self::new(StatusCode::FORBIDDEN, "mfa_enrolment_required", "Second factor enrolment required")
-                    .detail("this account must add a second factor first (POST /v1/me/mfa/totp), then sign in again")
+                Self::new(StatusCode::FORBIDDEN, "mfa_enrolment_required", "Second factor enrolment required").detail(
+                    "this account must add a second factor first (POST /v1/me/mfa/totp or /v1/me/passkeys/start), \
+                     then sign in again",
+                )
             }
             E::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, "invalid_code", "Invalid code")
                 .detail("the code is wrong, or was used already"),
@@ -212,6 +214,9 @@ impl From<service::Error> for ApiError {
                 "totp_not_pending" => "no authenticator app is waiting to be confirmed; start the enrolment again",
                 "totp_not_enabled" => "no authenticator app is enabled",
                 "mfa_required_by_policy" => "this account must keep a second factor (TESSERA_REQUIRE_MFA)",
+                "too_many_passkeys" => "this account has as many passkeys as it may (10); remove one first",
+                "passkey_already_registered" => "this passkey is registered already",
+                "no_passkeys" => "this account has no passkey",
                 _ => "no second factor is enabled",
             }),
             E::LastOwner => Self::new(StatusCode::CONFLICT, "last_owner", "Last owner")

@@ -13,11 +13,13 @@ use crate::domain::limits::LimitedRoute;
 use crate::service::abuse::limiter::{Admission, RateLimiter};
 
 /// The limited routes: the API's and the hosted pages' forms that do the same. A sign-in's
-/// second step counts as sign-in.
-const ROUTES: [(&str, LimitedRoute); 10] = [
+/// second step, and a passkey sign-in, count as sign-in.
+const ROUTES: [(&str, LimitedRoute); 12] = [
     ("/v1/auth/register", LimitedRoute::Register),
     ("/v1/auth/login", LimitedRoute::Login),
     ("/v1/auth/mfa", LimitedRoute::Login),
+    ("/v1/auth/passkey/start", LimitedRoute::Login),
+    ("/v1/auth/passkey/finish", LimitedRoute::Login),
     ("/v1/auth/refresh", LimitedRoute::Refresh),
     ("/v1/auth/password/forgot", LimitedRoute::Forgot),
     ("/v1/auth/verify-email/resend", LimitedRoute::Resend),

@@ -11,13 +11,16 @@ use crate::http::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. With `TESSERA_REQUIRE_MFA`, a session that may only add a second factor answers `403 mfa_enrolment_required` on every authenticated route but `GET /v1/me/mfa`, `POST /v1/me/mfa/totp`, `POST /v1/me/mfa/totp/confirm` and `POST /v1/auth/logout`."),
+    info(title = "tessera", description = "User accounts and authentication. Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`. With `TESSERA_REQUIRE_MFA`, a session that may only add a second factor answers `403 mfa_enrolment_required` on every authenticated route but `GET /v1/me/mfa`, `POST /v1/me/mfa/totp`, `POST /v1/me/mfa/totp/confirm`, `GET /v1/me/passkeys`, `POST /v1/me/passkeys/start`, `POST /v1/me/passkeys/finish` and `POST /v1/auth/logout`."),
     paths(
         routes::auth::register, routes::auth::login, routes::auth::refresh, routes::auth::logout, routes::auth::jwks,
         routes::recovery::verify_email, routes::recovery::resend_verification, routes::recovery::forgot_password, routes::recovery::reset_password,
         routes::me::get_me, routes::me::update_me, routes::me::delete_me, routes::me::change_password,
         routes::mfa::mfa_status, routes::mfa::start_totp, routes::mfa::confirm_totp, routes::mfa::remove_totp,
         routes::mfa::regenerate_recovery_codes, routes::mfa::complete_mfa,
+        routes::passkeys::list_passkeys, routes::passkeys::start_passkey, routes::passkeys::finish_passkey,
+        routes::passkeys::challenge_passkey, routes::passkeys::remove_passkey, routes::passkeys::start_passkey_sign_in,
+        routes::passkeys::finish_passkey_sign_in,
         routes::sessions::list_sessions, routes::sessions::revoke_session,
         routes::users::list_users, routes::users::create_user, routes::users::get_user, routes::users::update_user, routes::users::delete_user,
         routes::users::list_user_sessions, routes::users::revoke_user_sessions, routes::users::clear_user_lockout, routes::users::reset_user_mfa,

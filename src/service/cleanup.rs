@@ -10,8 +10,8 @@ use super::holds;
 use crate::domain::time::Timestamp;
 
 use crate::storage::{
-    Connection, Store, StoreError, audit, email_tokens, ledger, rate_limits, refresh_tokens, second_factors, sessions,
-    sign_in_attempts,
+    Connection, Store, StoreError, audit, email_tokens, ledger, passkeys, rate_limits, refresh_tokens, second_factors,
+    sessions, sign_in_attempts,
 };
 
 /// Rows deleted per statement.
@@ -31,6 +31,7 @@ pub struct Swept {
     pub refresh_tokens: u64,
     pub email_tokens: u64,
     pub mfa_tokens: u64,
+    pub passkey_challenges: u64,
     pub signing_keys: u64,
     pub audit_events: u64,
     pub idempotency_keys: u64,
@@ -55,6 +56,7 @@ pub async fn sweep(store: &Store, now: Timestamp, retention: Retention) -> Resul
         refresh_tokens: drain(store, Batch::ExpiredRefreshTokens { before: now }).await?,
         email_tokens: drain(store, Batch::ExpiredEmailTokens { before: now }).await?,
         mfa_tokens: drain(store, Batch::ExpiredMfaTokens { before: now }).await?,
+        passkey_challenges: drain(store, Batch::ExpiredPasskeyChallenges { before: now }).await?,
         audit_events: drain(store, Batch::OldAuditEvents { before: now.minus(retention.audit_events) }).await?,
         signing_keys: keys::prune(store, retention.signing_keys).await?,
         idempotency_keys: drain(store, Batch::OldIdempotencyKeys { before: now.minus(KEEP_IDEMPOTENCY_KEYS) }).await?,
@@ -71,6 +73,7 @@ enum Batch {
     ExpiredRefreshTokens { before: Timestamp },
     ExpiredEmailTokens { before: Timestamp },
     ExpiredMfaTokens { before: Timestamp },
+    ExpiredPasskeyChallenges { before: Timestamp },
     OldAuditEvents { before: Timestamp },
     OldIdempotencyKeys { before: Timestamp },
     FullRateBuckets { before: Timestamp },
@@ -86,6 +89,7 @@ impl Batch {
             Self::ExpiredRefreshTokens { before } => refresh_tokens::delete_expired(conn, before, BATCH).await,
             Self::ExpiredEmailTokens { before } => email_tokens::delete_expired(conn, before, BATCH).await,
             Self::ExpiredMfaTokens { before } => second_factors::delete_mfa_tokens_before(conn, before, BATCH).await,
+            Self::ExpiredPasskeyChallenges { before } => passkeys::delete_challenges_before(conn, before, BATCH).await,
             Self::OldAuditEvents { before } => audit::delete_before(conn, before, BATCH).await,
             Self::OldIdempotencyKeys { before } => ledger::delete_keys_before(conn, before, BATCH).await,
             Self::FullRateBuckets { before } => rate_limits::delete_full(conn, before.as_micros() / 1000, BATCH).await,

@@ -75,6 +75,7 @@ const MIGRATIONS: &[Migration] = &[
         text: include_str!("../../migrations/0012_second_factors.sql"),
         data: None,
     },
+    Migration { version: 13, name: "passkeys", text: include_str!("../../migrations/0013_passkeys.sql"), data: None },
 ];
 
 const MYSQL_TABLE_OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";

@@ -13,6 +13,7 @@ pub mod holds;
 pub mod ledger;
 pub mod migrations;
 pub mod outbox;
+pub mod passkeys;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod rotations;

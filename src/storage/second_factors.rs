@@ -1,4 +1,4 @@
-//! The `totp_factors`, `recovery_codes` and `mfa_tokens` tables. Every use of a code is one
+//! The `totp_factors`, `recovery_codes` and `mfa_tokens` tables (passkeys are in `passkeys`). Every use of a code is one
 //! conditional update, so two requests racing with one code cannot both succeed.
 
 use sqlx::{AnyConnection, Row as _};
@@ -34,11 +34,16 @@ pub async fn factors(conn: &mut AnyConnection, user_id: Uuid) -> Result<Factors,
     let text = sql(
         conn,
         "SELECT (SELECT COUNT(*) FROM totp_factors WHERE user_id = ? AND confirmed_at IS NOT NULL) AS totp, \
+         (SELECT COUNT(*) FROM passkeys WHERE user_id = ?) AS passkeys, \
          (SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL) AS codes",
     );
     let id = user_id.to_string();
-    let row = sqlx::query(&text).bind(id.clone()).bind(id).fetch_one(&mut *conn).await?;
-    Ok(Factors { totp: row.try_get::<i64, _>("totp")? > 0, recovery_codes_left: row.try_get("codes")? })
+    let row = sqlx::query(&text).bind(id.clone()).bind(id.clone()).bind(id).fetch_one(&mut *conn).await?;
+    Ok(Factors {
+        totp: row.try_get::<i64, _>("totp")? > 0,
+        passkeys: row.try_get("passkeys")?,
+        recovery_codes_left: row.try_get("codes")?,
+    })
 }
 
 /// Starts (or starts again) an enrolment: a new, unconfirmed secret, unless a confirmed one

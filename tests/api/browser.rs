@@ -1,6 +1,7 @@
 //! The hosted pages in a real headless Chromium, driven over the W3C WebDriver protocol by
 //! chromedriver: open the reset link from a received mail, type a new password, submit, see
-//! the success page, then sign in with it. Skipped with a notice where chromedriver is absent,
+//! the success page, then sign in with it; add a passkey on the security page with WebDriver's
+//! virtual authenticator and sign in with it, alone and after a password. Skipped with a notice where chromedriver is absent,
 //! unless `TESSERA_TEST_BROWSER=required`; `.ci/run` installs Debian's `chromium` and
 //! `chromium-driver` and requires it.
 
@@ -117,6 +118,19 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
     }
 
+    /// Runs `script` in the page; answers what it returns.
+    async fn execute(&self, script: &str) -> Value {
+        self.command(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// Gives the browser a platform authenticator that keeps discoverable credentials and
+    /// verifies its user (as a phone's or a laptop's does), answering without a prompt.
+    async fn add_virtual_authenticator(&self) {
+        let options = json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserConsenting": true, "isUserVerified": true});
+        self.command(reqwest::Method::POST, "/webauthn/authenticator", Some(options)).await;
+    }
+
     /// Waits (at most 10 s) for the page after a form was sent to show an element of `css`
     /// whose text satisfies `expected`; the old page may linger for a moment after a click.
     async fn wait_for_text(&self, css: &str, expected: impl Fn(&str) -> bool) -> String {
@@ -175,6 +189,51 @@ each_backend! {
         browser.type_into("#confirm_password", "another good passphrase").await;
         browser.click("button").await;
         browser.wait_for_text("h1", |t| t == "This link does not work").await;
+        browser.command(reqwest::Method::DELETE, "", None).await;
+    }
+
+    async fn a_person_adds_a_passkey_and_signs_in_with_it_in_a_real_browser(backend) {
+        let Some(browser) = Browser::start().await else { return };
+        // No public URL: the relying party is then localhost, at the port the app listens on.
+        let app = spawn_app_with(backend, |config| config.public_url = None).await;
+        app.signed_in("grace").await;
+        let base = app.address.replace("127.0.0.1", "localhost");
+        browser.add_virtual_authenticator().await;
+        browser.open(&format!("{base}/sign-in")).await;
+        browser.wait_for_text("h1", |t| t == "Sign in").await;
+        browser.type_into("#login", "grace").await;
+        browser.type_into("#password", PASSWORD).await;
+        browser.click("#password-form button").await;
+        browser.wait_for_text("#done h2", |t| t == "Signed in").await;
+        browser.click("#done a").await;
+        browser.wait_for_text("#status", |t| t.contains("passkeys: 0")).await;
+        browser.type_into("#current-password", PASSWORD).await;
+        browser.type_into("#passkey-name", "Chromium").await;
+        browser.click("#add-passkey").await;
+        let codes = browser.wait_for_text("#recovery-codes", |t| t.lines().count() == 10).await;
+        assert!(codes.lines().all(|code| code.len() == 19), "{codes}");
+        browser.wait_for_text("#passkeys", |t| t.contains("Chromium")).await;
+        browser.wait_for_text("#status", |t| t.contains("passkeys: 1")).await;
+
+        // Signed out, the passkey alone signs in: no name, no password.
+        browser.click("#sign-out").await;
+        browser.wait_for_text("h1", |t| t == "Sign in").await;
+        browser.click("#passkey-button").await;
+        browser.wait_for_text("#done h2", |t| t == "Signed in").await;
+        let token = browser.execute("return sessionStorage.getItem('tessera.access_token')").await;
+        assert_eq!(crate::mfa::amr_of(token.as_str().unwrap()), json!(["hwk", "mfa"]));
+
+        // After a password, the passkey is the second step.
+        browser.open(&format!("{base}/sign-in")).await;
+        browser.type_into("#login", "grace").await;
+        browser.type_into("#password", PASSWORD).await;
+        browser.click("#password-form button").await;
+        browser.wait_for_text("#message", |t| t.contains("second factor")).await;
+        browser.click("#passkey-second").await;
+        browser.wait_for_text("#done h2", |t| t == "Signed in").await;
+        let token = browser.execute("return sessionStorage.getItem('tessera.access_token')").await;
+        assert_eq!(crate::mfa::amr_of(token.as_str().unwrap()), json!(["pwd", "hwk", "mfa"]));
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM passkeys").await, 1);
         browser.command(reqwest::Method::DELETE, "", None).await;
     }
 }

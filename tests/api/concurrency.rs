@@ -36,8 +36,10 @@ each_backend! {
                 let app = app.clone();
                 tokio::spawn(async move {
                     let response = app.login("ada", PASSWORD).await;
-                    assert_eq!(response.status(), StatusCode::OK);
-                    response.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned()
+                    let status = response.status();
+                    let body = response.json::<Value>().await.unwrap();
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    body["refresh_token"].as_str().unwrap().to_owned()
                 })
             })
             .collect();

@@ -24,6 +24,7 @@ mod me;
 mod mfa;
 mod ops;
 mod outbox_bounds;
+mod passkeys;
 mod refresh;
 mod register;
 mod sealing;

@@ -27,7 +27,7 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
-fn amr_of(token: &str) -> Value {
+pub fn amr_of(token: &str) -> Value {
     claims_of(token)["amr"].clone()
 }
 

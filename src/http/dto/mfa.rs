@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::passkeys::PasskeyAnswer;
 use crate::domain::second_factor::{Factors, RecoveryCode, TotpCode};
 use crate::service::Error;
 use crate::service::second_factors::{Proof, TotpEnrolment};
@@ -20,16 +21,12 @@ pub struct MfaStatus {
 
 impl From<Factors> for MfaStatus {
     fn from(factors: Factors) -> Self {
-        Self { totp: factors.totp, passkeys: 0, recovery_codes_left: factors.recovery_codes_left }
+        Self {
+            totp: factors.totp,
+            passkeys: u32::try_from(factors.passkeys).unwrap_or(u32::MAX),
+            recovery_codes_left: factors.recovery_codes_left,
+        }
     }
-}
-
-/// `POST /v1/me/mfa/totp`: the password, to confirm.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CurrentPassword {
-    #[schema(format = Password)]
-    pub current_password: String,
 }
 
 /// The new authenticator app's secret, to scan or type in; not in force until confirmed.
@@ -63,24 +60,37 @@ impl TotpConfirmation {
     }
 }
 
-/// `DELETE /v1/me/mfa/totp` and `POST /v1/me/mfa/recovery-codes`: the password and a current
-/// code (from the app, or a recovery code).
+/// A change of the account's factors: the password, and a current factor: `code` (from the
+/// app, or a recovery code) or `passkey` (an answer to `POST /v1/me/passkeys/challenge`), not
+/// both. Adding the first factor needs none.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PasswordAndCode {
+pub struct FactorConfirmation {
     #[schema(format = Password)]
     pub current_password: String,
     #[schema(example = "123456", max_length = 40)]
-    pub code: String,
+    pub code: Option<String>,
+    pub passkey: Option<PasskeyAnswer>,
 }
 
-impl PasswordAndCode {
-    /// Six digits are the app's code; anything else must be a recovery code.
-    pub fn proof(&self) -> Result<Proof, Error> {
-        match TotpCode::parse(&self.code) {
-            Ok(code) => Ok(Proof::Totp(code)),
-            Err(_) => RecoveryCode::parse(&self.code).map(Proof::Recovery).map_err(|e| e.at("code").into()),
+impl FactorConfirmation {
+    /// The factor given, if any. Six digits are the app's code; any other code must be a
+    /// recovery code.
+    pub fn proof(&self) -> Result<Option<Proof>, Error> {
+        match (&self.code, &self.passkey) {
+            (Some(code), None) => match TotpCode::parse(code) {
+                Ok(code) => Ok(Some(Proof::Totp(code))),
+                Err(_) => RecoveryCode::parse(code).map(|c| Some(Proof::Recovery(c))).map_err(|e| e.at("code").into()),
+            },
+            (None, Some(answer)) => answer.assertion().map(|a| Some(Proof::Passkey(Box::new(a)))),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(Error::invalid("code", "exactly_one", "give code or passkey, not both")),
         }
+    }
+
+    /// The factor, which this change needs.
+    pub fn required_proof(&self) -> Result<Proof, Error> {
+        self.proof()?.ok_or_else(|| Error::invalid("code", "required", "give a current code or passkey"))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod mfa;
+pub mod passkeys;
 pub mod problems;
 pub mod wallets;
 

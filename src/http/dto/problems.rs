@@ -102,20 +102,29 @@ pub struct Throttled(pub Problem);
 )]
 pub struct TooManyAttempts(pub Problem);
 
-/// `401 invalid_code`: the second-factor code is wrong, or was used already.
+/// `401 invalid_code`: the second-factor code or passkey answer is wrong, or was used already.
 #[derive(IntoResponses)]
 #[response(
     status = 401,
-    description = "`invalid_code`: wrong, or used already",
+    description = "`invalid_code`: a code or passkey answer that is wrong, or was used already",
     content_type = "application/problem+json"
 )]
 pub struct InvalidCode(pub Problem);
+
+/// `401` on a signed-in change that also takes a code: either the token or the code.
+#[derive(IntoResponses)]
+#[response(
+    status = 401,
+    description = "`unauthenticated` (no valid bearer token) or `invalid_code` (a code or passkey answer that is wrong, or was used already)",
+    content_type = "application/problem+json"
+)]
+pub struct UnauthenticatedOrInvalidCode(pub Problem);
 
 /// `409`: the second factors do not allow this now.
 #[derive(IntoResponses)]
 #[response(
     status = 409,
-    description = "`totp_already_enabled`, `totp_not_pending`, `totp_not_enabled`, `mfa_not_enabled` or `mfa_required_by_policy`",
+    description = "`totp_already_enabled`, `totp_not_pending`, `totp_not_enabled`, `mfa_not_enabled`, `mfa_required_by_policy` or `no_passkeys`",
     content_type = "application/problem+json"
 )]
 pub struct FactorState(pub Problem);

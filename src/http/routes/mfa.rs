@@ -9,11 +9,11 @@ use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::http::dto::mfa::{
-    CurrentPassword, MfaRequest, MfaStatus, PasswordAndCode, RecoveryCodes, TotpConfirmation, TotpEnrolmentView,
+    FactorConfirmation, MfaRequest, MfaStatus, RecoveryCodes, TotpConfirmation, TotpEnrolmentView,
 };
 use crate::http::dto::problems::{
-    AccountDisabled, FactorState, InvalidCode, RateLimited, Throttled, TooManyAttempts, Unauthenticated,
-    ValidationFailed, WrongPassword,
+    AccountDisabled, FactorState, RateLimited, Throttled, TooManyAttempts, Unauthenticated,
+    UnauthenticatedOrInvalidCode, ValidationFailed, WrongPassword,
 };
 use crate::http::dto::{Problem, TokenResponse};
 use crate::http::error::ApiError;
@@ -40,11 +40,12 @@ pub async fn mfa_status(
 }
 
 /// Start adding an authenticator app: its secret, `otpauth://` URL and QR code. It is not in
-/// force until a code from it is confirmed; starting again replaces an unconfirmed one.
-#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "mfa", security(("bearer" = [])), request_body = CurrentPassword,
+/// force until a code from it is confirmed; starting again replaces an unconfirmed one. Needs
+/// the password, and on an account with a passkey a current factor too.
+#[utoipa::path(post, path = "/v1/me/mfa/totp", tag = "mfa", security(("bearer" = [])), request_body = FactorConfirmation,
     responses(
         (status = 200, body = TotpEnrolmentView, headers(("Cache-Control" = String, description = "`no-store`"))),
-        Unauthenticated,
+        UnauthenticatedOrInvalidCode,
         WrongPassword,
         FactorState,
         TooManyAttempts,
@@ -54,21 +55,22 @@ pub async fn start_totp(
     State(state): State<AppState>,
     EnrollingUser(me): EnrollingUser,
     Client(client): Client,
-    AppJson(request): AppJson<CurrentPassword>,
+    AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let proof = request.proof()?;
     let password = SecretString::from(request.current_password);
-    let enrolment = state.factors.start_totp(&me.state.user, password, &client).await?;
+    let enrolment = state.factors.start_totp(&me.state.user, password, proof.as_ref(), &client).await?;
     Ok(no_store(TotpEnrolmentView::from(enrolment)))
 }
 
 /// Put the authenticator app in force with a code it shows now (within 15 minutes of the
-/// start); answers ten recovery codes, shown this once. The account's other sessions end;
-/// wrong codes count toward the lockout.
+/// start). As the account's first factor it answers ten recovery codes, shown this once, and
+/// the account's other sessions end; beside a passkey the codes the owner keeps stand and the
+/// list is empty. Wrong codes count toward the lockout.
 #[utoipa::path(post, path = "/v1/me/mfa/totp/confirm", tag = "mfa", security(("bearer" = [])), request_body = TotpConfirmation,
     responses(
         (status = 200, body = RecoveryCodes, headers(("Cache-Control" = String, description = "`no-store`"))),
-        Unauthenticated,
-        InvalidCode,
+        UnauthenticatedOrInvalidCode,
         FactorState,
         ValidationFailed,
     ))]
@@ -82,13 +84,12 @@ pub async fn confirm_totp(
     Ok(no_store(RecoveryCodes::from(codes)))
 }
 
-/// Remove the authenticator app and its recovery codes, with the password and a current code
-/// (from the app, or a recovery code).
-#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "mfa", security(("bearer" = [])), request_body = PasswordAndCode,
+/// Remove the authenticator app, with the password and a current factor (a code from the app,
+/// a recovery code or a passkey). When it is the last factor the recovery codes go with it.
+#[utoipa::path(delete, path = "/v1/me/mfa/totp", tag = "mfa", security(("bearer" = [])), request_body = FactorConfirmation,
     responses(
         (status = 204, description = "Removed"),
-        Unauthenticated,
-        InvalidCode,
+        UnauthenticatedOrInvalidCode,
         WrongPassword,
         FactorState,
         TooManyAttempts,
@@ -98,21 +99,20 @@ pub async fn remove_totp(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Client(client): Client,
-    AppJson(request): AppJson<PasswordAndCode>,
+    AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<StatusCode, ApiError> {
-    let proof = request.proof()?;
+    let proof = request.required_proof()?;
     let password = SecretString::from(request.current_password);
     state.factors.disable_totp(&me.state.user, password, &proof, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ten new recovery codes, shown this once; the old ones stop working. Needs the password and
-/// a current code (from the app, or a recovery code).
-#[utoipa::path(post, path = "/v1/me/mfa/recovery-codes", tag = "mfa", security(("bearer" = [])), request_body = PasswordAndCode,
+/// a current factor (a code from the app, a recovery code or a passkey).
+#[utoipa::path(post, path = "/v1/me/mfa/recovery-codes", tag = "mfa", security(("bearer" = [])), request_body = FactorConfirmation,
     responses(
         (status = 200, body = RecoveryCodes, headers(("Cache-Control" = String, description = "`no-store`"))),
-        Unauthenticated,
-        InvalidCode,
+        UnauthenticatedOrInvalidCode,
         WrongPassword,
         FactorState,
         TooManyAttempts,
@@ -122,9 +122,9 @@ pub async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Client(client): Client,
-    AppJson(request): AppJson<PasswordAndCode>,
+    AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let proof = request.proof()?;
+    let proof = request.required_proof()?;
     let password = SecretString::from(request.current_password);
     let codes = state.factors.regenerate_recovery_codes(&me.state.user, password, &proof, &client).await?;
     Ok(no_store(RecoveryCodes::from(codes)))
@@ -154,6 +154,6 @@ pub async fn complete_mfa(
 }
 
 /// An answer that carries secrets shown once: no cache may keep it.
-fn no_store<T: serde::Serialize>(body: T) -> impl IntoResponse {
+pub(super) fn no_store<T: serde::Serialize>(body: T) -> impl IntoResponse {
     ([(axum::http::header::CACHE_CONTROL, "no-store")], Json(body))
 }

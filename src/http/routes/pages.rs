@@ -166,16 +166,31 @@ fn failure(state: &AppState, error: Error) -> Response {
     page(state, StatusCode::SERVICE_UNAVAILABLE, "Something went wrong", body)
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;\
+const STYLE: &str = "[hidden]{display:none!important}body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;\
     line-height:1.5;color:#222}h1{font-size:1.4rem}.ok{color:#1a6b2f}.error{color:#a4262c}\
     label{display:block;margin-top:1rem;font-weight:600}input{width:100%;padding:.5rem;font-size:1rem;\
     box-sizing:border-box}button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;background:#1f4f8f;\
     color:#fff;border:0;border-radius:4px}.rules{font-size:.9rem;color:#555}footer{margin-top:2rem;\
     font-size:.8rem;color:#777}";
 
+/// What the pages behind mailed links may do: nothing but their own style and form.
+const NO_SCRIPT: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// A whole page. The token is in the page's own address, so it is never sent on as a referrer;
 /// the policy allows nothing but this page's own style and form.
 fn page(state: &AppState, status: StatusCode, title: &str, body: Markup) -> Response {
+    page_with_policy(state, status, title, body, NO_SCRIPT)
+}
+
+/// A whole page under the content security policy `policy`.
+pub(super) fn page_with_policy(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    body: Markup,
+    policy: &'static str,
+) -> Response {
     let product = state.accounts.notices().product();
     let html = html! {
         (DOCTYPE)
@@ -199,10 +214,7 @@ fn page(state: &AppState, status: StatusCode, title: &str, body: Markup) -> Resp
         (header::CACHE_CONTROL, "no-store"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+        (header::CONTENT_SECURITY_POLICY, policy),
     ];
     for (name, value) in fixed {
         headers.insert(name, HeaderValue::from_static(value));

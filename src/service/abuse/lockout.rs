@@ -86,6 +86,14 @@ pub struct Lockout {
     settled: Arc<Notify>,
 }
 
+impl Charge {
+    /// No slot: for a sign-in no lockout applies to. A passkey cannot be guessed, and an
+    /// attacker who locks an account with wrong passwords must not lock its owner's passkeys out.
+    pub fn none() -> Self {
+        Self { taken: false, account: false }
+    }
+}
+
 impl Lockout {
     pub fn new(store: Store, policy: Policy) -> Self {
         Self { store, policy, settled: Arc::new(Notify::new()) }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod keys;
+mod passkey;
 mod refresh;
 mod second_step;
 mod sessions;
@@ -16,6 +17,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
 use crate::domain::ids::{new_id, parse_id};
@@ -66,6 +68,9 @@ enum Opening<'a> {
         mfa_token: &'a str,
         proof: &'a Proof,
     },
+    /// A discoverable passkey alone, verified before (no password, so nothing to lock out);
+    /// its credential, to check it is still registered.
+    Passkey(&'a PublicKeyCredential),
 }
 
 /// Sign-in, token refresh, sign-out and session checks.
@@ -219,7 +224,7 @@ impl Auth {
         let s = self.tokens.settings();
         let max_age = match opening {
             Opening::EnrolmentOnly(_) => s.session_max_age.min(ENROLMENT_SESSION),
-            Opening::Password(_) | Opening::SecondFactor { .. } => s.session_max_age,
+            Opening::Password(_) | Opening::SecondFactor { .. } | Opening::Passkey(_) => s.session_max_age,
         };
         let max_expires_at = now.plus(max_age);
         let session = Session {
@@ -235,7 +240,9 @@ impl Auth {
             proof: match opening {
                 Opening::Password(_) => SignInProof::Password,
                 Opening::EnrolmentOnly(_) => SignInProof::EnrolmentOnly,
+                Opening::SecondFactor { proof: Proof::Passkey(_), .. } => SignInProof::PasswordAndPasskey,
                 Opening::SecondFactor { .. } => SignInProof::PasswordAndCode,
+                Opening::Passkey(_) => SignInProof::Passkey,
             },
         };
         let refresh_token = secrets::new_token();
@@ -253,6 +260,12 @@ impl Auth {
                 }
             }
             Opening::Password(None) | Opening::EnrolmentOnly(None) => {}
+            Opening::Passkey(credential) => {
+                if !self.factors.still_registered(&mut tx, user.id, credential).await? {
+                    return Err(Error::InvalidCode);
+                }
+                detail["passkey"] = true.into();
+            }
             Opening::SecondFactor { mfa_token, proof } => {
                 if !second_factors::take_mfa_token(&mut tx, mfa_token, now).await? {
                     return Err(Error::InvalidToken);
@@ -260,11 +273,7 @@ impl Auth {
                 if !self.factors.use_proof(&mut tx, &user, proof, Purpose::SignIn, &client, now).await? {
                     return Err(Error::InvalidCode);
                 }
-                detail["second_factor"] = match proof {
-                    Proof::Totp(_) => "totp",
-                    Proof::Recovery(_) => "recovery_code",
-                }
-                .into();
+                detail["second_factor"] = proof.kind().into();
             }
         }
         let event = AuditEvent::new(EventType::LoginSucceeded, Some(user.id), Some(user.id), &client, detail);
@@ -294,7 +303,7 @@ impl Auth {
     /// request, so an account promoted into the policy, or a session older than the policy,
     /// is held to it too.
     pub fn must_enrol(&self, principal: &Principal) -> bool {
-        principal.state.proof != SignInProof::PasswordAndCode && self.require_mfa.covers(principal.role)
+        !principal.state.proof.is_multi_factor() && self.require_mfa.covers(principal.role)
     }
 
     /// The caller behind a bearer token: the signature and claims must verify and the session

@@ -27,11 +27,21 @@ impl Auth {
         proof: Proof,
         client: ClientInfo,
     ) -> Result<IssuedTokens, Error> {
-        let digest = secrets::digest(&mfa_token);
+        self.second_step(&secrets::digest(&mfa_token), proof, client).await
+    }
+
+    /// [`Self::complete_mfa`] by the token's digest (a passkey's second step keeps it with its
+    /// challenge).
+    pub(super) async fn second_step(
+        &self,
+        digest: &str,
+        proof: Proof,
+        client: ClientInfo,
+    ) -> Result<IssuedTokens, Error> {
         let now = Timestamp::now();
         let user = {
             let mut conn = self.store.conn().await?;
-            match second_factors::mfa_token_user(&mut conn, &digest, now).await? {
+            match second_factors::mfa_token_user(&mut conn, digest, now).await? {
                 Some(user_id) => users::find_by_id(&mut conn, user_id).await?,
                 None => None,
             }
@@ -47,7 +57,7 @@ impl Auth {
         let charge = self.lockout.charge(&subject).await?;
         user.last_login_at = Some(now);
         let user_id = user.id;
-        let opening = Opening::SecondFactor { mfa_token: &digest, proof: &proof };
+        let opening = Opening::SecondFactor { mfa_token: digest, proof: &proof };
         match self.open_session(user, client.clone(), now, (&subject, charge), opening).await {
             Ok(issued) => {
                 self.factors.mail_queued();

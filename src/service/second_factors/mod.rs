@@ -1,10 +1,16 @@
-//! Second factors: enrolling an authenticator app (TOTP) and its recovery codes, and checking a
-//! code during sign-in.
+//! Second factors: enrolling an authenticator app (TOTP), passkeys (in `passkeys`) and the
+//! recovery codes that stand in for them, and checking a factor during sign-in.
 //!
-//! Enrolment needs the current password, so a stolen access token cannot add a factor the
-//! thief controls (and lock the owner out); the factor counts only once a code from the app
-//! confirms it. Every code is used by one conditional update: a TOTP code is accepted once (its
-//! step is recorded, and no earlier step is accepted after it), a recovery code once.
+//! Adding a factor needs the current password, and on an account that has a factor already, a
+//! current one too: a stolen access token (even with the password) cannot add a factor the thief
+//! controls and sign in with it later. The app counts only once a code from it confirms it.
+//! Every code is used by one conditional update: a TOTP code is accepted once (its step is
+//! recorded, and no earlier step is accepted after it), a recovery code once, a passkey
+//! challenge once.
+
+mod passkeys;
+
+pub use passkeys::{Ceremony, PasskeyAssertion, PasskeyView, Registered, passkey_account};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +20,7 @@ use qrcode::render::svg;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use uuid::Uuid;
+use webauthn_rs::Webauthn;
 
 use super::abuse::lockout::Lockout;
 use super::auth::cache::AuthCache;
@@ -27,6 +34,7 @@ use crate::domain::second_factor::{
 };
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
+use crate::storage::passkeys as passkey_rows;
 use crate::storage::second_factors as factors;
 use crate::storage::{Connection, Store, StoreError, audit, sessions, users};
 
@@ -39,18 +47,32 @@ pub struct TotpEnrolment {
     pub qr_svg: String,
 }
 
-/// A second factor offered to finish a sign-in.
+/// A second factor offered to finish a sign-in or to confirm a change of factors.
 #[derive(Debug, Clone)]
 pub enum Proof {
     Totp(TotpCode),
     Recovery(RecoveryCode),
+    Passkey(Box<PasskeyAssertion>),
+}
+
+impl Proof {
+    /// What the audit trail calls it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Totp(_) => "totp",
+            Self::Recovery(_) => "recovery_code",
+            Self::Passkey(_) => "passkey",
+        }
+    }
 }
 
 /// What a code is used for, as the owner's notice says it.
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
     SignIn,
+    AddFactor,
     RemoveApp,
+    RemovePasskey,
     NewRecoveryCodes,
 }
 
@@ -58,7 +80,9 @@ impl Purpose {
     fn as_words(self) -> &'static str {
         match self {
             Self::SignIn => "to sign in",
+            Self::AddFactor => "to add a second factor",
             Self::RemoveApp => "to remove the authenticator app",
+            Self::RemovePasskey => "to remove a passkey",
             Self::NewRecoveryCodes => "to make new recovery codes",
         }
     }
@@ -77,6 +101,7 @@ pub struct SecondFactors {
     notices: Notices,
     cache: Arc<AuthCache>,
     policy: MfaPolicy,
+    relying_party: Arc<Webauthn>,
 }
 
 /// What second factors are built from besides the store.
@@ -88,12 +113,14 @@ pub struct FactorParts {
     pub cache: Arc<AuthCache>,
     /// Accounts that must keep a second factor.
     pub policy: MfaPolicy,
+    /// This service as a WebAuthn relying party: its id and the origins passkeys work from.
+    pub relying_party: Arc<Webauthn>,
 }
 
 impl SecondFactors {
     pub fn new(store: Store, parts: FactorParts) -> Self {
-        let FactorParts { sealer, hasher, lockout, notices, cache, policy } = parts;
-        Self { store, sealer, hasher, lockout, notices, cache, policy }
+        let FactorParts { sealer, hasher, lockout, notices, cache, policy, relying_party } = parts;
+        Self { store, sealer, hasher, lockout, notices, cache, policy, relying_party }
     }
 
     /// The account's factors.
@@ -102,11 +129,13 @@ impl SecondFactors {
     }
 
     /// Starts adding an authenticator app: a new secret, not in force until
-    /// [`Self::confirm_totp`]. Starting again replaces an unconfirmed one.
+    /// [`Self::confirm_totp`]. Starting again replaces an unconfirmed one. An account with a
+    /// passkey must prove it too (`proof`).
     pub async fn start_totp(
         &self,
         user: &User,
         password: SecretString,
+        proof: Option<&Proof>,
         client: &ClientInfo,
     ) -> Result<TotpEnrolment, Error> {
         self.lockout.confirm_password(&self.hasher, user, password, client).await?;
@@ -120,16 +149,25 @@ impl SecondFactors {
         let sealed = self.sealer.seal(&secret.to_base32(), &seal_context(user.id))?;
         let mut tx = self.store.begin().await?;
         users::lock_row(&mut tx, user.id).await?;
-        if !factors::begin_totp(&mut tx, user.id, &sealed, Timestamp::now()).await? {
+        let now = Timestamp::now();
+        if factors::factors(&mut tx, user.id).await?.totp {
+            return Err(Error::FactorState("totp_already_enabled"));
+        }
+        if let Err(error) = self.prove_if_enrolled(&mut tx, user, proof, Purpose::AddFactor, client, now).await {
+            drop(tx);
+            return Err(self.refused(user.id, client, error).await);
+        }
+        if !factors::begin_totp(&mut tx, user.id, &sealed, now).await? {
             return Err(Error::FactorState("totp_already_enabled"));
         }
         tx.commit().await.map_err(StoreError::from)?;
         Ok(TotpEnrolment { secret: secret.to_base32(), otpauth_url: url, qr_svg })
     }
 
-    /// Puts the authenticator app in force with a code from it, and answers a new set of
-    /// recovery codes (shown this once).
-    /// The account's other sessions end: they were opened with the password alone.
+    /// Puts the authenticator app in force with a code from it. When it is the account's first
+    /// factor, answers a new set of recovery codes (shown this once) and ends the account's
+    /// other sessions (they were opened with the password alone); beside a passkey, the codes
+    /// the owner keeps stand and none are answered.
     pub async fn confirm_totp(
         &self,
         user: &User,
@@ -150,21 +188,26 @@ impl SecondFactors {
             drop(tx);
             return Err(self.wrong_code(user.id, client).await);
         }
-        let codes = new_recovery_codes(&mut tx, user.id, now).await?;
-        let revoked = sessions::revoke_all_except(&mut tx, user.id, Some(current_session), now).await?;
-        let detail = json!({ "sessions_revoked": revoked });
+        let first = factors::factors(&mut tx, user.id).await?.passkeys == 0;
+        let (codes, detail, what) = if first {
+            let codes = new_recovery_codes(&mut tx, user.id, now).await?;
+            let revoked = sessions::revoke_all_except(&mut tx, user.id, Some(current_session), now).await?;
+            let what = "An authenticator app was added to your account: signing in now also asks for its code, \
+                        and your other sessions were signed out.";
+            (codes, json!({ "sessions_revoked": revoked }), what)
+        } else {
+            (Vec::new(), json!({}), "An authenticator app was added to your account.")
+        };
         audit::insert(&mut tx, &AuditEvent::by_self(EventType::TotpEnabled, user.id, client, detail)).await?;
-        let what = "An authenticator app was added to your account: signing in now also asks for its code, \
-                    and your other sessions were signed out.";
         self.notices.second_factor_changed(&mut tx, user, what, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.notices.wake();
         Ok(codes)
     }
 
-    /// Removes the authenticator app (and the recovery codes, which stand in for it); needs the
-    /// password and a current code from the app or a recovery code, so neither a stolen token
-    /// nor a stolen password alone can.
+    /// Removes the authenticator app (and, when it was the last factor, the recovery codes, which
+    /// stand in for the factors); needs the password and a current factor, so neither a stolen
+    /// token nor a stolen password alone can.
     pub async fn disable_totp(
         &self,
         user: &User,
@@ -173,26 +216,28 @@ impl SecondFactors {
         client: &ClientInfo,
     ) -> Result<(), Error> {
         self.lockout.confirm_password(&self.hasher, user, password, client).await?;
-        if self.policy.covers(user.role) {
-            // Its only factor (passkeys are not built yet): the account would be held to
-            // enrolment at once.
-            return Err(Error::FactorState("mfa_required_by_policy"));
-        }
         let mut tx = self.store.begin().await?;
         users::lock_row(&mut tx, user.id).await?;
-        if !factors::factors(&mut tx, user.id).await?.totp {
+        let found = factors::factors(&mut tx, user.id).await?;
+        if !found.totp {
             return Err(Error::FactorState("totp_not_enabled"));
         }
         let now = Timestamp::now();
-        if !self.use_proof(&mut tx, user, proof, Purpose::RemoveApp, client, now).await? {
-            drop(tx);
-            return Err(self.wrong_code(user.id, client).await);
-        }
+        let last = match self.confirm_removal(&mut tx, user, found, proof, Purpose::RemoveApp, client, now).await {
+            Ok(last) => last,
+            Err(error) => {
+                drop(tx);
+                return Err(self.refused(user.id, client, error).await);
+            }
+        };
         factors::delete_totp(&mut tx, user.id).await?;
-        factors::delete_recovery_codes(&mut tx, user.id).await?;
-        factors::delete_mfa_tokens_of(&mut tx, user.id).await?;
+        after_removal(&mut tx, user.id, last).await?;
         audit::insert(&mut tx, &AuditEvent::by_self(EventType::TotpDisabled, user.id, client, json!({}))).await?;
-        let what = "The authenticator app was removed from your account: signing in asks for the password alone.";
+        let what = if last {
+            "The authenticator app was removed from your account: signing in asks for the password alone."
+        } else {
+            "The authenticator app was removed from your account."
+        };
         self.notices.second_factor_changed(&mut tx, user, what, now).await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.notices.wake();
@@ -212,7 +257,7 @@ impl SecondFactors {
         self.lockout.confirm_password(&self.hasher, user, password, client).await?;
         let mut tx = self.store.begin().await?;
         users::lock_row(&mut tx, user.id).await?;
-        if !factors::factors(&mut tx, user.id).await?.totp {
+        if !factors::factors(&mut tx, user.id).await?.any() {
             return Err(Error::FactorState("mfa_not_enabled"));
         }
         let now = Timestamp::now();
@@ -231,7 +276,8 @@ impl SecondFactors {
     }
 
     /// Removes every second factor of `user` at an administrator's request (`actor`, whom the
-    /// caller checked may; `None`: an operator at the command line): the app, the recovery codes and pending second steps, and signs
+    /// caller checked may; `None`: an operator at the command line): the app, the passkeys, the
+    /// recovery codes and pending second steps and ceremonies, and signs
     /// the account out everywhere (the app may have been lost with a signed-in device).
     /// Audited, and the owner is told.
     pub async fn reset(&self, user: &User, actor: Option<Uuid>, client: &ClientInfo) -> Result<(), Error> {
@@ -239,16 +285,19 @@ impl SecondFactors {
         users::lock_row(&mut tx, user.id).await?;
         let had_app = factors::factors(&mut tx, user.id).await?.totp;
         factors::delete_totp(&mut tx, user.id).await?;
+        let passkeys_removed = passkey_rows::delete_all(&mut tx, user.id).await?;
+        passkey_rows::delete_challenges_of(&mut tx, user.id).await?;
         factors::delete_recovery_codes(&mut tx, user.id).await?;
         factors::delete_mfa_tokens_of(&mut tx, user.id).await?;
         let revoked = sessions::revoke_all_except(&mut tx, user.id, None, Timestamp::now()).await?;
-        let detail = json!({ "totp_removed": had_app, "sessions_revoked": revoked });
+        let detail =
+            json!({ "totp_removed": had_app, "passkeys_removed": passkeys_removed, "sessions_revoked": revoked });
         let event = AuditEvent::new(EventType::SecondFactorsReset, actor, Some(user.id), client, detail);
         audit::insert(&mut tx, &event).await?;
         let now = Timestamp::now();
-        if had_app {
+        if had_app || passkeys_removed > 0 {
             let what = "An administrator removed the second factors of your account and signed it out everywhere: \
-                        signing in asks for the password alone until you add an authenticator app again.";
+                        signing in asks for the password alone until you add a factor again.";
             self.notices.second_factor_changed(&mut tx, user, what, now).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -263,9 +312,12 @@ impl SecondFactors {
         let mut methods = Vec::new();
         if found.totp {
             methods.push("totp");
-            if found.recovery_codes_left > 0 {
-                methods.push("recovery_code");
-            }
+        }
+        if found.passkeys > 0 {
+            methods.push("passkey");
+        }
+        if found.any() && found.recovery_codes_left > 0 {
+            methods.push("recovery_code");
         }
         Ok(methods)
     }
@@ -283,6 +335,7 @@ impl SecondFactors {
     ) -> Result<bool, Error> {
         match proof {
             Proof::Totp(code) => self.use_totp(tx, user.id, code, now).await,
+            Proof::Passkey(assertion) => self.use_passkey(tx, user.id, assertion, purpose, now).await,
             Proof::Recovery(code) => {
                 if !factors::use_recovery_code(tx, user.id, &code.digest(), now).await? {
                     return Ok(false);
@@ -292,7 +345,7 @@ impl SecondFactors {
                 audit::insert(tx, &AuditEvent::by_self(EventType::RecoveryCodeUsed, user.id, client, detail)).await?;
                 let what = format!(
                     "A recovery code was used {} on your account; {left} are left. \
-                     If you have lost your authenticator app, add it again and print new codes.",
+                     If you have lost a device, remove it from your account and print new codes.",
                     purpose.as_words()
                 );
                 self.notices.second_factor_changed(tx, user, &what, now).await?;
@@ -337,6 +390,64 @@ impl SecondFactors {
         Ok(factors::use_step(tx, user_id, step, confirming, now).await?)
     }
 
+    /// On an account that has a second factor, uses `proof` (which must be given) as one; on an
+    /// account without, needs none. A missing proof is a validation error, a wrong one
+    /// `InvalidCode`.
+    async fn prove_if_enrolled(
+        &self,
+        tx: &mut Connection,
+        user: &User,
+        proof: Option<&Proof>,
+        purpose: Purpose,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        if !factors::factors(tx, user.id).await?.any() {
+            return Ok(());
+        }
+        let Some(proof) = proof else {
+            return Err(Error::invalid(
+                "code",
+                "required",
+                "this account has a second factor: give a code or a passkey",
+            ));
+        };
+        if self.use_proof(tx, user, proof, purpose, client, now).await? { Ok(()) } else { Err(Error::InvalidCode) }
+    }
+
+    /// Before one of the account's `found` factors is removed: a policy that covers the account
+    /// keeps its last one, and `proof` must be a current factor (a wrong one is `InvalidCode`).
+    /// Answers whether it is the last.
+    #[allow(clippy::too_many_arguments)]
+    async fn confirm_removal(
+        &self,
+        tx: &mut Connection,
+        user: &User,
+        found: Factors,
+        proof: &Proof,
+        purpose: Purpose,
+        client: &ClientInfo,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let last = found.count() == 1;
+        if last && self.policy.covers(user.role) {
+            // The account would be held to enrolment at once.
+            return Err(Error::FactorState("mfa_required_by_policy"));
+        }
+        if !self.use_proof(tx, user, proof, purpose, client, now).await? {
+            return Err(Error::InvalidCode);
+        }
+        Ok(last)
+    }
+
+    /// The error to answer for a refused proof: a wrong one is counted like a wrong code.
+    async fn refused(&self, user_id: Uuid, client: &ClientInfo, error: Error) -> Error {
+        match error {
+            Error::InvalidCode => self.wrong_code(user_id, client).await,
+            other => other,
+        }
+    }
+
     /// A wrong code given to confirm a change: counted toward the sign-in lockout like a wrong
     /// password.
     async fn wrong_code(&self, user_id: Uuid, client: &ClientInfo) -> Error {
@@ -355,6 +466,16 @@ impl SecondFactors {
         TotpSecret::from_base32(opened.expose_secret())
             .ok_or_else(|| Error::Internal(format!("the TOTP secret of {user_id} is not base32")))
     }
+}
+
+/// After a factor was removed: pending second steps end (they were offered the old factors),
+/// and with the last factor the recovery codes go, which stood in for the factors.
+async fn after_removal(tx: &mut Connection, user_id: Uuid, last: bool) -> Result<(), Error> {
+    if last {
+        factors::delete_recovery_codes(tx, user_id).await?;
+    }
+    factors::delete_mfa_tokens_of(tx, user_id).await?;
+    Ok(())
 }
 
 /// Replaces the account's recovery codes with a new set; answers them (the only time they are
