@@ -73,7 +73,7 @@ each_backend! {
         }
     }
 
-    async fn a_database_outage_is_503_with_retry_after(backend) {
+    async fn a_database_outage_is_503_with_retry_after_and_heals_without_a_restart(backend) {
         if backend == Backend::Sqlite {
             return; // An embedded database has no connection to lose.
         }
@@ -90,5 +90,33 @@ each_backend! {
             assert_problem(response, 503, "unavailable").await;
         }
         assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK, "the process lives on");
+        // Under load, reads and writes alike: every answer is 503 with Retry-After, none a 500.
+        let (app, token) = (&app, &token);
+        let load = (0..24).map(|i| async move {
+            let response = match i % 3 {
+                0 => app.get("/v1/me", Some(token)).await,
+                1 => app.login("ada", PASSWORD).await,
+                _ => app.register(&json!({"username": format!("newcomer{i}"), "password": PASSWORD})).await,
+            };
+            (response.status().as_u16(), response.headers().contains_key("retry-after"))
+        });
+        let answers = futures_util::future::join_all(load).await;
+        assert!(answers.iter().all(|answer| *answer == (503, true)), "{answers:?}");
+        assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+
+        // The database comes back: the same process heals, with no restart.
+        proxy.heal();
+        let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..100 {
+            ready = app.get("/readyz", None).await.status();
+            if ready == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready, StatusCode::OK, "ready again");
+        assert_eq!(app.get("/v1/me", Some(token)).await.status(), StatusCode::OK);
+        assert_eq!(app.login("ada", PASSWORD).await.status(), StatusCode::OK);
+        assert_eq!(app.register(&json!({"username": "after", "password": PASSWORD})).await.status(), StatusCode::CREATED);
     }
 }

@@ -334,7 +334,8 @@ pub fn field_codes(problem: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A TCP proxy in front of a database server that a test can cut, to simulate an outage.
+/// A TCP proxy in front of a database server that a test can cut, to simulate an outage (the
+/// server stopping, as the service sees it), and heal again.
 pub struct Proxy {
     /// The database URL through the proxy.
     pub url: String,
@@ -352,23 +353,20 @@ impl Proxy {
         let url = database_url.replacen(&host_port, &format!("127.0.0.1:{port}"), 1);
         let (cut, watch) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let mut stop = watch.clone();
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { return };
-                        let target = host_port.clone();
-                        let mut stop = watch.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
-                            tokio::select! {
-                                _ = stop.changed() => {}
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            }
-                        });
-                    }
+            // Ends with the proxy (its sender gone).
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *watch.borrow() {
+                    continue; // Cut: the connection is closed at once, as by a stopped server.
                 }
+                let target = host_port.clone();
+                let mut cut = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = cut.wait_for(|cut| *cut) => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
             }
         });
         Self { url, cut }
@@ -377,5 +375,10 @@ impl Proxy {
     /// Drops every connection and refuses new ones.
     pub fn cut(&self) {
         self.cut.send(true).ok();
+    }
+
+    /// Lets connections through again.
+    pub fn heal(&self) {
+        self.cut.send(false).ok();
     }
 }
