@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{AnyQuery, delete_older_than, sql, text_column};
+use super::sql::{AnyQuery, delete_older_than, optional_uuid_column, sql, text_column, uuid_column};
 use crate::domain::audit::{AuditEvent, AuditFilter, EventType};
 use crate::domain::time::Timestamp;
 
@@ -77,20 +77,15 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
     let kind: String = row.try_get("type")?;
     let detail = text_column(row, "detail")?;
     Ok(AuditEvent {
-        id: id_column(row, "id")?.ok_or_else(|| StoreError::Corrupt("audit event without an id".into()))?,
+        id: uuid_column(row, "id")?,
         kind: EventType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("audit event type {kind}")))?,
-        actor_id: id_column(row, "actor_id")?,
-        user_id: id_column(row, "user_id")?,
+        actor_id: optional_uuid_column(row, "actor_id")?,
+        user_id: optional_uuid_column(row, "user_id")?,
         ip: row.try_get("ip")?,
         user_agent: row.try_get("user_agent")?,
         detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
         created_at: Timestamp::from_micros(row.try_get("created_at")?),
     })
-}
-
-fn id_column(row: &AnyRow, column: &str) -> Result<Option<Uuid>, StoreError> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|id| Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("{column} {id}")))).transpose()
 }
 
 /// Deletes up to `limit` events older than `before`; answers how many.

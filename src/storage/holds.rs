@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{sql, uuid_column};
 use crate::domain::money::Currency;
 use crate::domain::time::Timestamp;
 use crate::domain::wallet::{Hold, HoldStatus};
@@ -75,11 +75,6 @@ pub async fn expired(conn: &mut AnyConnection, now: Timestamp, limit: i64) -> Re
         sql(conn, "SELECT id FROM holds WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT ?");
     let rows = sqlx::query(&text).bind(now.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
     rows.iter().map(|row| uuid_column(row, "id")).collect()
-}
-
-fn uuid_column(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column)?;
-    Uuid::try_parse(&text).map_err(|_| StoreError::Corrupt(format!("hold {column} {text}")))
 }
 
 fn hold_from_row(row: &AnyRow) -> Result<Hold, StoreError> {

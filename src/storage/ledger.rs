@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::audit::{self, bind_event, insert_events_statement};
 use super::error::StoreError;
-use super::sql::{AnyQuery, Backend, is, sql};
+use super::sql::{AnyQuery, Backend, is, sql, uuid_column};
 use crate::domain::audit::AuditEvent;
 use crate::domain::money::Currency;
 use crate::domain::time::Timestamp;
@@ -284,11 +284,6 @@ pub async fn delete_keys_before(conn: &mut AnyConnection, before: Timestamp, lim
         query = query.bind(actor).bind(key);
     }
     Ok(query.execute(&mut *conn).await?.rows_affected())
-}
-
-fn uuid_column(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column)?;
-    Uuid::try_parse(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
 }
 
 fn entry_from_row(row: &AnyRow) -> Result<LedgerEntry, StoreError> {

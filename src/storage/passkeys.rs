@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{delete_older_than, sql, text_column};
+use super::sql::{delete_older_than, optional_uuid_column, sql, text_column, uuid_column};
 use crate::domain::passkey::CeremonyPurpose;
 use crate::domain::time::Timestamp;
 
@@ -25,15 +25,10 @@ pub struct StoredPasskey {
 
 const COLUMNS: &str = "id, user_id, credential_key, name, credential, created_at, last_used_at";
 
-fn uuid(row: &sqlx::any::AnyRow, column: &str) -> Result<Uuid, StoreError> {
-    let text: String = row.try_get(column)?;
-    Uuid::try_parse(&text).map_err(|_| StoreError::Corrupt(format!("passkey {column} {text}")))
-}
-
 fn passkey(row: &sqlx::any::AnyRow) -> Result<StoredPasskey, StoreError> {
     Ok(StoredPasskey {
-        id: uuid(row, "id")?,
-        user_id: uuid(row, "user_id")?,
+        id: uuid_column(row, "id")?,
+        user_id: uuid_column(row, "user_id")?,
         credential_key: row.try_get("credential_key")?,
         name: row.try_get("name")?,
         credential: text_column(row, "credential")?,
@@ -167,14 +162,10 @@ pub async fn peek_challenge(
     let row = sqlx::query(&text).bind(id_hash.to_owned()).bind(now.as_micros()).fetch_optional(&mut *conn).await?;
     let Some(row) = row else { return Ok(None) };
     let purpose: String = row.try_get("purpose")?;
-    let user_id = match row.try_get::<Option<String>, _>("user_id")? {
-        Some(text) => Some(Uuid::try_parse(&text).map_err(|_| StoreError::Corrupt(format!("challenge user {text}")))?),
-        None => None,
-    };
     Ok(Some(Challenge {
         purpose: CeremonyPurpose::parse(&purpose)
             .ok_or_else(|| StoreError::Corrupt(format!("challenge purpose {purpose}")))?,
-        user_id,
+        user_id: optional_uuid_column(&row, "user_id")?,
         mfa_token_hash: row.try_get("mfa_token_hash")?,
         state: text_column(&row, "state")?,
     }))

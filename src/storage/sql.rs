@@ -5,6 +5,9 @@ use std::borrow::Cow;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
+use uuid::Uuid;
+
+use super::error::StoreError;
 
 /// The database products tessera runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,17 @@ pub async fn after_bulk_load(conn: &mut AnyConnection, tables: &[&str]) -> Resul
     };
     sqlx::query(&statement).execute(&mut *conn).await?;
     Ok(())
+}
+
+/// A UUID column; a value that is not one makes the row corrupt.
+pub fn uuid_column(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
+    optional_uuid_column(row, column)?.ok_or_else(|| StoreError::Corrupt(format!("{column} is null")))
+}
+
+/// A UUID column that may be null.
+pub fn optional_uuid_column(row: &AnyRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|id| Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("{column} {id}")))).transpose()
 }
 
 /// A `TEXT` column as a string. MySQL reports `TEXT` as a blob through the `Any` driver, so

@@ -8,16 +8,19 @@
 //! recorded, and no earlier step is accepted after it), a recovery code once, a passkey
 //! challenge once.
 
+mod ceremony;
+mod passkey_answers;
 mod passkeys;
+mod totp;
 
-pub use passkeys::{Ceremony, PasskeyAssertion, PasskeyView, Registered, passkey_account};
+pub use ceremony::Ceremony;
+pub use passkey_answers::{PasskeyAssertion, passkey_account};
+pub use passkeys::{PasskeyView, Registered};
+pub use totp::TotpEnrolment;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use qrcode::QrCode;
-use qrcode::render::svg;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
 use uuid::Uuid;
 use webauthn_rs::Webauthn;
@@ -29,23 +32,15 @@ use super::hashing::PasswordHasher;
 use super::notices::Notices;
 use super::sealing::Sealer;
 use crate::domain::audit::{AuditEvent, ClientInfo, EventType};
-use crate::domain::second_factor::{
-    Factors, MfaPolicy, RECOVERY_CODES, RecoveryCode, TotpCode, TotpSecret, seal_context,
-};
+use crate::domain::second_factor::{Factors, MfaPolicy, RECOVERY_CODES, RecoveryCode, TotpCode};
 use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::storage::passkeys as passkey_rows;
 use crate::storage::second_factors as factors;
 use crate::storage::{Connection, Store, StoreError, audit, sessions, users};
 
-/// What a user is shown to add the authenticator app.
-pub struct TotpEnrolment {
-    /// Base32, for typing in.
-    pub secret: String,
-    pub otpauth_url: String,
-    /// The URL as a QR code, an SVG document.
-    pub qr_svg: String,
-}
+/// A change of an account's factors in progress.
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A second factor offered to finish a sign-in or to confirm a change of factors.
 #[derive(Debug, Clone)]
@@ -88,9 +83,6 @@ impl Purpose {
     }
 }
 
-/// How long an enrolment waits for its confirming code.
-const PENDING_ENROLMENT: Duration = Duration::from_secs(15 * 60);
-
 /// Second factors: enrolment and checks.
 #[derive(Clone)]
 pub struct SecondFactors {
@@ -128,122 +120,6 @@ impl SecondFactors {
         Ok(factors::factors(&mut *self.store.conn().await?, user_id).await?)
     }
 
-    /// Starts adding an authenticator app: a new secret, not in force until
-    /// [`Self::confirm_totp`]. Starting again replaces an unconfirmed one. An account with a
-    /// passkey must prove it too (`proof`).
-    pub async fn start_totp(
-        &self,
-        user: &User,
-        password: SecretString,
-        proof: Option<&Proof>,
-        client: &ClientInfo,
-    ) -> Result<TotpEnrolment, Error> {
-        self.lockout.confirm_password(&self.hasher, user, password, client).await?;
-        let secret = TotpSecret::generate();
-        let account = user.profile.username.as_deref().or(user.profile.email.as_deref()).unwrap_or("account");
-        let url = secret
-            .otpauth_url(self.notices.product(), account)
-            .ok_or_else(|| Error::Internal("could not build the otpauth URL".into()))?;
-        let qr = QrCode::new(url.as_bytes()).map_err(|e| Error::Internal(format!("QR code: {e}")))?;
-        let qr_svg = qr.render::<svg::Color<'_>>().min_dimensions(200, 200).build();
-        let sealed = self.sealer.seal(&secret.to_base32(), &seal_context(user.id))?;
-        let mut tx = self.store.begin().await?;
-        users::lock_row(&mut tx, user.id).await?;
-        let now = Timestamp::now();
-        if factors::factors(&mut tx, user.id).await?.totp {
-            return Err(Error::FactorState("totp_already_enabled"));
-        }
-        if let Err(error) = self.prove_if_enrolled(&mut tx, user, proof, Purpose::AddFactor, client, now).await {
-            drop(tx);
-            return Err(self.refused(user.id, client, error).await);
-        }
-        if !factors::begin_totp(&mut tx, user.id, &sealed, now).await? {
-            return Err(Error::FactorState("totp_already_enabled"));
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(TotpEnrolment { secret: secret.to_base32(), otpauth_url: url, qr_svg })
-    }
-
-    /// Puts the authenticator app in force with a code from it. When it is the account's first
-    /// factor, answers a new set of recovery codes (shown this once) and ends the account's
-    /// other sessions (they were opened with the password alone); beside a passkey, the codes
-    /// the owner keeps stand and none are answered.
-    pub async fn confirm_totp(
-        &self,
-        user: &User,
-        current_session: Uuid,
-        code: &TotpCode,
-        client: &ClientInfo,
-    ) -> Result<Vec<RecoveryCode>, Error> {
-        let mut tx = self.store.begin().await?;
-        // The account first, as every change to its factors: changes queue, never deadlock.
-        users::lock_row(&mut tx, user.id).await?;
-        let now = Timestamp::now();
-        let stored = factors::find_totp(&mut tx, user.id).await?;
-        let Some(stored) = stored.filter(|totp| !totp.confirmed && totp.created_at > now.minus(PENDING_ENROLMENT))
-        else {
-            return Err(Error::FactorState("totp_not_pending"));
-        };
-        if !self.accept(&mut tx, user.id, &stored.secret, code, true, now).await? {
-            drop(tx);
-            return Err(self.wrong_code(user.id, client).await);
-        }
-        let first = factors::factors(&mut tx, user.id).await?.passkeys == 0;
-        let (codes, detail, what) = if first {
-            let codes = new_recovery_codes(&mut tx, user.id, now).await?;
-            let revoked = sessions::revoke_all_except(&mut tx, user.id, Some(current_session), now).await?;
-            let what = "An authenticator app was added to your account: signing in now also asks for its code, \
-                        and your other sessions were signed out.";
-            (codes, json!({ "sessions_revoked": revoked }), what)
-        } else {
-            (Vec::new(), json!({}), "An authenticator app was added to your account.")
-        };
-        audit::insert(&mut tx, &AuditEvent::by_self(EventType::TotpEnabled, user.id, client, detail)).await?;
-        self.notices.second_factor_changed(&mut tx, user, what, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.notices.wake();
-        Ok(codes)
-    }
-
-    /// Removes the authenticator app (and, when it was the last factor, the recovery codes, which
-    /// stand in for the factors); needs the password and a current factor, so neither a stolen
-    /// token nor a stolen password alone can.
-    pub async fn disable_totp(
-        &self,
-        user: &User,
-        password: SecretString,
-        proof: &Proof,
-        client: &ClientInfo,
-    ) -> Result<(), Error> {
-        self.lockout.confirm_password(&self.hasher, user, password, client).await?;
-        let mut tx = self.store.begin().await?;
-        users::lock_row(&mut tx, user.id).await?;
-        let found = factors::factors(&mut tx, user.id).await?;
-        if !found.totp {
-            return Err(Error::FactorState("totp_not_enabled"));
-        }
-        let now = Timestamp::now();
-        let last = match self.confirm_removal(&mut tx, user, found, proof, Purpose::RemoveApp, client, now).await {
-            Ok(last) => last,
-            Err(error) => {
-                drop(tx);
-                return Err(self.refused(user.id, client, error).await);
-            }
-        };
-        factors::delete_totp(&mut tx, user.id).await?;
-        after_removal(&mut tx, user.id, last).await?;
-        audit::insert(&mut tx, &AuditEvent::by_self(EventType::TotpDisabled, user.id, client, json!({}))).await?;
-        let what = if last {
-            "The authenticator app was removed from your account: signing in asks for the password alone."
-        } else {
-            "The authenticator app was removed from your account."
-        };
-        self.notices.second_factor_changed(&mut tx, user, what, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        self.notices.wake();
-        Ok(())
-    }
-
     /// A new set of recovery codes in place of the old (which stop working). Needs the password
     /// and a current code, like removing the app: with the password alone, a stolen access
     /// token could print itself codes that sign in anywhere.
@@ -254,17 +130,12 @@ impl SecondFactors {
         proof: &Proof,
         client: &ClientInfo,
     ) -> Result<Vec<RecoveryCode>, Error> {
-        self.lockout.confirm_password(&self.hasher, user, password, client).await?;
-        let mut tx = self.store.begin().await?;
-        users::lock_row(&mut tx, user.id).await?;
+        let mut tx = self.begin_change(user, password, client).await?;
         if !factors::factors(&mut tx, user.id).await?.any() {
             return Err(Error::FactorState("mfa_not_enabled"));
         }
+        let mut tx = self.proven(tx, user, proof, Purpose::NewRecoveryCodes, client).await?;
         let now = Timestamp::now();
-        if !self.use_proof(&mut tx, user, proof, Purpose::NewRecoveryCodes, client, now).await? {
-            drop(tx);
-            return Err(self.wrong_code(user.id, client).await);
-        }
         let codes = new_recovery_codes(&mut tx, user.id, now).await?;
         let event = AuditEvent::by_self(EventType::RecoveryCodesRegenerated, user.id, client, json!({}));
         audit::insert(&mut tx, &event).await?;
@@ -359,51 +230,46 @@ impl SecondFactors {
         self.notices.wake();
     }
 
-    /// Uses a code of the account's confirmed authenticator app; `false` when wrong or replayed.
-    async fn use_totp(
-        &self,
-        tx: &mut Connection,
-        user_id: Uuid,
-        code: &TotpCode,
-        now: Timestamp,
-    ) -> Result<bool, Error> {
-        let Some(stored) = factors::find_totp(tx, user_id).await?.filter(|totp| totp.confirmed) else {
-            return Ok(false);
-        };
-        self.accept(tx, user_id, &stored.secret, code, false, now).await
+    /// Opens a change of `user`'s factors: the password must be right, then the account's row is
+    /// locked first, as in every change of its factors, so that changes queue and never deadlock.
+    async fn begin_change(&self, user: &User, password: SecretString, client: &ClientInfo) -> Result<Tx, Error> {
+        self.lockout.confirm_password(&self.hasher, user, password, client).await?;
+        let mut tx = self.store.begin().await?;
+        users::lock_row(&mut tx, user.id).await?;
+        Ok(tx)
     }
 
-    /// Accepts `code` of the app whose stored secret is `secret` once: its step must be current
-    /// and later than any accepted before (`confirming`: the app is not in force yet).
-    async fn accept(
+    /// Uses `proof` as a current factor in `tx`, which it hands back. A wrong one ends `tx`
+    /// before it is counted toward the lockout (counting takes a connection of its own, and
+    /// SQLite has one writer), and answers `InvalidCode`.
+    async fn proven(
         &self,
-        tx: &mut Connection,
-        user_id: Uuid,
-        secret: &str,
-        code: &TotpCode,
-        confirming: bool,
-        now: Timestamp,
-    ) -> Result<bool, Error> {
-        let Some(step) = self.secret(user_id, secret)?.matching_step(code, now.as_secs().unsigned_abs()) else {
-            return Ok(false);
-        };
-        Ok(factors::use_step(tx, user_id, step, confirming, now).await?)
-    }
-
-    /// On an account that has a second factor, uses `proof` (which must be given) as one; on an
-    /// account without, needs none. A missing proof is a validation error, a wrong one
-    /// `InvalidCode`.
-    async fn prove_if_enrolled(
-        &self,
-        tx: &mut Connection,
+        mut tx: Tx,
         user: &User,
-        proof: Option<&Proof>,
+        proof: &Proof,
         purpose: Purpose,
         client: &ClientInfo,
-        now: Timestamp,
-    ) -> Result<(), Error> {
-        if !factors::factors(tx, user.id).await?.any() {
-            return Ok(());
+    ) -> Result<Tx, Error> {
+        if self.use_proof(&mut tx, user, proof, purpose, client, Timestamp::now()).await? {
+            return Ok(tx);
+        }
+        drop(tx);
+        Err(self.wrong_code(user.id, client).await)
+    }
+
+    /// Before a factor is added to an account whose factors are `found`: none is needed on an
+    /// account without one; otherwise `proof` must be given (a validation error if not) and
+    /// current ([`Self::proven`]).
+    async fn prove_if_enrolled(
+        &self,
+        tx: Tx,
+        found: Factors,
+        user: &User,
+        proof: Option<&Proof>,
+        client: &ClientInfo,
+    ) -> Result<Tx, Error> {
+        if !found.any() {
+            return Ok(tx);
         }
         let Some(proof) = proof else {
             return Err(Error::invalid(
@@ -412,40 +278,27 @@ impl SecondFactors {
                 "this account has a second factor: give a code or a passkey",
             ));
         };
-        if self.use_proof(tx, user, proof, purpose, client, now).await? { Ok(()) } else { Err(Error::InvalidCode) }
+        self.proven(tx, user, proof, Purpose::AddFactor, client).await
     }
 
     /// Before one of the account's `found` factors is removed: a policy that covers the account
-    /// keeps its last one, and `proof` must be a current factor (a wrong one is `InvalidCode`).
-    /// Answers whether it is the last.
-    #[allow(clippy::too_many_arguments)]
+    /// keeps its last one, and `proof` must be current ([`Self::proven`]). Hands `tx` back with
+    /// whether it is the last.
     async fn confirm_removal(
         &self,
-        tx: &mut Connection,
+        tx: Tx,
         user: &User,
         found: Factors,
         proof: &Proof,
         purpose: Purpose,
         client: &ClientInfo,
-        now: Timestamp,
-    ) -> Result<bool, Error> {
+    ) -> Result<(Tx, bool), Error> {
         let last = found.count() == 1;
         if last && self.policy.covers(user.role) {
             // The account would be held to enrolment at once.
             return Err(Error::FactorState("mfa_required_by_policy"));
         }
-        if !self.use_proof(tx, user, proof, purpose, client, now).await? {
-            return Err(Error::InvalidCode);
-        }
-        Ok(last)
-    }
-
-    /// The error to answer for a refused proof: a wrong one is counted like a wrong code.
-    async fn refused(&self, user_id: Uuid, client: &ClientInfo, error: Error) -> Error {
-        match error {
-            Error::InvalidCode => self.wrong_code(user_id, client).await,
-            other => other,
-        }
+        Ok((self.proven(tx, user, proof, purpose, client).await?, last))
     }
 
     /// A wrong code given to confirm a change: counted toward the sign-in lockout like a wrong
@@ -459,12 +312,6 @@ impl SecondFactors {
             },
             Err(error) => error,
         }
-    }
-
-    fn secret(&self, user_id: Uuid, stored: &str) -> Result<TotpSecret, Error> {
-        let opened = self.sealer.open(stored, &seal_context(user_id))?;
-        TotpSecret::from_base32(opened.expose_secret())
-            .ok_or_else(|| Error::Internal(format!("the TOTP secret of {user_id} is not base32")))
     }
 }
 
