@@ -7,8 +7,8 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::Deserialize;
-use serde::de::value::StrDeserializer;
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::value::{MapAccessDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer as _, MapAccess, Visitor};
 
 use super::client::ClientAddr;
 use super::error::ApiError;
@@ -23,17 +23,45 @@ use crate::service::auth::Principal;
 use crate::service::transfers::IdempotencyKey;
 
 /// A JSON body whose every failure is a problem: wrong content type `415`, too large `413`,
-/// not JSON `400`, unknown or mistyped fields `422` naming the field.
+/// not JSON `400`, not an object, or unknown or mistyped fields `422` naming the field.
 pub struct AppJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+        match axum::Json::<JsonObject<T>>::from_request(request, state).await {
+            Ok(axum::Json(JsonObject(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
+    }
+}
+
+/// A body read as `T` only when it is a JSON object (or `null`, which `T` decides on): serde
+/// would otherwise read a struct from an array of its fields' values, `[null]` and all.
+struct JsonObject<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData)).map(JsonObject)
+    }
+}
+
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        T::deserialize(().into_deserializer())
     }
 }
 
@@ -56,12 +84,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for IdempotentJson<T> {
             None => return Err(Error::invalid("Idempotency-Key", "required", "this header is required").into()),
         };
         let route = format!("{} {}", request.method(), request.uri().path());
-        // No body at all reads as `{}`, for routes whose every field is optional.
+        // No body at all (or `null`) reads as `{}`, for routes whose every field is optional.
         let OptionalJson(value) = OptionalJson::<serde_json::Value>::from_request(request, state).await?;
-        let value = value.unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+        let value = value.filter(|v| !v.is_null()).unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
         let request_hash = sha256_hex(format!("{route}\n{value}").as_bytes());
-        let body =
-            serde_json::from_value(value).map_err(|e| ApiError::validation(vec![field_error(&e.to_string())]))?;
+        let body = from_value(value)?;
         Ok(Self { key, request_hash, body })
     }
 }
@@ -84,7 +111,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (no body, no content type): then `None`.
+/// A JSON body that may be left out entirely (no body, no content type) or sent as `null`:
+/// then `None`.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
@@ -97,7 +125,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if empty {
             return Ok(Self(None));
         }
-        AppJson::<T>::from_request(request, state).await.map(|AppJson(value)| Self(Some(value)))
+        let AppJson(value) = AppJson::<serde_json::Value>::from_request(request, state).await?;
+        if value.is_null() {
+            return Ok(Self(None));
+        }
+        Ok(Self(Some(from_value(value)?)))
     }
 }
 
@@ -116,6 +148,11 @@ fn json_problem(rejection: &JsonRejection) -> ApiError {
 
 /// Turns serde's sentence ("Failed to deserialize …: username: invalid type: …") into a field
 /// error naming the field, so clients can show it beside the right input.
+/// A body already parsed as JSON, read as `T`; a refusal names the field, as axum's does.
+fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(value).map_err(|e| Error::from(field_error(&e.to_string())))
+}
+
 fn field_error(text: &str) -> FieldError {
     let message = text.split_once("target type: ").map_or(text, |(_, rest)| rest);
     let message = message.split(" at line ").next().unwrap_or(message);

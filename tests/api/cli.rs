@@ -1,27 +1,12 @@
 //! The binary itself: help, configuration errors, `admin create`, `openapi`, graceful shutdown.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-
-fn admin_create(database_url: &str, args: &[&str], password: &str) -> std::process::Output {
-    let mut child = tessera()
-        .env("TESSERA_DATABASE_URL", database_url)
-        .args(["admin", "create", "--password-stdin"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn help_lists_every_setting_with_its_variable() {
@@ -57,12 +42,7 @@ fn openapi_prints_the_committed_document() {
 each_backend! {
     async fn admin_create_makes_a_verified_owner_who_can_sign_in(backend) {
         let db = TestDb::create(backend).await;
-        let url = db.url.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            admin_create(&url, &["--username", "root", "--email", "root@example.com", "--role", "owner"], PASSWORD)
-        })
-        .await
-        .unwrap();
+        let output = create_owner(&db.url, PASSWORD).await;
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert!(String::from_utf8_lossy(&output.stdout).starts_with("created owner "));
         let app = spawn_on(db, |_| {}).await;

@@ -2,6 +2,7 @@
 //! serving on a random port, with typed request helpers.
 
 use std::io::Write as _;
+use std::process::Stdio;
 use std::sync::{Arc, Once};
 
 use reqwest::{Response, StatusCode};
@@ -381,4 +382,26 @@ impl Proxy {
     pub fn heal(&self) {
         self.cut.send(false).ok();
     }
+}
+
+/// `tessera admin create --password-stdin ARGS…` on `database_url`.
+pub fn admin_create(database_url: &str, args: &[&str], password: &str) -> std::process::Output {
+    let mut child = tessera()
+        .env("TESSERA_DATABASE_URL", database_url)
+        .args(["admin", "create", "--password-stdin"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `tessera admin create` of the owner `root` (root@example.com) with `password`, off the runtime.
+pub async fn create_owner(database_url: &str, password: &str) -> std::process::Output {
+    let (url, password) = (database_url.to_owned(), password.to_owned());
+    let args = ["--username", "root", "--email", "root@example.com", "--role", "owner"];
+    tokio::task::spawn_blocking(move || admin_create(&url, &args, &password)).await.unwrap()
 }

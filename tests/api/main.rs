@@ -12,6 +12,7 @@ mod bad_bytes;
 mod browser;
 mod cli;
 mod concurrency;
+mod crash;
 mod edge;
 mod errors;
 mod import;

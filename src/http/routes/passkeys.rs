@@ -134,7 +134,7 @@ pub async fn remove_passkey(
 /// Begin a passkey sign-in: with the `mfa_token` of `mfa_required`, for that account's passkeys
 /// (the second step); with no body, for any passkey of this site that names its account (a
 /// discoverable credential: no password, no username).
-#[utoipa::path(post, path = "/v1/auth/passkey/start", tag = "auth", request_body(content = PasskeySignInStart, description = "Optional"),
+#[utoipa::path(post, path = "/v1/auth/passkey/start", tag = "auth", request_body(content = Option<PasskeySignInStart>, description = "Optional"),
     responses(
         (status = 200, body = CeremonyView),
         (status = 401, description = "`invalid_token`: the `mfa_token` is unknown, expired or used", body = Problem, content_type = "application/problem+json"),
