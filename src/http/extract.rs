@@ -7,11 +7,12 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::Deserialize;
-use serde::de::value::{MapAccessDeserializer, StrDeserializer};
-use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer as _, MapAccess, Visitor};
+use serde::de::value::StrDeserializer;
+use serde::de::{DeserializeOwned, Deserializer};
 
 use super::client::ClientAddr;
 use super::error::ApiError;
+use super::json_body;
 use crate::domain::audit::ClientInfo;
 use crate::domain::secrets::sha256_hex;
 use crate::domain::session::SignInProof;
@@ -30,38 +31,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<JsonObject<T>>::from_request(request, state).await {
-            Ok(axum::Json(JsonObject(value))) => Ok(Self(value)),
+        match axum::Json::<json_body::JsonObject<T>>::from_request(request, state).await {
+            Ok(axum::Json(json_body::JsonObject(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_problem(&rejection)),
         }
-    }
-}
-
-/// A body read as `T` only when it is a JSON object (or `null`, which `T` decides on): serde
-/// would otherwise read a struct from an array of its fields' values, `[null]` and all.
-struct JsonObject<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData)).map(JsonObject)
-    }
-}
-
-struct ObjectVisitor<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-    type Value = T;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::deserialize(MapAccessDeserializer::new(map))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
-        T::deserialize(().into_deserializer())
     }
 }
 
@@ -85,7 +58,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for IdempotentJson<T> {
         };
         let route = format!("{} {}", request.method(), request.uri().path());
         // No body at all (or `null`) reads as `{}`, for routes whose every field is optional.
-        let OptionalJson(value) = OptionalJson::<serde_json::Value>::from_request(request, state).await?;
+        let OptionalJson(value) = OptionalJson::<json_body::StrictValue>::from_request(request, state).await?;
+        let value = value.map(|strict| strict.0);
         let value = value.filter(|v| !v.is_null()).unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
         let request_hash = sha256_hex(format!("{route}\n{value}").as_bytes());
         let body = from_value(value)?;
@@ -125,7 +99,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if empty {
             return Ok(Self(None));
         }
-        let AppJson(value) = AppJson::<serde_json::Value>::from_request(request, state).await?;
+        let AppJson(json_body::StrictValue(value)) = AppJson::from_request(request, state).await?;
         if value.is_null() {
             return Ok(Self(None));
         }

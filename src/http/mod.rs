@@ -5,6 +5,7 @@ pub mod dto;
 pub mod edge;
 pub mod error;
 pub mod extract;
+mod json_body;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;

@@ -55,11 +55,8 @@ fn add_edge_answers(operation: &mut Map<String, Value>, method: &str, path: &str
     let has_body = operation.contains_key("requestBody");
     let has_parameters = operation.get("parameters").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
     let signed_in = operation.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
-    let mut answers = vec![(
-        "400",
-        "malformed_request",
-        "a body that is not JSON, an id that is not one, or a path or query with control characters",
-    )];
+    let mut answers =
+        vec![("400", "malformed_request", "a body that is not JSON, or a path or query with control characters")];
     if signed_in {
         answers.push((
             "401",
@@ -127,7 +124,7 @@ fn add_parameter_rules(operation: &mut Map<String, Value>) {
 }
 
 /// Rules between fields of a body: `oneOf` where exactly one of two fields must be given,
-/// `not` where two may not both be.
+/// `anyOf` where at least one, `not` where two may not both be.
 fn add_exactly_one_rules(schemas: &mut Map<String, Value>) {
     for (name, first, second) in [
         ("LoginRequest", "username", "email"),
@@ -136,6 +133,11 @@ fn add_exactly_one_rules(schemas: &mut Map<String, Value>) {
     ] {
         if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
             schema.insert("oneOf".to_owned(), json!([given(first), given(second)]));
+        }
+    }
+    for name in ["RegisterRequest", "CreateUserRequest"] {
+        if let Some(schema) = schemas.get_mut(name).and_then(Value::as_object_mut) {
+            schema.insert("anyOf".to_owned(), json!([given("username"), given("email")]));
         }
     }
     if let Some(schema) = schemas.get_mut("FactorConfirmation").and_then(Value::as_object_mut) {

@@ -31,12 +31,16 @@ const MAX_AMOUNT: i64 = crate::domain::money::MAX_AMOUNT;
 fn rule(schema: &str, field: &str) -> Option<Value> {
     let looked_up = matches!(schema, "LoginRequest" | "ForgotPasswordRequest");
     Some(match field {
-        "username" | "email" if looked_up => json!({ "minLength": 1, "pattern": NO_CONTROL_CHARACTERS }),
+        // Looked up as typed: not blank, no control character.
+        "username" | "email" if looked_up => {
+            json!({ "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$" })
+        }
         "username" => json!({
             "minLength": 3, "maxLength": 32, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
             "not": { "type": "string", "pattern": "^[0-9A-Fa-f]{32}$" },
         }),
-        "email" => json!({ "maxLength": 254, "pattern": NO_CONTROL_CHARACTERS }),
+        // White space around an address is trimmed before it is checked.
+        "email" => json!({ "pattern": "^\\s*[^\\u0000-\\u001F\\u007F-\\u009F]*\\s*$" }),
         "password" if schema != "PasswordConfirmation" && !looked_up => json!({ "minLength": 8, "maxLength": 128 }),
         "new_password" => json!({ "minLength": 8, "maxLength": 128 }),
         "phone" => json!({ "pattern": "^\\+[1-9][0-9]{1,14}$" }),
@@ -56,7 +60,10 @@ fn rule(schema: &str, field: &str) -> Option<Value> {
         "totp_code" => json!({ "maxLength": 16, "pattern": TOTP_CODE }),
         "code" if schema == "TotpConfirmation" => json!({ "maxLength": 16, "pattern": TOTP_CODE }),
         "recovery_code" => json!({ "maxLength": 40, "pattern": RECOVERY_CODE }),
-        "code" => json!({ "maxLength": 40, "pattern": format!("{TOTP_CODE}|{RECOVERY_CODE}") }),
+        "code" => json!({ "anyOf": [
+            { "maxLength": 16, "pattern": TOTP_CODE },
+            { "maxLength": 40, "pattern": RECOVERY_CODE },
+        ] }),
         _ => return None,
     })
 }

@@ -74,7 +74,7 @@ pub async fn get_hold(
 }
 
 /// Turn a pending hold into a transfer of its amount (or less; the rest is released).
-#[utoipa::path(post, path = "/v1/holds/{id}/capture", tag = "wallets", security(("bearer" = [])), request_body = CaptureBody,
+#[utoipa::path(post, path = "/v1/holds/{id}/capture", tag = "wallets", security(("bearer" = [])), request_body = Option<CaptureBody>,
     params(("id" = String, Path, description = "A hold id"),
         ("Idempotency-Key" = String, Header, description = "1–255 visible ASCII characters, unique per request")),
     responses((status = 200, body = HoldView), Unauthenticated, NotFound, ValidationFailed,
