@@ -63,6 +63,14 @@ pub fn judge(report: &mut Report, hash_concurrency: usize) {
             ratio <= 3.0 && errors + flood_errors == 0,
         );
     }
+    if let Some((warm, end)) = report.mixed_rss_mib {
+        let growth = (end - warm) / warm.max(0.001) * 100.0;
+        report.judge(
+            "mixed: RSS growth after warm-up ≤ 10 %",
+            format!("{warm:.1} → {end:.1} MiB ({growth:+.1} %)"),
+            growth <= 10.0,
+        );
+    }
     if let Some(idle) = report.idle_rss_mib {
         report.judge("idle RSS ≤ 20 MiB", format!("{idle:.1} MiB"), idle <= 20.0);
     }

@@ -212,7 +212,14 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
                 report.notes.push(format!("mixed: {per_second:.0} requests/s, open loop"));
                 let mix = Arc::new(mixed::Mix::seed(&client, &base).await?);
                 let rate = Rate { per_second, warmup: load.warmup, duration: load.duration };
-                for (kind, m) in drive_at_rate(&client, mix, rate).await {
+                let mib = |server: &Server| server.memory_kib().0 as f64 / 1024.0;
+                let after_warmup = async {
+                    tokio::time::sleep(load.warmup).await;
+                    mib(&server)
+                };
+                let (measured, warm) = tokio::join!(drive_at_rate(&client, mix, rate), after_warmup);
+                report.mixed_rss_mib = Some((warm, mib(&server)));
+                for (kind, m) in measured {
                     report.add(&format!("mixed: {kind}"), m);
                 }
             }

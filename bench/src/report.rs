@@ -19,6 +19,9 @@ pub struct Report {
     pub scenarios: Vec<Scenario>,
     pub idle_rss_mib: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// The server's RSS when the `mixed` scenario's warm-up ended and when it finished (a soak:
+    /// `--scenario mixed --warmup 60 --seconds 600`).
+    pub mixed_rss_mib: Option<(f64, f64)>,
     pub startup_ms: Option<f64>,
     pub verdicts: Vec<Verdict>,
 }
