@@ -58,9 +58,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for IdempotentJson<T> {
         };
         let route = format!("{} {}", request.method(), request.uri().path());
         // No body at all (or `null`) reads as `{}`, for routes whose every field is optional.
-        let OptionalJson(value) = OptionalJson::<json_body::StrictValue>::from_request(request, state).await?;
-        let value = value.map(|strict| strict.0);
-        let value = value.filter(|v| !v.is_null()).unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+        let value =
+            optional_body(request, state).await?.unwrap_or_else(|| serde_json::Value::Object(Default::default()));
         let request_hash = sha256_hex(format!("{route}\n{value}").as_bytes());
         let body = from_value(value)?;
         Ok(Self { key, request_hash, body })
@@ -93,18 +92,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let headers = request.headers();
-        let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-        let empty = length == Some("0") || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
-        if empty {
-            return Ok(Self(None));
-        }
-        let AppJson(json_body::StrictValue(value)) = AppJson::from_request(request, state).await?;
-        if value.is_null() {
-            return Ok(Self(None));
-        }
-        Ok(Self(Some(from_value(value)?)))
+        Ok(Self(optional_body(request, state).await?.map(from_value).transpose()?))
     }
+}
+
+/// The body as JSON, read strictly (see [`json_body`]); `None` when there is none, or `null`.
+async fn optional_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<serde_json::Value>, ApiError> {
+    let headers = request.headers();
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    let empty = length == Some("0") || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
+    if empty {
+        return Ok(None);
+    }
+    let AppJson(json_body::StrictValue(value)) = AppJson::from_request(request, state).await?;
+    Ok(Some(value).filter(|v| !v.is_null()))
 }
 
 fn json_problem(rejection: &JsonRejection) -> ApiError {
@@ -120,13 +121,13 @@ fn json_problem(rejection: &JsonRejection) -> ApiError {
     }
 }
 
-/// Turns serde's sentence ("Failed to deserialize …: username: invalid type: …") into a field
-/// error naming the field, so clients can show it beside the right input.
 /// A body already parsed as JSON, read as `T`; a refusal names the field, as axum's does.
 fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
     serde_path_to_error::deserialize(value).map_err(|e| Error::from(field_error(&e.to_string())))
 }
 
+/// Turns serde's sentence ("Failed to deserialize …: username: invalid type: …") into a field
+/// error naming the field, so clients can show it beside the right input.
 fn field_error(text: &str) -> FieldError {
     let message = text.split_once("target type: ").map_or(text, |(_, rest)| rest);
     let message = message.split(" at line ").next().unwrap_or(message);

@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{delete_older_than, sql};
+use super::sql::{delete_older_than, sql, uuid_column};
 use crate::domain::second_factor::Factors;
 use crate::domain::time::Timestamp;
 
@@ -103,13 +103,7 @@ pub async fn use_step(
 /// Every TOTP secret as stored, by account, for sealing the ones stored in clear.
 pub async fn totp_secrets(conn: &mut AnyConnection) -> Result<Vec<(Uuid, String)>, StoreError> {
     let rows = sqlx::query("SELECT user_id, secret FROM totp_factors").fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            let id: String = row.try_get("user_id")?;
-            let user_id = Uuid::try_parse(&id).map_err(|_| StoreError::Corrupt(format!("totp user {id}")))?;
-            Ok((user_id, row.try_get("secret")?))
-        })
-        .collect()
+    rows.iter().map(|row| Ok((uuid_column(row, "user_id")?, row.try_get("secret")?))).collect()
 }
 
 /// Replaces an account's TOTP secret with `new` only while it is still `old`.
@@ -203,9 +197,7 @@ pub async fn mfa_token_user(
 ) -> Result<Option<Uuid>, StoreError> {
     let text = sql(conn, "SELECT user_id FROM mfa_tokens WHERE token_hash = ? AND expires_at > ?");
     let row = sqlx::query(&text).bind(digest.to_owned()).bind(now.as_micros()).fetch_optional(&mut *conn).await?;
-    let Some(row) = row else { return Ok(None) };
-    let id: String = row.try_get("user_id")?;
-    Uuid::try_parse(&id).map(Some).map_err(|_| StoreError::Corrupt(format!("mfa token user {id}")))
+    row.map(|row| uuid_column(&row, "user_id")).transpose()
 }
 
 /// Uses up a live MFA token; `false` when it was used (or expired) meanwhile.

@@ -83,15 +83,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready, "the server did not become ready");
+    wait_until_ready(&base).await;
     let registered = client
         .post(format!("{base}/v1/auth/register"))
         .json(&json!({"username": "ada", "password": PASSWORD}))

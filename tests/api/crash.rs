@@ -45,15 +45,8 @@ impl Server {
                 .spawn()
                 .unwrap(),
         );
-        let client = Client::new();
-        for _ in 0..400 {
-            let ready = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the server did not become ready");
+        wait_until_ready(&format!("http://127.0.0.1:{port}")).await;
+        server
     }
 
     /// SIGKILL: no shutdown, no flush, whatever was in flight is cut off.

@@ -405,3 +405,15 @@ pub async fn create_owner(database_url: &str, password: &str) -> std::process::O
     let args = ["--username", "root", "--email", "root@example.com", "--role", "owner"];
     tokio::task::spawn_blocking(move || admin_create(&url, &args, &password)).await.unwrap()
 }
+
+/// Waits (up to 10 s) for the binary serving at `base` to answer `/readyz` with 200.
+pub async fn wait_until_ready(base: &str) {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the server did not become ready");
+}

@@ -1,5 +1,6 @@
 //! Second factors: requests and answers of `/v1/me/mfa…` and `/v1/auth/mfa`.
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -74,23 +75,26 @@ pub struct FactorConfirmation {
 }
 
 impl FactorConfirmation {
-    /// The factor given, if any. Six digits are the app's code; any other code must be a
-    /// recovery code.
-    pub fn proof(&self) -> Result<Option<Proof>, Error> {
-        match (&self.code, &self.passkey) {
+    /// The password, and the factor given, if any. Six digits are the app's code; any other
+    /// code must be a recovery code.
+    pub fn password_and_proof(self) -> Result<(SecretString, Option<Proof>), Error> {
+        let proof = match (&self.code, &self.passkey) {
             (Some(code), None) => match TotpCode::parse(code) {
-                Ok(code) => Ok(Some(Proof::Totp(code))),
-                Err(_) => RecoveryCode::parse(code).map(|c| Some(Proof::Recovery(c))).map_err(|e| e.at("code").into()),
+                Ok(code) => Some(Proof::Totp(code)),
+                Err(_) => Some(Proof::Recovery(RecoveryCode::parse(code).map_err(|e| e.at("code"))?)),
             },
-            (None, Some(answer)) => answer.assertion().map(|a| Some(Proof::Passkey(Box::new(a)))),
-            (None, None) => Ok(None),
-            (Some(_), Some(_)) => Err(Error::invalid("code", "exactly_one", "give code or passkey, not both")),
-        }
+            (None, Some(answer)) => Some(Proof::Passkey(Box::new(answer.assertion()?))),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(Error::invalid("code", "exactly_one", "give code or passkey, not both")),
+        };
+        Ok((SecretString::from(self.current_password), proof))
     }
 
-    /// The factor, which this change needs.
-    pub fn required_proof(&self) -> Result<Proof, Error> {
-        self.proof()?.ok_or_else(|| Error::invalid("code", "required", "give a current code or passkey"))
+    /// The password and the factor, which this change needs.
+    pub fn password_and_required_proof(self) -> Result<(SecretString, Proof), Error> {
+        let (password, proof) = self.password_and_proof()?;
+        let proof = proof.ok_or_else(|| Error::invalid("code", "required", "give a current code or passkey"))?;
+        Ok((password, proof))
     }
 }
 

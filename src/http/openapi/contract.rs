@@ -38,7 +38,7 @@ pub fn complete(document: &mut Value) {
     }
     if let Some(schemas) = document.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         field_rules::apply(schemas, &bodies);
-        add_exactly_one_rules(schemas);
+        add_between_field_rules(schemas);
     }
 }
 
@@ -125,7 +125,7 @@ fn add_parameter_rules(operation: &mut Map<String, Value>) {
 
 /// Rules between fields of a body: `oneOf` where exactly one of two fields must be given,
 /// `anyOf` where at least one, `not` where two may not both be.
-fn add_exactly_one_rules(schemas: &mut Map<String, Value>) {
+fn add_between_field_rules(schemas: &mut Map<String, Value>) {
     for (name, first, second) in [
         ("LoginRequest", "username", "email"),
         ("ForgotPasswordRequest", "username", "email"),

@@ -6,23 +6,41 @@
 
 use serde_json::{Map, Value, json};
 
-/// No control character, C0, DEL or C1: nothing the service stores or looks up has one.
-pub const NO_CONTROL_CHARACTERS: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+/// The control characters, C0, DEL and C1, as a regex class body: nothing the service stores or
+/// looks up has one.
+macro_rules! control {
+    () => {
+        "\\u0000-\\u001F\\u007F-\\u009F"
+    };
+}
+
+/// Text with no control character.
+pub const NO_CONTROL_CHARACTERS: &str = concat!("^[^", control!(), "]*$");
 
 /// Control characters and the invisible ones that can disguise text (`fields::is_disguise`).
 const HIDDEN: &str =
-    "\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF";
+    concat!(control!(), "\\u061C\\u180E\\u200B-\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u2069\\uFEFF");
+
+/// Text that is not blank and has none of the characters of the class body `excluded`.
+fn not_blank_without(excluded: &str) -> String {
+    format!("^[^{excluded}]*[^\\s{excluded}][^{excluded}]*$")
+}
 
 /// Text a person reads (a name, a note): not blank and nothing hidden.
 fn visible_text(max_length: u32) -> Value {
-    json!({ "minLength": 1, "maxLength": max_length, "pattern": format!("^[^{HIDDEN}]*[^\\s{HIDDEN}][^{HIDDEN}]*$") })
+    json!({ "minLength": 1, "maxLength": max_length, "pattern": not_blank_without(HIDDEN) })
 }
 
 /// A TOTP code as typed: six digits, spaces ignored, at most 16 characters.
-const TOTP_CODE: &str = "^ *(?:[0-9] *){6}$";
+fn totp_code() -> Value {
+    json!({ "maxLength": 16, "pattern": "^ *(?:[0-9] *){6}$" })
+}
+
 /// A recovery code as typed: 16 Crockford base32 characters in any case (I, L, O read as
 /// digits; no U), dashes and spaces ignored, at most 40 characters.
-const RECOVERY_CODE: &str = "^[- ]*(?:[0-9A-TV-Za-tv-z][- ]*){16}$";
+fn recovery_code() -> Value {
+    json!({ "maxLength": 40, "pattern": "^[- ]*(?:[0-9A-TV-Za-tv-z][- ]*){16}$" })
+}
 
 /// The largest amount, in minor units (`money::MAX_AMOUNT`).
 const MAX_AMOUNT: i64 = crate::domain::money::MAX_AMOUNT;
@@ -32,17 +50,17 @@ fn rule(schema: &str, field: &str) -> Option<Value> {
     let looked_up = matches!(schema, "LoginRequest" | "ForgotPasswordRequest");
     Some(match field {
         // Looked up as typed: not blank, no control character.
-        "username" | "email" if looked_up => {
-            json!({ "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$" })
-        }
+        "username" | "email" if looked_up => json!({ "pattern": not_blank_without(control!()) }),
         "username" => json!({
             "minLength": 3, "maxLength": 32, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$",
             "not": { "type": "string", "pattern": "^[0-9A-Fa-f]{32}$" },
         }),
         // White space around an address is trimmed before it is checked.
-        "email" => json!({ "pattern": "^\\s*[^\\u0000-\\u001F\\u007F-\\u009F]*\\s*$" }),
-        "password" if schema != "PasswordConfirmation" && !looked_up => json!({ "minLength": 8, "maxLength": 128 }),
-        "new_password" => json!({ "minLength": 8, "maxLength": 128 }),
+        "email" => json!({ "pattern": concat!("^\\s*[^", control!(), "]*\\s*$") }),
+        // A new password; one that only confirms a change is checked against the stored hash.
+        "password" | "new_password" if schema != "PasswordConfirmation" && !looked_up => {
+            json!({ "minLength": 8, "maxLength": 128 })
+        }
         "phone" => json!({ "pattern": "^\\+[1-9][0-9]{1,14}$" }),
         "first_name" | "last_name" | "display_name" => visible_text(100),
         "description" | "reason" | "name" => visible_text(200),
@@ -57,13 +75,10 @@ fn rule(schema: &str, field: &str) -> Option<Value> {
         "amount" => json!({ "minimum": 1, "maximum": MAX_AMOUNT }),
         "expires_in" => json!({ "minimum": 1, "maximum": 2_592_000 }),
         "from_wallet_id" | "to_wallet_id" => json!({ "format": "uuid" }),
-        "totp_code" => json!({ "maxLength": 16, "pattern": TOTP_CODE }),
-        "code" if schema == "TotpConfirmation" => json!({ "maxLength": 16, "pattern": TOTP_CODE }),
-        "recovery_code" => json!({ "maxLength": 40, "pattern": RECOVERY_CODE }),
-        "code" => json!({ "anyOf": [
-            { "maxLength": 16, "pattern": TOTP_CODE },
-            { "maxLength": 40, "pattern": RECOVERY_CODE },
-        ] }),
+        "totp_code" => totp_code(),
+        "code" if schema == "TotpConfirmation" => totp_code(),
+        "recovery_code" => recovery_code(),
+        "code" => json!({ "anyOf": [totp_code(), recovery_code()] }),
         _ => return None,
     })
 }

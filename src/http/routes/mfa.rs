@@ -57,8 +57,7 @@ pub async fn start_totp(
     Client(client): Client,
     AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let proof = request.proof()?;
-    let password = SecretString::from(request.current_password);
+    let (password, proof) = request.password_and_proof()?;
     let enrolment = state.factors.start_totp(&me.state.user, password, proof.as_ref(), &client).await?;
     Ok(no_store(TotpEnrolmentView::from(enrolment)))
 }
@@ -101,8 +100,7 @@ pub async fn remove_totp(
     Client(client): Client,
     AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<StatusCode, ApiError> {
-    let proof = request.required_proof()?;
-    let password = SecretString::from(request.current_password);
+    let (password, proof) = request.password_and_required_proof()?;
     state.factors.disable_totp(&me.state.user, password, &proof, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,8 +122,7 @@ pub async fn regenerate_recovery_codes(
     Client(client): Client,
     AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let proof = request.required_proof()?;
-    let password = SecretString::from(request.current_password);
+    let (password, proof) = request.password_and_required_proof()?;
     let codes = state.factors.regenerate_recovery_codes(&me.state.user, password, &proof, &client).await?;
     Ok(no_store(RecoveryCodes::from(codes)))
 }

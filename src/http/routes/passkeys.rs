@@ -61,8 +61,7 @@ pub async fn start_passkey(
     Client(client): Client,
     AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let proof = request.proof()?;
-    let password = SecretString::from(request.current_password);
+    let (password, proof) = request.password_and_proof()?;
     let ceremony = state.factors.start_passkey(&me.state.user, password, proof.as_ref(), &client).await?;
     Ok(no_store(CeremonyView::from(ceremony)))
 }
@@ -125,8 +124,7 @@ pub async fn remove_passkey(
     AppJson(request): AppJson<FactorConfirmation>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id).ok_or_else(ApiError::not_found)?;
-    let proof = request.required_proof()?;
-    let password = SecretString::from(request.current_password);
+    let (password, proof) = request.password_and_required_proof()?;
     state.factors.remove_passkey(&me.state.user, me.session_id, id, password, &proof, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
