@@ -87,7 +87,7 @@ async fn seed(store: &Store, args: &SeedArgs, hash: &str) -> anyhow::Result<()> 
         }
     }
     eprintln!("updating the planner's statistics…");
-    users::after_bulk_load(&mut *store.conn().await?).await?;
+    users::after_bulk_load(store).await?;
     println!("seeded {} accounts in {:.1} s", args.users, started.elapsed().as_secs_f64());
     Ok(())
 }

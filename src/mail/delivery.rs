@@ -114,13 +114,13 @@ impl Delivery {
 
     /// Claims and tries one batch; answers how many mails it tried.
     async fn round(&self, owner: Uuid) -> Result<usize, StoreError> {
-        let mut conn = self.store.conn().await?;
+        let mut conn = self.store.write_conn().await?;
         let now = Timestamp::now();
         let claimed = outbox::claim(&mut conn, owner, now, now.plus(LEASE), BATCH).await?;
-        let (waiting, dead) = outbox::depth(&mut conn).await?;
+        conn.finish().await?;
+        let (waiting, dead) = outbox::depth(&mut *self.store.conn().await?).await?;
         self.stats.queued.set(waiting);
         self.stats.dead_letters.set(dead);
-        drop(conn);
         let tried = claimed.len();
         let outcomes: Vec<Result<(), StoreError>> =
             stream::iter(claimed).map(|mail| self.attempt(owner, mail)).buffer_unordered(IN_FLIGHT).collect().await;
@@ -135,15 +135,16 @@ impl Delivery {
             // Its link no longer works: sending it would only put a dead token in an inbox.
             self.stats.expired.inc();
             tracing::info!(mail = %mail.id, "the link in a mail expired before it could be sent; it is dropped");
-            let mut conn = self.store.conn().await?;
-            return outbox::delete_sent(&mut conn, mail.id, owner).await;
+            let mut conn = self.store.write_conn().await?;
+            outbox::delete_sent(&mut conn, mail.id, owner).await?;
+            return conn.finish().await;
         }
         if attempts > 0 {
             self.stats.retries.inc();
         }
         let outcome = self.send(&mail).await;
-        let mut conn = self.store.conn().await?;
-        match outcome {
+        let mut conn = self.store.write_conn().await?;
+        let written = match outcome {
             Ok(()) => {
                 self.stats.sent.inc();
                 outbox::delete_sent(&mut conn, mail.id, owner).await
@@ -166,7 +167,9 @@ impl Delivery {
                 let retry_at = AfterFailure::RetryAt(Timestamp::now().plus(wait));
                 outbox::record_failure(&mut conn, mail.id, owner, retry_at, &reason).await
             }
-        }
+        };
+        written?;
+        conn.finish().await
     }
 
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {

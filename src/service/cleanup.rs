@@ -103,7 +103,9 @@ impl Batch {
 async fn drain(store: &Store, batch: Batch) -> Result<u64, Error> {
     let mut total = 0;
     loop {
-        let n = batch.delete(&mut *store.conn().await?).await?;
+        let mut conn = store.write_conn().await?;
+        let n = batch.delete(&mut conn).await?;
+        conn.finish().await?;
         total += n;
         if n < BATCH.unsigned_abs() {
             return Ok(total);

@@ -93,8 +93,9 @@ impl Sealer {
 pub async fn shared_secret(store: &Store, sealer: &Sealer, name: &str) -> Result<SecretString, Error> {
     let context = format!("server_secret:{name}");
     let fresh = sealer.seal(&B64.encode(random_bytes()), &context)?;
-    let mut conn = store.conn().await?;
+    let mut conn = store.write_conn().await?;
     let stored = server_secrets::get_or_create(&mut conn, name, &fresh).await?;
+    conn.finish().await?;
     sealer.open(&stored, &context)
 }
 
@@ -113,7 +114,7 @@ pub async fn seal_stored(store: &Store, sealer: &Sealer) -> Result<Resealed, Err
     if !sealer.is_sealing() {
         return Err(Error::Internal("sealing needs TESSERA_MASTER_KEY (or TESSERA_MASTER_KEY_FILE)".into()));
     }
-    let mut conn = store.conn().await?;
+    let mut conn = store.write_conn().await?;
     let mut done = Resealed::default();
     for key in signing_keys::list(&mut conn).await?.into_iter().filter(|k| !Sealer::is_sealed(&k.secret_key)) {
         let sealed = sealer.seal(&key.secret_key, &format!("signing_key:{}", key.kid))?;
@@ -130,6 +131,7 @@ pub async fn seal_stored(store: &Store, sealer: &Sealer) -> Result<Resealed, Err
         done.totp_secrets +=
             u64::from(second_factors::replace_totp_secret(&mut conn, user_id, &secret, &sealed).await?);
     }
+    conn.finish().await?;
     Ok(done)
 }
 

@@ -22,6 +22,9 @@ pub enum StoreError {
     /// A row that breaks what the schema promises (an unknown role, a malformed id).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database URL cannot be used as given.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
 }
 
 impl StoreError {

@@ -2,11 +2,15 @@
 //!
 //! Each migration is one SQL file, never edited once released: its checksum is recorded, and a
 //! database whose recorded checksum differs refuses to start. Nodes starting together take a
-//! lock (PostgreSQL advisory lock, MySQL `GET_LOCK`); on SQLite each migration first inserts
-//! its own version row, so a second process finds it claimed and skips it.
+//! lock. On PostgreSQL the whole run is one transaction (its DDL is transactional) holding a
+//! transaction-scoped advisory lock, which also works through a transaction-pooling PgBouncer
+//! (a session lock there could be taken on one server and released on another). MySQL takes
+//! `GET_LOCK` for the session, its DDL committing as it goes. On SQLite each migration first
+//! inserts its own version row, so a second process finds it claimed and skips it.
 
 use sqlx::{AnyConnection, Connection as _, Row as _};
 
+use super::conn::Pooling;
 use super::error::StoreError;
 use super::sql::{Backend, is, sql};
 use crate::domain::secrets::sha256_hex;
@@ -84,17 +88,30 @@ const POSTGRES_BINARY_COLLATION: &str = "COLLATE \"C\"";
 const LOCK_ID: i64 = 0x7e55_e7a0;
 
 /// Applies every pending migration; answers the versions it applied.
-pub async fn run(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
+pub async fn run(conn: &mut AnyConnection, pooling: Pooling) -> Result<Vec<i64>, StoreError> {
+    if is(conn, Backend::Postgres) {
+        let mut tx = conn.begin_with(pooling.begin()).await?;
+        sqlx::query(&format!("SELECT pg_advisory_xact_lock({LOCK_ID})")).execute(&mut *tx).await?;
+        create_table(&mut tx).await?;
+        let done = apply_pending(&mut tx).await?;
+        tx.commit().await?;
+        return Ok(done);
+    }
+    create_table(conn).await?;
+    lock(conn).await?;
+    let outcome = apply_pending(conn).await;
+    unlock(conn).await;
+    outcome
+}
+
+async fn create_table(conn: &mut AnyConnection) -> Result<(), StoreError> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT NOT NULL PRIMARY KEY, \
          name VARCHAR(200) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *conn)
     .await?;
-    lock(conn).await?;
-    let outcome = apply_pending(conn).await;
-    unlock(conn).await;
-    outcome
+    Ok(())
 }
 
 async fn apply_pending(conn: &mut AnyConnection) -> Result<Vec<i64>, StoreError> {
@@ -173,23 +190,17 @@ fn statements(text: &str) -> Vec<String> {
 }
 
 async fn lock(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    if is(conn, Backend::Postgres) {
-        sqlx::query(&format!("SELECT pg_advisory_lock({LOCK_ID})")).execute(&mut *conn).await?;
-    } else if is(conn, Backend::MySql) {
+    if is(conn, Backend::MySql) {
         sqlx::query("SELECT GET_LOCK('tessera_migrations', 120)").execute(&mut *conn).await?;
     }
     Ok(())
 }
 
 async fn unlock(conn: &mut AnyConnection) {
-    let statement = if is(conn, Backend::Postgres) {
-        format!("SELECT pg_advisory_unlock({LOCK_ID})")
-    } else if is(conn, Backend::MySql) {
-        "SELECT RELEASE_LOCK('tessera_migrations')".to_owned()
-    } else {
+    if !is(conn, Backend::MySql) {
         return;
-    };
-    if let Err(error) = sqlx::query(&statement).execute(&mut *conn).await {
+    }
+    if let Err(error) = sqlx::query("SELECT RELEASE_LOCK('tessera_migrations')").execute(&mut *conn).await {
         tracing::warn!(%error, "could not release the migration lock");
     }
 }

@@ -73,7 +73,7 @@ pub async fn claim(
     let text = sql(
         conn,
         "SELECT id FROM outbox WHERE failed_at IS NULL AND next_attempt_at <= ? \
-         AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at LIMIT ?",
+         AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_attempt_at, id LIMIT ?",
     );
     let rows = sqlx::query(&text).bind(now.as_micros()).bind(now.as_micros()).bind(limit).fetch_all(&mut *conn).await?;
     let take = sql(

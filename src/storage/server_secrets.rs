@@ -3,24 +3,22 @@
 use sqlx::{AnyConnection, Row as _};
 
 use super::error::StoreError;
-use super::sql::sql;
+use super::sql::{keep_existing, sql};
 use crate::domain::time::Timestamp;
 
 /// The secret called `name`, storing `fresh` first when there is none yet. When several
 /// nodes race, one insert wins and every node reads the winner's value.
 pub async fn get_or_create(conn: &mut AnyConnection, name: &str, fresh: &str) -> Result<String, StoreError> {
-    let text = sql(conn, "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?)");
-    let inserted = sqlx::query(&text)
+    let text = format!(
+        "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?) {}",
+        keep_existing(conn, "name")
+    );
+    sqlx::query(&sql(conn, &text))
         .bind(name.to_owned())
         .bind(fresh.to_owned())
         .bind(Timestamp::now().as_micros())
         .execute(&mut *conn)
-        .await
-        .map_err(StoreError::from);
-    match inserted {
-        Ok(_) | Err(StoreError::Conflict { .. }) => {}
-        Err(other) => return Err(other),
-    }
+        .await?;
     let text = sql(conn, "SELECT secret FROM server_secrets WHERE name = ?");
     let row = sqlx::query(&text).bind(name.to_owned()).fetch_one(&mut *conn).await?;
     Ok(row.try_get("secret")?)

@@ -6,7 +6,7 @@ use sqlx::{AnyConnection, Row as _};
 use uuid::Uuid;
 
 use super::error::StoreError;
-use super::sql::{Backend, delete_older_than, sql};
+use super::sql::{Backend, delete_older_than, keep_existing, sql};
 use crate::domain::lockout::Tally;
 use crate::domain::time::Timestamp;
 
@@ -24,12 +24,7 @@ pub async fn lock(tx: &mut AnyConnection, keys: &[&CounterKey], now: Timestamp) 
     let mut sorted: Vec<&CounterKey> = keys.to_vec();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     sorted.dedup_by(|a, b| a.key == b.key);
-    // A row that exists is left as it is; on MySQL the no-op update takes the row's exclusive
-    // lock at once (INSERT IGNORE would take a shared one, and two such upgrading deadlock).
-    let conflict = match Backend::of(tx) {
-        Backend::MySql => "ON DUPLICATE KEY UPDATE attempt_key = attempt_key",
-        Backend::Postgres | Backend::Sqlite => "ON CONFLICT (attempt_key) DO NOTHING",
-    };
+    let conflict = keep_existing(tx, "attempt_key");
     let rows = vec!["(?, ?, 0, 0, 0, 0, NULL, ?, ?)"; sorted.len()].join(", ");
     let text = format!(
         "INSERT INTO sign_in_attempts (attempt_key, user_id, failures, pending, pending_since, locked_until, known_at, \

@@ -4,7 +4,7 @@
 use sqlx::{AnyConnection, Row as _};
 
 use super::error::StoreError;
-use super::sql::{sql, text_column};
+use super::sql::{Backend, sql, text_column};
 use crate::domain::time::Timestamp;
 
 /// A key as stored: the secret part in base64url, which also yields the public part.
@@ -48,6 +48,17 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<StoredKey>, StoreError
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// Holds, until `tx` ends, a lock every node making the first key takes, so that nodes starting
+/// together on a fresh database make one key between them, not one each (each would then sign
+/// with its own, which the others know only after a reload). The lock is that of a row every
+/// database has, migration 1's; on SQLite `BEGIN IMMEDIATE` has taken the write lock already.
+pub async fn lock_for_first_key(tx: &mut AnyConnection) -> Result<(), StoreError> {
+    if Backend::of(tx) != Backend::Sqlite {
+        sqlx::query("SELECT version FROM tessera_migrations WHERE version = 1 FOR UPDATE").execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 pub async fn insert(conn: &mut AnyConnection, key: &StoredKey) -> Result<(), StoreError> {

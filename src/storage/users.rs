@@ -6,6 +6,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyConnection, Row as _};
 use uuid::Uuid;
 
+use super::Store;
 use super::error::StoreError;
 use super::sql::{row_placeholders, sql, text_column};
 use crate::domain::fields::Metadata;
@@ -123,9 +124,9 @@ pub async fn update(conn: &mut AnyConnection, before: &Profile, user: &User) -> 
     insert_search_keys(conn, &keys).await
 }
 
-/// Readies the account tables for queries after a bulk load (see [`super::sql::after_bulk_load`]).
-pub async fn after_bulk_load(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    Ok(super::sql::after_bulk_load(conn, &["users", "user_search_keys"]).await?)
+/// Readies the account tables for queries after a bulk load (see [`Store::after_bulk_load`]).
+pub async fn after_bulk_load(store: &Store) -> Result<(), StoreError> {
+    store.after_bulk_load(&["users", "user_search_keys"]).await
 }
 
 /// What a prefix search over this profile matches: each searchable field lower-cased, once.

@@ -17,7 +17,7 @@ struct Event {
 
 /// Every event, oldest first (ids are time-ordered UUIDv7).
 async fn events(app: &TestApp) -> Vec<Event> {
-    let mut conn = AnyConnection::connect(&app.db.url).await.unwrap();
+    let mut conn = AnyConnection::connect(&app.db.direct_url).await.unwrap();
     let rows = sqlx::query("SELECT type, actor_id, user_id, detail FROM audit_events ORDER BY id")
         .fetch_all(&mut conn)
         .await
@@ -118,7 +118,7 @@ each_backend! {
         let app = spawn_app(backend).await;
         app.register_user("ada").await;
         let login: Value = app.login("ada", PASSWORD).await.json().await.unwrap();
-        let mut conn = AnyConnection::connect(&app.db.url).await.unwrap();
+        let mut conn = AnyConnection::connect(&app.db.direct_url).await.unwrap();
         let row = sqlx::query("SELECT ip, user_agent FROM audit_events WHERE type = 'login.succeeded'")
             .fetch_one(&mut conn)
             .await

@@ -2,9 +2,10 @@
 //! serving on a random port, with typed request helpers.
 
 use std::io::Write as _;
-use std::process::Stdio;
 use std::sync::{Arc, Once};
 
+pub use crate::binary::{admin_create, create_owner, tessera, wait_until_ready};
+pub use crate::proxy::Proxy;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Connection as _, Executor as _};
@@ -17,7 +18,8 @@ use tokio::sync::oneshot;
 /// A password that passes the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Runs each test body on SQLite, PostgreSQL and MySQL, as `name::sqlite` and so on.
+/// Runs each test body on SQLite, PostgreSQL (directly, and through a PgBouncer in
+/// transaction pooling mode) and MySQL, as `name::sqlite` and so on.
 macro_rules! each_backend {
     ($(async fn $name:ident($backend:ident) $body:block)*) => { $(
         mod $name {
@@ -31,6 +33,10 @@ macro_rules! each_backend {
                 if $crate::helpers::Backend::Postgres.available() { run($crate::helpers::Backend::Postgres).await }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pgbouncer() {
+                if $crate::helpers::Backend::PgBouncer.available() { run($crate::helpers::Backend::PgBouncer).await }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mysql() {
                 if $crate::helpers::Backend::MySql.available() { run($crate::helpers::Backend::MySql).await }
             }
@@ -42,17 +48,20 @@ macro_rules! each_backend {
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL through a PgBouncer in transaction pooling mode, started by the test.
+    PgBouncer,
     MySql,
 }
 
 static PG_NOTICE: Once = Once::new();
+static PGBOUNCER_NOTICE: Once = Once::new();
 static MYSQL_NOTICE: Once = Once::new();
 
 impl Backend {
     fn variable(self) -> &'static str {
         match self {
             Backend::Sqlite => "",
-            Backend::Postgres => "TESSERA_TEST_POSTGRES_URL",
+            Backend::Postgres | Backend::PgBouncer => "TESSERA_TEST_POSTGRES_URL",
             Backend::MySql => "TESSERA_TEST_MYSQL_URL",
         }
     }
@@ -63,22 +72,43 @@ impl Backend {
 
     /// Whether this backend's server is configured; says once per run when it is skipped.
     /// The notice goes straight to stderr, past the test harness's capture, so it is seen.
+    /// PgBouncer runs with PostgreSQL when Debian's `pgbouncer` is installed; with
+    /// `TESSERA_TEST_PGBOUNCER=required` (as in CI) its absence fails the tests instead.
     pub fn available(self) -> bool {
-        let available = self == Backend::Sqlite || self.server_url().is_some();
-        if !available {
-            let notice = if self == Backend::Postgres { &PG_NOTICE } else { &MYSQL_NOTICE };
+        let configured = self == Backend::Sqlite || self.server_url().is_some();
+        let notice = match self {
+            Backend::Sqlite => return true,
+            Backend::Postgres => &PG_NOTICE,
+            Backend::PgBouncer => &PGBOUNCER_NOTICE,
+            Backend::MySql => &MYSQL_NOTICE,
+        };
+        if !configured {
             notice.call_once(|| {
                 let _ =
                     writeln!(std::io::stderr(), "NOTICE: {self:?} tests skipped: set {} to run them", self.variable());
             });
+            return false;
         }
-        available
+        if self == Backend::PgBouncer && !crate::pgbouncer::installed() {
+            let required = std::env::var("TESSERA_TEST_PGBOUNCER").is_ok_and(|v| v == "required");
+            assert!(!required, "TESSERA_TEST_PGBOUNCER=required, but pgbouncer is not installed");
+            notice.call_once(|| {
+                let _ = writeln!(std::io::stderr(), "NOTICE: PgBouncer tests skipped: install pgbouncer to run them");
+            });
+            return false;
+        }
+        true
     }
 }
 
 /// A database made for one test and dropped with it.
 pub struct TestDb {
+    /// The URL the service is given (through the pooler, for [`Backend::PgBouncer`]).
     pub url: String,
+    /// The database itself, for the test's own statements.
+    pub direct_url: String,
+    /// Stopped before the database is dropped.
+    pooler: Option<crate::pgbouncer::PgBouncer>,
     scratch: ScratchDb,
 }
 
@@ -87,16 +117,21 @@ impl TestDb {
         sqlx::any::install_default_drivers();
         let server_url = match backend {
             Backend::Sqlite => None,
-            Backend::Postgres | Backend::MySql => Some(backend.server_url().expect("the backend is available")),
+            _ => Some(backend.server_url().expect("the backend is available")),
         };
         let scratch = ScratchDb::create(server_url.as_deref(), "tessera_t").await.expect("create a test database");
-        Self { url: scratch.url.clone(), scratch }
+        let pooler = match (backend, &server_url) {
+            (Backend::PgBouncer, Some(server)) => Some(crate::pgbouncer::PgBouncer::start(server, &scratch.name)),
+            _ => None,
+        };
+        let url = pooler.as_ref().map_or_else(|| scratch.url.clone(), |pooler| pooler.url.clone());
+        Self { url, direct_url: scratch.url.clone(), pooler, scratch }
     }
 
     /// The first column of the first row of `query`, as text.
     pub async fn fetch_string(&self, query: &str) -> String {
         use sqlx::Row as _;
-        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        let mut conn = AnyConnection::connect(&self.direct_url).await.unwrap();
         let row = sqlx::query(query).fetch_one(&mut conn).await.unwrap();
         conn.close().await.ok();
         // MySQL reports TEXT columns as blobs through the Any driver.
@@ -108,7 +143,7 @@ impl TestDb {
     /// The number `query` (a `SELECT COUNT(*) …`) answers.
     pub async fn count(&self, query: &str) -> i64 {
         use sqlx::Row as _;
-        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        let mut conn = AnyConnection::connect(&self.direct_url).await.unwrap();
         let row = sqlx::query(query).fetch_one(&mut conn).await.unwrap();
         conn.close().await.ok();
         row.try_get::<i64, _>(0).unwrap()
@@ -116,7 +151,7 @@ impl TestDb {
 
     /// Runs a statement on the test database directly (for set-ups the API does not offer).
     pub async fn execute(&self, statement: &str) {
-        let mut conn = AnyConnection::connect(&self.url).await.unwrap();
+        let mut conn = AnyConnection::connect(&self.direct_url).await.unwrap();
         conn.execute(statement).await.unwrap();
         conn.close().await.ok();
     }
@@ -124,6 +159,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        drop(self.pooler.take());
         if let Err(error) = self.scratch.remove_blocking() {
             let _ = writeln!(std::io::stderr(), "could not drop test database {}: {error}", self.scratch.name);
         }
@@ -140,18 +176,6 @@ pub struct TestApp {
     pub db: Arc<TestDb>,
     config: Config,
     _server: StopOnDrop,
-}
-
-/// The built binary, with no `TESSERA_*` variables from the test's environment.
-pub fn tessera() -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("TESSERA_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("RUST_LOG", "warn");
-    command
 }
 
 /// Stops the server when the test app goes away.
@@ -179,6 +203,15 @@ pub async fn spawn_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = base_config(&db);
     adjust(&mut config);
     serve(Arc::new(db), config).await
+}
+
+/// `count` nodes with the same settings on one fresh database, all started at once (so that
+/// they race to migrate it and to make the first signing key and server secrets).
+pub async fn spawn_nodes(backend: Backend, count: usize, adjust: impl FnOnce(&mut Config)) -> Vec<TestApp> {
+    let db = Arc::new(TestDb::create(backend).await);
+    let mut config = base_config(&db);
+    adjust(&mut config);
+    futures_util::future::join_all((0..count).map(|_| serve(db.clone(), config.clone()))).await
 }
 
 /// The settings every test application starts from, on `db`.
@@ -333,87 +366,4 @@ pub fn field_codes(problem: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// A TCP proxy in front of a database server that a test can cut, to simulate an outage (the
-/// server stopping, as the service sees it), and heal again.
-pub struct Proxy {
-    /// The database URL through the proxy.
-    pub url: String,
-    cut: tokio::sync::watch::Sender<bool>,
-}
-
-impl Proxy {
-    pub async fn start(database_url: &str) -> Self {
-        let authority_start = database_url.find("://").unwrap() + 3;
-        let rest = &database_url[authority_start..];
-        let host_end = rest.find('/').unwrap_or(rest.len());
-        let host_port = rest[..host_end].rsplit('@').next().unwrap().to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let url = database_url.replacen(&host_port, &format!("127.0.0.1:{port}"), 1);
-        let (cut, watch) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            // Ends with the proxy (its sender gone).
-            while let Ok((mut client, _)) = listener.accept().await {
-                if *watch.borrow() {
-                    continue; // Cut: the connection is closed at once, as by a stopped server.
-                }
-                let target = host_port.clone();
-                let mut cut = watch.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else { return };
-                    tokio::select! {
-                        _ = cut.wait_for(|cut| *cut) => {}
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    }
-                });
-            }
-        });
-        Self { url, cut }
-    }
-
-    /// Drops every connection and refuses new ones.
-    pub fn cut(&self) {
-        self.cut.send(true).ok();
-    }
-
-    /// Lets connections through again.
-    pub fn heal(&self) {
-        self.cut.send(false).ok();
-    }
-}
-
-/// `tessera admin create --password-stdin ARGS…` on `database_url`.
-pub fn admin_create(database_url: &str, args: &[&str], password: &str) -> std::process::Output {
-    let mut child = tessera()
-        .env("TESSERA_DATABASE_URL", database_url)
-        .args(["admin", "create", "--password-stdin"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// `tessera admin create` of the owner `root` (root@example.com) with `password`, off the runtime.
-pub async fn create_owner(database_url: &str, password: &str) -> std::process::Output {
-    let (url, password) = (database_url.to_owned(), password.to_owned());
-    let args = ["--username", "root", "--email", "root@example.com", "--role", "owner"];
-    tokio::task::spawn_blocking(move || admin_create(&url, &args, &password)).await.unwrap()
-}
-
-/// Waits (up to 10 s) for the binary serving at `base` to answer `/readyz` with 200.
-pub async fn wait_until_ready(base: &str) {
-    let client = reqwest::Client::new();
-    for _ in 0..400 {
-        if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the server did not become ready");
 }

@@ -1,5 +1,7 @@
 //! HTTP-level tests: the real router on a random port, the same cases on every backend.
-//! PostgreSQL and MySQL run when `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set.
+//! PostgreSQL and MySQL run when `TESSERA_TEST_POSTGRES_URL` / `TESSERA_TEST_MYSQL_URL` are set;
+//! with PostgreSQL, every test also runs through a PgBouncer in transaction pooling mode when
+//! Debian's `pgbouncer` is installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +11,7 @@ mod helpers;
 mod account_races;
 mod audit;
 mod bad_bytes;
+mod binary;
 mod browser;
 mod cli;
 mod concurrency;
@@ -26,8 +29,11 @@ mod mfa;
 mod ops;
 mod outbox_bounds;
 mod passkeys;
+mod pgbouncer;
+mod proxy;
 mod refresh;
 mod register;
+mod scale_out;
 mod sealing;
 mod session_limits;
 mod sessions;

@@ -15,7 +15,7 @@ fn decode(part: &str) -> Value {
     serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
 }
 
-fn header_of(token: &str) -> Value {
+pub fn header_of(token: &str) -> Value {
     decode(token.split('.').next().unwrap())
 }
 
@@ -50,7 +50,7 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-fn rotate_keys(database_url: &str) {
+pub fn rotate_keys(database_url: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .env("TESSERA_DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")

@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// An owner (who may adjust) and their token.
-async fn owner(app: &TestApp) -> String {
+pub async fn owner(app: &TestApp) -> String {
     let (id, _) = app.signed_in("olga").await;
     app.db.execute(&format!("UPDATE users SET role = 'owner' WHERE id = '{id}'")).await;
     app.token("olga", PASSWORD).await
 }
 
-async fn open_wallet(app: &TestApp, token: &str, currency: &str) -> String {
+pub async fn open_wallet(app: &TestApp, token: &str, currency: &str) -> String {
     let response = app.send_json(Method::POST, "/v1/me/wallets", Some(token), &json!({"currency": currency})).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
@@ -25,19 +25,19 @@ async fn post_once(app: &TestApp, path: &str, token: &str, key: &str, body: &Val
     app.client.post(app.url(path)).bearer_auth(token).header("idempotency-key", key).json(body).send().await.unwrap()
 }
 
-async fn fund(app: &TestApp, owner: &str, user: &str, wallet: &str, amount: i64) {
+pub async fn fund(app: &TestApp, owner: &str, user: &str, wallet: &str, amount: i64) {
     let path = format!("/v1/users/{user}/wallets/{wallet}/adjustments");
     let key = uuid::Uuid::now_v7().to_string();
     let response = post_once(app, &path, owner, &key, &json!({"amount": amount, "reason": "opening balance"})).await;
     assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap());
 }
 
-async fn balance(app: &TestApp, token: &str, wallet: &str) -> i64 {
+pub async fn balance(app: &TestApp, token: &str, wallet: &str) -> i64 {
     let view: Value = app.get(&format!("/v1/me/wallets/{wallet}"), Some(token)).await.json().await.unwrap();
     view["balance"].as_i64().unwrap()
 }
 
-async fn transfer(app: &TestApp, token: &str, key: &str, from: &str, to: &str, amount: i64) -> reqwest::Response {
+pub async fn transfer(app: &TestApp, token: &str, key: &str, from: &str, to: &str, amount: i64) -> reqwest::Response {
     post_once(app, "/v1/transfers", token, key, &json!({"from_wallet_id": from, "to_wallet_id": to, "amount": amount}))
         .await
 }
@@ -49,7 +49,7 @@ fn verify_ledger(app: &TestApp) -> std::process::Output {
 
 /// Every balance equals the sum of its entries, and every transfer's entries cancel; and
 /// `tessera ledger verify` agrees.
-async fn assert_books_balance(app: &TestApp) {
+pub async fn assert_books_balance(app: &TestApp) {
     let verified = verify_ledger(app);
     assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
     assert!(String::from_utf8_lossy(&verified.stdout).starts_with("ok: "));

@@ -13,6 +13,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+
 use super::AbuseStats;
 use super::redis_counters::RedisCounters;
 use crate::domain::limits::{LimitedRoute, RouteLimits, client_network};
@@ -22,6 +24,8 @@ use crate::storage::{Store, StoreError};
 
 /// How long a request waits for the counters before it is admitted unchecked.
 const COUNTER_TIMEOUT: Duration = Duration::from_millis(500);
+/// Counter updates running at once at most; beyond, requests are admitted unchecked at once.
+const MAX_TAKES_IN_FLIGHT: usize = 1_024;
 /// Buckets a node remembers as refused; beyond it, refusals are asked of the counters again.
 const MAX_REMEMBERED: usize = 10_000;
 /// Least time between two warnings that the counters cannot be reached.
@@ -49,7 +53,12 @@ pub enum Counters {
 impl Counters {
     async fn take(&self, bucket: &str, rate: Rate) -> Result<Verdict, CounterError> {
         match self {
-            Self::Database(store) => Ok(rate_limits::take(&mut *store.write_conn().await?, bucket, rate).await?),
+            Self::Database(store) => {
+                let mut conn = store.write_conn().await?;
+                let verdict = rate_limits::take(&mut conn, bucket, rate).await?;
+                conn.finish().await?;
+                Ok(verdict)
+            }
             Self::Redis(redis) => Ok(redis.take(bucket, rate).await?),
         }
     }
@@ -72,6 +81,8 @@ pub struct RateLimiter {
 
 struct Inner {
     counters: Counters,
+    /// Permits for counter updates, which run as tasks of their own (see [`RateLimiter::admit`]).
+    takes: Arc<Semaphore>,
     limits: RouteLimits,
     refused: Mutex<HashMap<String, Instant>>,
     last_warning: Mutex<Option<Instant>>,
@@ -80,7 +91,8 @@ struct Inner {
 
 impl RateLimiter {
     pub fn new(counters: Counters, limits: RouteLimits, stats: AbuseStats) -> Self {
-        let inner = Inner { counters, limits, refused: Mutex::default(), last_warning: Mutex::default(), stats };
+        let takes = Arc::new(Semaphore::new(MAX_TAKES_IN_FLIGHT));
+        let inner = Inner { counters, takes, limits, refused: Mutex::default(), last_warning: Mutex::default(), stats };
         Self { inner: Arc::new(inner) }
     }
 
@@ -95,13 +107,26 @@ impl RateLimiter {
             return limited(wait);
         }
         let rate = Rate::per(per_minute, MINUTE);
-        match tokio::time::timeout(COUNTER_TIMEOUT, self.inner.counters.take(&bucket, rate)).await {
-            Ok(Ok(Verdict::Admitted)) => Admission::Admitted,
-            Ok(Ok(Verdict::Refused(wait))) => {
+        let Ok(permit) = self.inner.takes.clone().try_acquire_owned() else {
+            return self.fail_open("too many counter updates waiting");
+        };
+        // A task of its own, so that a request admitted unchecked after the timeout (or one
+        // whose client went away) is still counted: cancelled, the update would be rolled back
+        // (behind a transaction pooler) or never sent.
+        let (counters, key) = (self.inner.counters.clone(), bucket.clone());
+        let take = tokio::spawn(async move {
+            let verdict = counters.take(&key, rate).await;
+            drop(permit);
+            verdict
+        });
+        match tokio::time::timeout(COUNTER_TIMEOUT, take).await {
+            Ok(Ok(Ok(Verdict::Admitted))) => Admission::Admitted,
+            Ok(Ok(Ok(Verdict::Refused(wait)))) => {
                 self.remember(bucket, wait);
                 limited(wait)
             }
-            Ok(Err(error)) => self.fail_open(&error.to_string()),
+            Ok(Ok(Err(error))) => self.fail_open(&error.to_string()),
+            Ok(Err(panicked)) => self.fail_open(&panicked.to_string()),
             Err(_) => self.fail_open("no answer in time"),
         }
     }

@@ -131,17 +131,24 @@ pub async fn rotate(store: &Store, sealer: &Sealer, keep_retired: Duration) -> R
 /// Deletes keys retired more than `keep_retired` ago.
 pub async fn prune(store: &Store, keep_retired: Duration) -> Result<u64, Error> {
     let before = Timestamp::now().minus(keep_retired);
-    let mut conn = store.conn().await?;
-    Ok(signing_keys::delete_retired_before(&mut conn, before).await?)
+    let mut conn = store.write_conn().await?;
+    let deleted = signing_keys::delete_retired_before(&mut conn, before).await?;
+    conn.finish().await?;
+    Ok(deleted)
 }
 
 async fn build_ring(store: &Store, sealer: &Sealer, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {
-    let mut conn = store.conn().await?;
-    let mut stored = signing_keys::list(&mut conn).await?;
+    let mut stored = signing_keys::list(&mut *store.conn().await?).await?;
     if hmac_secret.is_none() && !stored.iter().any(is_current_candidate) {
-        signing_keys::insert(&mut conn, &generate(sealer)?).await?;
-        // Re-read: when nodes race on a fresh database, all of them pick the same newest key.
-        stored = signing_keys::list(&mut conn).await?;
+        let mut tx = store.begin().await?;
+        signing_keys::lock_for_first_key(&mut tx).await?;
+        // Read again under the lock: a node that started beside this one may have made it.
+        stored = signing_keys::list(&mut tx).await?;
+        if !stored.iter().any(is_current_candidate) {
+            signing_keys::insert(&mut tx, &generate(sealer)?).await?;
+            stored = signing_keys::list(&mut tx).await?;
+        }
+        tx.commit().await.map_err(crate::storage::StoreError::from)?;
     }
     let opened = stored
         .into_iter()

@@ -189,7 +189,8 @@ impl Auth {
         let event = AuditEvent::new(EventType::LoginFailed, None, user_id, client, json!({ "reason": reason }));
         let outcome = async {
             let mut conn = self.store.write_conn().await?;
-            audit::insert(&mut conn, &event).await
+            audit::insert(&mut conn, &event).await?;
+            conn.finish().await
         };
         if let Err(error) = outcome.await {
             tracing::warn!(%error, "could not record a refused sign-in");

@@ -9,8 +9,6 @@
 use secrecy::SecretString;
 
 use serde_json::json;
-use sqlx::Any;
-use sqlx::pool::PoolConnection;
 use uuid::Uuid;
 
 use super::Auth;
@@ -24,7 +22,7 @@ use crate::domain::user::{User, UserStatus};
 use crate::service::error::Error;
 use crate::storage::refresh_tokens::{self, RefreshRecord};
 use crate::storage::rotations::{self, Rotated, Rotation};
-use crate::storage::{Backend, Connection, StoreError, audit, sessions};
+use crate::storage::{Backend, Conn, Connection, StoreError, audit, sessions};
 
 impl Auth {
     /// Exchanges a refresh token for a new pair.
@@ -42,8 +40,10 @@ impl Auth {
     pub async fn refresh(&self, presented: SecretString, client: &ClientInfo) -> Result<IssuedTokens, Error> {
         let digest = secrets::digest(&presented);
         let now = Timestamp::now();
-        // One connection for the read and, on PostgreSQL, the rotation after it.
-        let mut conn = self.store.conn().await?;
+        // One connection for the read and, on PostgreSQL, the rotation after it (SQLite, which
+        // batches rotations, reads on a reader).
+        let mut conn =
+            if self.rotations.is_some() { self.store.conn().await? } else { self.store.write_conn().await? };
         let found = refresh_tokens::find_with_session(&mut conn, &digest).await?;
         let (record, session, user) = found.ok_or(Error::InvalidToken)?;
         check_live(&record, &session, &user, now)?;
@@ -137,12 +137,7 @@ impl Auth {
 
     /// `rotation` in a batch (SQLite; `conn`, a reader, is given back first) or in one
     /// statement on `conn` (PostgreSQL); [`Rotated::Retry`] where neither is available (MySQL).
-    async fn rotate_quickly(
-        &self,
-        mut conn: PoolConnection<Any>,
-        rotation: Rotation,
-        now: Timestamp,
-    ) -> Result<Rotated, Error> {
+    async fn rotate_quickly(&self, mut conn: Conn, rotation: Rotation, now: Timestamp) -> Result<Rotated, Error> {
         if let Some(batcher) = &self.rotations {
             drop(conn);
             return Ok(batcher.rotate(rotation).await);
@@ -151,7 +146,9 @@ impl Auth {
             return Ok(Rotated::Retry);
         }
         let until = now.plus(self.tokens.settings().refresh_ttl);
-        Ok(rotations::rotate_in_one_statement(&mut conn, &rotation, until).await?)
+        let rotated = rotations::rotate_in_one_statement(&mut conn, &rotation, until).await?;
+        conn.finish().await?;
+        Ok(rotated)
     }
 
     /// The pair a rotation at `rotated_at` issued, reproduced exactly.

@@ -84,6 +84,7 @@ impl Auth {
         let mut conn = self.store.write_conn().await?;
         second_factors::insert_mfa_token(&mut conn, &secrets::digest(&token), user_id, now, now.plus(MFA_TOKEN_TTL))
             .await?;
+        conn.finish().await?;
         Ok(token)
     }
 
@@ -91,7 +92,8 @@ impl Auth {
     pub(super) async fn store_upgrade(&self, user_id: Uuid, upgrade: &HashUpgrade) {
         let outcome = async {
             let mut conn = self.store.write_conn().await?;
-            users::replace_password_hash(&mut conn, user_id, &upgrade.old, &upgrade.new).await
+            users::replace_password_hash(&mut conn, user_id, &upgrade.old, &upgrade.new).await?;
+            conn.finish().await
         };
         if let Err(error) = outcome.await {
             tracing::warn!(%user_id, %error, "could not upgrade a password hash");

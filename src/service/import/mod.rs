@@ -276,7 +276,7 @@ impl Importer {
         if !self.options.dry_run && crossed_a_power_of_ten(before, self.counts.imported) {
             // The planner's statistics still describe the table as it was before the import;
             // refreshed at 1,000, 10,000, … accounts, each batch's lookups keep using the indexes.
-            users::after_bulk_load(&mut *self.store.write_conn().await?).await?;
+            users::after_bulk_load(&self.store).await?;
         }
         Ok(())
     }
@@ -323,7 +323,8 @@ impl Importer {
             let event = AuditEvent::new(EventType::UsersImported, None, None, &ClientInfo::default(), detail);
             let mut conn = self.store.write_conn().await?;
             audit::insert(&mut conn, &event).await?;
-            users::after_bulk_load(&mut conn).await?;
+            conn.finish().await?;
+            users::after_bulk_load(&self.store).await?;
         }
         Ok(self.counts)
     }

@@ -45,6 +45,7 @@ impl SecondFactors {
         let purpose = if mfa_token_hash.is_some() { CeremonyPurpose::SecondStep } else { CeremonyPurpose::StepUp };
         let challenge = Challenge { purpose, user_id: Some(user_id), mfa_token_hash, state: encode(&state)? };
         let challenge_id = store_challenge(&mut conn, &challenge, Timestamp::now()).await?;
+        conn.finish().await?;
         Ok(Ceremony { challenge_id, options: request_options(options)? })
     }
 
@@ -59,6 +60,7 @@ impl SecondFactors {
             Challenge { purpose: CeremonyPurpose::SignIn, user_id: None, mfa_token_hash: None, state: encode(&state)? };
         let mut conn = self.store.write_conn().await?;
         let challenge_id = store_challenge(&mut conn, &challenge, Timestamp::now()).await?;
+        conn.finish().await?;
         Ok(Ceremony { challenge_id, options: request_options(options)? })
     }
 
@@ -93,7 +95,9 @@ impl SecondFactors {
     /// no account.
     pub async fn take_sign_in(&self, assertion: &PasskeyAssertion) -> Result<Option<(Challenge, Uuid)>, Error> {
         let digest = secrets::digest(&assertion.challenge_id);
-        let taken = rows::take_challenge(&mut *self.store.write_conn().await?, &digest, Timestamp::now()).await?;
+        let mut conn = self.store.write_conn().await?;
+        let taken = rows::take_challenge(&mut conn, &digest, Timestamp::now()).await?;
+        conn.finish().await?;
         let Some(challenge) = taken.filter(|c| c.purpose == CeremonyPurpose::SignIn) else { return Ok(None) };
         Ok(passkey_account(&assertion.credential).map(|user_id| (challenge, user_id)))
     }
