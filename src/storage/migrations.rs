@@ -104,13 +104,15 @@ pub async fn run(conn: &mut AnyConnection, pooling: Pooling) -> Result<Vec<i64>,
     outcome
 }
 
+/// The table of applied migrations; on MySQL in InnoDB whatever the server's default engine,
+/// as its rows are also locked (see `signing_keys::lock_current`).
 async fn create_table(conn: &mut AnyConnection) -> Result<(), StoreError> {
-    sqlx::query(
+    let options = if is(conn, Backend::MySql) { MYSQL_TABLE_OPTIONS } else { "" };
+    let statement = format!(
         "CREATE TABLE IF NOT EXISTS tessera_migrations (version BIGINT NOT NULL PRIMARY KEY, \
-         name VARCHAR(200) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *conn)
-    .await?;
+         name VARCHAR(200) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at BIGINT NOT NULL) {options}"
+    );
+    sqlx::query(&statement).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -50,11 +50,12 @@ pub async fn list(conn: &mut AnyConnection) -> Result<Vec<StoredKey>, StoreError
         .map_err(StoreError::from)
 }
 
-/// Holds, until `tx` ends, a lock every node making the first key takes, so that nodes starting
-/// together on a fresh database make one key between them, not one each (each would then sign
-/// with its own, which the others know only after a reload). The lock is that of a row every
-/// database has, migration 1's; on SQLite `BEGIN IMMEDIATE` has taken the write lock already.
-pub async fn lock_for_first_key(tx: &mut AnyConnection) -> Result<(), StoreError> {
+/// Holds, until `tx` ends, the lock every change of the current key takes: nodes starting
+/// together on a fresh database then make one key between them, not one each (each would sign
+/// with its own, which the others know only after a reload), and a rotation cannot miss a key
+/// made meanwhile. The lock is that of a row every database has, migration 1's; on SQLite
+/// `BEGIN IMMEDIATE` has taken the write lock already.
+pub async fn lock_current(tx: &mut AnyConnection) -> Result<(), StoreError> {
     if Backend::of(tx) != Backend::Sqlite {
         sqlx::query("SELECT version FROM tessera_migrations WHERE version = 1 FOR UPDATE").execute(&mut *tx).await?;
     }

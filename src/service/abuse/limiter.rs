@@ -24,8 +24,11 @@ use crate::storage::{Store, StoreError};
 
 /// How long a request waits for the counters before it is admitted unchecked.
 const COUNTER_TIMEOUT: Duration = Duration::from_millis(500);
-/// Counter updates running at once at most; beyond, requests are admitted unchecked at once.
-const MAX_TAKES_IN_FLIGHT: usize = 1_024;
+/// Counter updates running at once at most; beyond, requests wait for one to end (within
+/// [`COUNTER_TIMEOUT`]), so an overloaded database still slows a flood down.
+const MAX_TAKES_IN_FLIGHT: usize = 256;
+/// How long a counter update may run, after its request has stopped waiting for it.
+const TAKE_DEADLINE: Duration = Duration::from_secs(5);
 /// Buckets a node remembers as refused; beyond it, refusals are asked of the counters again.
 const MAX_REMEMBERED: usize = 10_000;
 /// Least time between two warnings that the counters cannot be reached.
@@ -107,28 +110,31 @@ impl RateLimiter {
             return limited(wait);
         }
         let rate = Rate::per(per_minute, MINUTE);
-        let Ok(permit) = self.inner.takes.clone().try_acquire_owned() else {
-            return self.fail_open("too many counter updates waiting");
-        };
-        // A task of its own, so that a request admitted unchecked after the timeout (or one
-        // whose client went away) is still counted: cancelled, the update would be rolled back
-        // (behind a transaction pooler) or never sent.
-        let (counters, key) = (self.inner.counters.clone(), bucket.clone());
-        let take = tokio::spawn(async move {
-            let verdict = counters.take(&key, rate).await;
-            drop(permit);
-            verdict
-        });
-        match tokio::time::timeout(COUNTER_TIMEOUT, take).await {
-            Ok(Ok(Ok(Verdict::Admitted))) => Admission::Admitted,
-            Ok(Ok(Ok(Verdict::Refused(wait)))) => {
-                self.remember(bucket, wait);
-                limited(wait)
-            }
-            Ok(Ok(Err(error))) => self.fail_open(&error.to_string()),
-            Ok(Err(panicked)) => self.fail_open(&panicked.to_string()),
+        match tokio::time::timeout(COUNTER_TIMEOUT, self.charge(bucket, rate)).await {
+            Ok(Ok(Verdict::Admitted)) => Admission::Admitted,
+            Ok(Ok(Verdict::Refused(wait))) => limited(wait),
+            Ok(Err(reason)) => self.fail_open(&reason),
             Err(_) => self.fail_open("no answer in time"),
         }
+    }
+
+    /// Updates `bucket`'s counter in a task of its own, which goes on when the request stops
+    /// waiting: a request admitted unchecked after the timeout (or whose client went away) is
+    /// still counted, and a refusal still remembered. Cancelled, the update would be rolled
+    /// back (behind a transaction pooler) or never sent.
+    async fn charge(&self, bucket: String, rate: Rate) -> Result<Verdict, String> {
+        let permit = self.inner.takes.clone().acquire_owned().await.map_err(|closed| closed.to_string())?;
+        let limiter = self.clone();
+        let take = tokio::spawn(async move {
+            let taken = tokio::time::timeout(TAKE_DEADLINE, limiter.inner.counters.take(&bucket, rate)).await;
+            drop(permit);
+            let verdict = taken.map_err(|_| "the counters did not answer".to_owned())?.map_err(|e| e.to_string())?;
+            if let Verdict::Refused(wait) = verdict {
+                limiter.remember(bucket, wait);
+            }
+            Ok(verdict)
+        });
+        take.await.map_err(|panicked| panicked.to_string())?
     }
 
     fn remembered(&self, bucket: &str) -> Option<Duration> {

@@ -121,6 +121,7 @@ pub async fn rotate(store: &Store, sealer: &Sealer, keep_retired: Duration) -> R
     let key = generate(sealer)?;
     let now = Timestamp::now();
     let mut tx = store.begin().await?;
+    signing_keys::lock_current(&mut tx).await?;
     signing_keys::insert(&mut tx, &key).await?;
     signing_keys::retire_all_except(&mut tx, &key.kid, now).await?;
     tx.commit().await.map_err(crate::storage::StoreError::from)?;
@@ -141,7 +142,7 @@ async fn build_ring(store: &Store, sealer: &Sealer, hmac_secret: Option<&SecretS
     let mut stored = signing_keys::list(&mut *store.conn().await?).await?;
     if hmac_secret.is_none() && !stored.iter().any(is_current_candidate) {
         let mut tx = store.begin().await?;
-        signing_keys::lock_for_first_key(&mut tx).await?;
+        signing_keys::lock_current(&mut tx).await?;
         // Read again under the lock: a node that started beside this one may have made it.
         stored = signing_keys::list(&mut tx).await?;
         if !stored.iter().any(is_current_candidate) {
