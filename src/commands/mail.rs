@@ -3,7 +3,7 @@
 use crate::cli::RetryArgs;
 use crate::config::Config;
 use crate::domain::time::Timestamp;
-use crate::storage::{Store, StoreError, outbox};
+use crate::storage::{Store, outbox};
 
 /// Lists the dead letters, oldest first: id, when queued and set aside, attempts, recipient,
 /// subject and the last error (never the body, which may hold a link).
@@ -34,13 +34,7 @@ pub async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<()> {
     let store = Store::connect(config.database_url.expose(), 1).await?;
     store.migrate().await?;
     let ids = (!args.all).then_some(args.ids.as_slice());
-    let requeued = async {
-        let mut conn = store.write_conn().await?;
-        let requeued = outbox::requeue(&mut conn, ids, Timestamp::now()).await?;
-        conn.finish().await?;
-        Ok::<_, StoreError>(requeued)
-    }
-    .await;
+    let requeued = store.write(async |conn| outbox::requeue(conn, ids, Timestamp::now()).await).await;
     store.close().await;
     println!("requeued {} mails", requeued?);
     Ok(())

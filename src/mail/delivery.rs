@@ -114,10 +114,9 @@ impl Delivery {
 
     /// Claims and tries one batch; answers how many mails it tried.
     async fn round(&self, owner: Uuid) -> Result<usize, StoreError> {
-        let mut conn = self.store.write_conn().await?;
         let now = Timestamp::now();
-        let claimed = outbox::claim(&mut conn, owner, now, now.plus(LEASE), BATCH).await?;
-        conn.finish().await?;
+        let claimed =
+            self.store.write(async |conn| outbox::claim(conn, owner, now, now.plus(LEASE), BATCH).await).await?;
         let (waiting, dead) = outbox::depth(&mut *self.store.conn().await?).await?;
         self.stats.queued.set(waiting);
         self.stats.dead_letters.set(dead);
@@ -135,41 +134,37 @@ impl Delivery {
             // Its link no longer works: sending it would only put a dead token in an inbox.
             self.stats.expired.inc();
             tracing::info!(mail = %mail.id, "the link in a mail expired before it could be sent; it is dropped");
-            let mut conn = self.store.write_conn().await?;
-            outbox::delete_sent(&mut conn, mail.id, owner).await?;
-            return conn.finish().await;
+            return self.store.write(async |conn| outbox::delete_sent(conn, mail.id, owner).await).await;
         }
         if attempts > 0 {
             self.stats.retries.inc();
         }
         let outcome = self.send(&mail).await;
-        let mut conn = self.store.write_conn().await?;
-        let written = match outcome {
+        self.store.write(async |conn| match outcome {
             Ok(()) => {
                 self.stats.sent.inc();
-                outbox::delete_sent(&mut conn, mail.id, owner).await
+                outbox::delete_sent(conn, mail.id, owner).await
             }
             Err(SendError::Permanent(reason)) => {
                 self.stats.failed.inc();
                 tracing::error!(mail = %mail.id, %reason, "the mail server refused a mail for good; it is dropped");
-                outbox::delete_sent(&mut conn, mail.id, owner).await
+                outbox::delete_sent(conn, mail.id, owner).await
             }
             Err(SendError::Transient(reason)) if now >= queued_at.plus(self.give_up_after) => {
                 self.stats.failed.inc();
                 self.stats.dead_lettered.inc();
                 tracing::error!(mail = %mail.id, attempts = attempts + 1, %reason, "mail failed for too long; set aside (tessera mail failed)");
-                outbox::record_failure(&mut conn, mail.id, owner, AfterFailure::SetAside(now), &reason).await
+                outbox::record_failure(conn, mail.id, owner, AfterFailure::SetAside(now), &reason).await
             }
             Err(SendError::Transient(reason)) => {
                 self.stats.failed.inc();
                 let wait = backoff(self.retry_delay, attempts);
                 tracing::warn!(mail = %mail.id, attempts = attempts + 1, retry_in = ?wait, %reason, "mail not sent; will retry");
                 let retry_at = AfterFailure::RetryAt(Timestamp::now().plus(wait));
-                outbox::record_failure(&mut conn, mail.id, owner, retry_at, &reason).await
+                outbox::record_failure(conn, mail.id, owner, retry_at, &reason).await
             }
-        };
-        written?;
-        conn.finish().await
+        })
+        .await
     }
 
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError> {

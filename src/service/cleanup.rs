@@ -103,9 +103,7 @@ impl Batch {
 async fn drain(store: &Store, batch: Batch) -> Result<u64, Error> {
     let mut total = 0;
     loop {
-        let mut conn = store.write_conn().await?;
-        let n = batch.delete(&mut conn).await?;
-        conn.finish().await?;
+        let n = store.write(async |conn| batch.delete(conn).await).await?;
         total += n;
         if n < BATCH.unsigned_abs() {
             return Ok(total);

@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::error::Error;
 use crate::domain::second_factor::seal_context;
 use crate::domain::secrets::{decode_master_key, random_bytes};
-use crate::storage::{Store, second_factors, server_secrets, signing_keys};
+use crate::storage::{Connection, Store, second_factors, server_secrets, signing_keys};
 
 /// What every sealed value starts with; the version names the cipher and the layout.
 const PREFIX: &str = "sealed:v1:";
@@ -93,9 +93,7 @@ impl Sealer {
 pub async fn shared_secret(store: &Store, sealer: &Sealer, name: &str) -> Result<SecretString, Error> {
     let context = format!("server_secret:{name}");
     let fresh = sealer.seal(&B64.encode(random_bytes()), &context)?;
-    let mut conn = store.write_conn().await?;
-    let stored = server_secrets::get_or_create(&mut conn, name, &fresh).await?;
-    conn.finish().await?;
+    let stored = store.write(async |conn| server_secrets::get_or_create(conn, name, &fresh).await).await?;
     sealer.open(&stored, &context)
 }
 
@@ -114,24 +112,24 @@ pub async fn seal_stored(store: &Store, sealer: &Sealer) -> Result<Resealed, Err
     if !sealer.is_sealing() {
         return Err(Error::Internal("sealing needs TESSERA_MASTER_KEY (or TESSERA_MASTER_KEY_FILE)".into()));
     }
-    let mut conn = store.write_conn().await?;
+    store.write(async |conn| seal_in(conn, sealer).await).await
+}
+
+async fn seal_in(conn: &mut Connection, sealer: &Sealer) -> Result<Resealed, Error> {
     let mut done = Resealed::default();
-    for key in signing_keys::list(&mut conn).await?.into_iter().filter(|k| !Sealer::is_sealed(&k.secret_key)) {
+    for key in signing_keys::list(conn).await?.into_iter().filter(|k| !Sealer::is_sealed(&k.secret_key)) {
         let sealed = sealer.seal(&key.secret_key, &format!("signing_key:{}", key.kid))?;
-        done.signing_keys +=
-            u64::from(signing_keys::replace_secret(&mut conn, &key.kid, &key.secret_key, &sealed).await?);
+        done.signing_keys += u64::from(signing_keys::replace_secret(conn, &key.kid, &key.secret_key, &sealed).await?);
     }
-    for (name, secret) in server_secrets::list(&mut conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s)) {
+    for (name, secret) in server_secrets::list(conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s)) {
         let sealed = sealer.seal(&secret, &format!("server_secret:{name}"))?;
-        done.server_secrets += u64::from(server_secrets::replace(&mut conn, &name, &secret, &sealed).await?);
+        done.server_secrets += u64::from(server_secrets::replace(conn, &name, &secret, &sealed).await?);
     }
-    let in_clear = second_factors::totp_secrets(&mut conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s));
+    let in_clear = second_factors::totp_secrets(conn).await?.into_iter().filter(|(_, s)| !Sealer::is_sealed(s));
     for (user_id, secret) in in_clear {
         let sealed = sealer.seal(&secret, &seal_context(user_id))?;
-        done.totp_secrets +=
-            u64::from(second_factors::replace_totp_secret(&mut conn, user_id, &secret, &sealed).await?);
+        done.totp_secrets += u64::from(second_factors::replace_totp_secret(conn, user_id, &secret, &sealed).await?);
     }
-    conn.finish().await?;
     Ok(done)
 }
 

@@ -63,15 +63,13 @@ impl Pooling {
             Some("transaction") => return Err(invalid("pool_mode=transaction is for PostgreSQL only")),
             Some(_) => return Err(invalid("pool_mode must be transaction or session")),
         };
-        {
-            let mut query = parsed.query_pairs_mut();
-            query.clear().extend_pairs(&kept);
-            if pooling == Self::Transaction {
-                query.append_pair("statement-cache-capacity", "0");
-            }
+        let mut pairs = kept;
+        if pooling == Self::Transaction {
+            pairs.push(("statement-cache-capacity".into(), "0".into()));
         }
-        if kept.is_empty() && pooling == Self::Direct {
-            parsed.set_query(None);
+        parsed.set_query(None);
+        if !pairs.is_empty() {
+            parsed.query_pairs_mut().extend_pairs(&pairs);
         }
         Ok((parsed.into(), pooling))
     }

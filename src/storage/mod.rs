@@ -99,13 +99,24 @@ impl Store {
     }
 
     /// A connection for writing statements outside a transaction, each durable on its own;
-    /// [`Conn::finish`] ends it. On SQLite it is the writer, so that the statements queue here
+    /// [`Conn::finish`] ends it ([`Self::write`] does both). On SQLite it is the writer, so that the statements queue here
     /// rather than in SQLite's busy handler.
     pub async fn write_conn(&self) -> Result<Conn, StoreError> {
         match self.pooling {
             Pooling::Direct => Ok(Conn::pooled(self.writer.as_ref().unwrap_or(&self.pool).acquire().await?)),
             Pooling::Transaction => Ok(Conn::transaction(self.begin().await?)),
         }
+    }
+
+    /// Runs `work` on a [`Self::write_conn`] and finishes it, so that no write can forget to.
+    pub async fn write<T, E: From<StoreError>>(
+        &self,
+        work: impl AsyncFnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.write_conn().await?;
+        let done = work(&mut conn).await?;
+        conn.finish().await?;
+        Ok(done)
     }
 
     /// A transaction: everything written through it lands together or not at all. On SQLite it

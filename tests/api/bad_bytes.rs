@@ -84,15 +84,10 @@ each_backend! {
         let login = || app.post("/v1/auth/login", &credentials);
         assert_problem(login().await, 401, "invalid_credentials").await;
         let store = Store::connect(&app.db.url, 1).await.unwrap();
-        let rekey = || async {
-            let mut conn = store.write_conn().await.unwrap();
-            let rekeyed = users::rekey_emails(&mut conn).await.unwrap();
-            conn.finish().await.unwrap();
-            rekeyed
-        };
-        assert_eq!(rekey().await, 1);
+        let rekey = || store.write(async |conn| users::rekey_emails(conn).await);
+        assert_eq!(rekey().await.unwrap(), 1);
         assert_eq!(login().await.status(), StatusCode::OK);
-        assert_eq!(rekey().await, 0, "once is enough");
+        assert_eq!(rekey().await.unwrap(), 0, "once is enough");
         store.close().await;
     }
 }

@@ -56,12 +56,7 @@ pub enum Counters {
 impl Counters {
     async fn take(&self, bucket: &str, rate: Rate) -> Result<Verdict, CounterError> {
         match self {
-            Self::Database(store) => {
-                let mut conn = store.write_conn().await?;
-                let verdict = rate_limits::take(&mut conn, bucket, rate).await?;
-                conn.finish().await?;
-                Ok(verdict)
-            }
+            Self::Database(store) => Ok(store.write(async |conn| rate_limits::take(conn, bucket, rate).await).await?),
             Self::Redis(redis) => Ok(redis.take(bucket, rate).await?),
         }
     }

@@ -261,11 +261,7 @@ impl Lockout {
         if charge.account {
             keys.push(&subject.account);
         }
-        let released = async {
-            let mut conn = self.store.write_conn().await?;
-            sign_in_attempts::release(&mut conn, &keys).await?;
-            conn.finish().await
-        };
+        let released = self.store.write(async |conn| sign_in_attempts::release(conn, &keys).await);
         if let Err(error) = released.await {
             tracing::warn!(%error, "could not hand back a sign-in slot");
         }
@@ -275,12 +271,7 @@ impl Lockout {
     /// [`Self::succeeded_in`] on a connection of its own, for a right password that opens no
     /// session; a failure leaves the slot lost until it times out.
     pub async fn succeeded(&self, subject: &Subject, charge: Charge) {
-        let outcome = async {
-            let mut conn = self.store.write_conn().await?;
-            self.succeeded_in(&mut conn, subject, charge, false).await?;
-            conn.finish().await?;
-            Ok::<_, Error>(())
-        };
+        let outcome = self.store.write(async |conn| self.succeeded_in(conn, subject, charge, false).await);
         if let Err(error) = outcome.await {
             tracing::warn!(%error, "could not clear sign-in failures");
         }

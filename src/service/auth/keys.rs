@@ -132,10 +132,7 @@ pub async fn rotate(store: &Store, sealer: &Sealer, keep_retired: Duration) -> R
 /// Deletes keys retired more than `keep_retired` ago.
 pub async fn prune(store: &Store, keep_retired: Duration) -> Result<u64, Error> {
     let before = Timestamp::now().minus(keep_retired);
-    let mut conn = store.write_conn().await?;
-    let deleted = signing_keys::delete_retired_before(&mut conn, before).await?;
-    conn.finish().await?;
-    Ok(deleted)
+    Ok(store.write(async |conn| signing_keys::delete_retired_before(conn, before).await).await?)
 }
 
 async fn build_ring(store: &Store, sealer: &Sealer, hmac_secret: Option<&SecretString>) -> Result<KeyRing, Error> {

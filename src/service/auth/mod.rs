@@ -187,11 +187,7 @@ impl Auth {
     /// cannot be written the refusal still stands, and the failure is logged.
     async fn record_failure(&self, user_id: Option<Uuid>, client: &ClientInfo, reason: &str) {
         let event = AuditEvent::new(EventType::LoginFailed, None, user_id, client, json!({ "reason": reason }));
-        let outcome = async {
-            let mut conn = self.store.write_conn().await?;
-            audit::insert(&mut conn, &event).await?;
-            conn.finish().await
-        };
+        let outcome = self.store.write(async |conn| audit::insert(conn, &event).await);
         if let Err(error) = outcome.await {
             tracing::warn!(%error, "could not record a refused sign-in");
         }

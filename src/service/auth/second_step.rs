@@ -81,20 +81,20 @@ impl Auth {
     pub(super) async fn await_second_factor(&self, user_id: Uuid) -> Result<SecretString, Error> {
         let token = secrets::new_token();
         let now = Timestamp::now();
-        let mut conn = self.store.write_conn().await?;
-        second_factors::insert_mfa_token(&mut conn, &secrets::digest(&token), user_id, now, now.plus(MFA_TOKEN_TTL))
+        let digest = secrets::digest(&token);
+        self.store
+            .write(async |conn| {
+                second_factors::insert_mfa_token(conn, &digest, user_id, now, now.plus(MFA_TOKEN_TTL)).await
+            })
             .await?;
-        conn.finish().await?;
         Ok(token)
     }
 
     /// Writes a password's upgraded hash outside a sign-in (one that waits for a second factor).
     pub(super) async fn store_upgrade(&self, user_id: Uuid, upgrade: &HashUpgrade) {
-        let outcome = async {
-            let mut conn = self.store.write_conn().await?;
-            users::replace_password_hash(&mut conn, user_id, &upgrade.old, &upgrade.new).await?;
-            conn.finish().await
-        };
+        let outcome = self
+            .store
+            .write(async |conn| users::replace_password_hash(conn, user_id, &upgrade.old, &upgrade.new).await);
         if let Err(error) = outcome.await {
             tracing::warn!(%user_id, %error, "could not upgrade a password hash");
         }

@@ -321,9 +321,7 @@ impl Importer {
         if !self.options.dry_run && (self.counts.imported > 0 || self.counts.updated > 0) {
             let detail = json!({ "source": source, "counts": self.counts, "update": self.options.update });
             let event = AuditEvent::new(EventType::UsersImported, None, None, &ClientInfo::default(), detail);
-            let mut conn = self.store.write_conn().await?;
-            audit::insert(&mut conn, &event).await?;
-            conn.finish().await?;
+            self.store.write(async |conn| audit::insert(conn, &event).await).await?;
             users::after_bulk_load(&self.store).await?;
         }
         Ok(self.counts)

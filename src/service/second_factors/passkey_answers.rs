@@ -32,8 +32,7 @@ impl SecondFactors {
     /// given: the digest of the token its password earned) or a signed-in account confirming a
     /// change of its factors.
     pub async fn challenge_passkey(&self, user_id: Uuid, mfa_token_hash: Option<String>) -> Result<Ceremony, Error> {
-        let mut conn = self.store.write_conn().await?;
-        let stored = rows::of_user(&mut conn, user_id).await?;
+        let stored = rows::of_user(&mut *self.store.conn().await?, user_id).await?;
         if stored.is_empty() {
             return Err(Error::FactorState("no_passkeys"));
         }
@@ -44,8 +43,8 @@ impl SecondFactors {
             .map_err(|e| Error::Internal(format!("passkey request options: {e}")))?;
         let purpose = if mfa_token_hash.is_some() { CeremonyPurpose::SecondStep } else { CeremonyPurpose::StepUp };
         let challenge = Challenge { purpose, user_id: Some(user_id), mfa_token_hash, state: encode(&state)? };
-        let challenge_id = store_challenge(&mut conn, &challenge, Timestamp::now()).await?;
-        conn.finish().await?;
+        let challenge_id =
+            self.store.write(async |conn| store_challenge(conn, &challenge, Timestamp::now()).await).await?;
         Ok(Ceremony { challenge_id, options: request_options(options)? })
     }
 
@@ -58,9 +57,8 @@ impl SecondFactors {
             .map_err(|e| Error::Internal(format!("passkey request options: {e}")))?;
         let challenge =
             Challenge { purpose: CeremonyPurpose::SignIn, user_id: None, mfa_token_hash: None, state: encode(&state)? };
-        let mut conn = self.store.write_conn().await?;
-        let challenge_id = store_challenge(&mut conn, &challenge, Timestamp::now()).await?;
-        conn.finish().await?;
+        let challenge_id =
+            self.store.write(async |conn| store_challenge(conn, &challenge, Timestamp::now()).await).await?;
         Ok(Ceremony { challenge_id, options: request_options(options)? })
     }
 
@@ -95,9 +93,7 @@ impl SecondFactors {
     /// no account.
     pub async fn take_sign_in(&self, assertion: &PasskeyAssertion) -> Result<Option<(Challenge, Uuid)>, Error> {
         let digest = secrets::digest(&assertion.challenge_id);
-        let mut conn = self.store.write_conn().await?;
-        let taken = rows::take_challenge(&mut conn, &digest, Timestamp::now()).await?;
-        conn.finish().await?;
+        let taken = self.store.write(async |conn| rows::take_challenge(conn, &digest, Timestamp::now()).await).await?;
         let Some(challenge) = taken.filter(|c| c.purpose == CeremonyPurpose::SignIn) else { return Ok(None) };
         Ok(passkey_account(&assertion.credential).map(|user_id| (challenge, user_id)))
     }
