@@ -74,7 +74,20 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// Stops nginx with `SIGTERM`, which its master passes on to the workers; a `SIGKILL` would
+    /// leave the workers running, listening, after the run.
     fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let stopped = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            if stopped.is_ok_and(|status| status.success()) {
+                for _ in 0..40 {
+                    if self.child.try_wait().is_ok_and(|exited| exited.is_some()) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
         self.child.start_kill().ok();
         std::fs::remove_dir_all(&self.folder).ok();
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -55,12 +55,39 @@ impl Timestamp {
         Self(self.0.saturating_sub(micros))
     }
 
-    /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-23T10:00:00Z`.
+    /// RFC 3339 in UTC with whole seconds, e.g. `2026-11-23T10:00:00Z`; empty outside the
+    /// years 0 to 9999, which RFC 3339 cannot write.
+    ///
+    /// Written by hand rather than through `time`'s formatter, which costs ten times as much:
+    /// every answer that shows an account writes four of these.
     pub fn to_rfc3339(self) -> String {
-        OffsetDateTime::from_unix_timestamp(self.as_secs())
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default()
+        self.rfc3339_text().as_ref().and_then(|text| std::str::from_utf8(text).ok()).unwrap_or_default().to_owned()
+    }
+
+    /// [`Self::to_rfc3339`]'s twenty ASCII bytes, with no allocation; `None` outside the
+    /// years 0 to 9999.
+    pub fn rfc3339_text(self) -> Option<[u8; 20]> {
+        let secs = self.as_secs();
+        let (year, month, day) = civil_date(secs.div_euclid(86_400));
+        let year = u16::try_from(year).ok().filter(|year| *year <= 9999)?;
+        let of_day = secs.rem_euclid(86_400);
+        let mut text = [0_u8; 20];
+        let [y1, y2] = [year / 100, year % 100].map(|part| two_digits(i64::from(part)));
+        for (slot, bytes) in [0, 2, 5, 8, 11, 14, 17].into_iter().zip([
+            y1,
+            y2,
+            two_digits(month),
+            two_digits(day),
+            two_digits(of_day / 3600),
+            two_digits(of_day / 60 % 60),
+            two_digits(of_day % 60),
+        ]) {
+            text[slot..slot + 2].copy_from_slice(&bytes);
+        }
+        for (slot, byte) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'Z')] {
+            text[slot] = byte;
+        }
+        Some(text)
     }
 
     /// RFC 3339 in UTC to the microsecond (fractional digits only when there are any), e.g.
@@ -80,6 +107,35 @@ impl Timestamp {
     }
 }
 
+/// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01: Howard
+/// Hinnant's `civil_from_days`, in whole-number arithmetic.
+fn civil_date(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468; // from 0000-03-01, so that a leap day ends the year
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `value` (0 to 99) as two ASCII digits.
+fn two_digits(value: i64) -> [u8; 2] {
+    let value = u8::try_from(value.rem_euclid(100)).unwrap_or(0);
+    [b'0' + value / 10, b'0' + value % 10]
+}
+
+/// Written as its RFC 3339 string (see [`Timestamp::to_rfc3339`]), without allocating.
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = self.rfc3339_text();
+        serializer.serialize_str(text.as_ref().and_then(|text| std::str::from_utf8(text).ok()).unwrap_or_default())
+    }
+}
+
 /// An RFC 3339 string, as a query parameter or a field gives it.
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -96,6 +152,30 @@ mod tests {
     fn formats_whole_seconds_in_utc() {
         let t = Timestamp::from_micros(1_795_428_000_123_456);
         assert_eq!(t.to_rfc3339(), "2026-11-23T10:00:00Z");
+    }
+
+    /// The hand-written formatter agrees with `time`'s over leap days, century years, the
+    /// epoch, instants before it and the edges of the years RFC 3339 can write.
+    #[test]
+    fn formats_as_the_time_crate_does() {
+        let by_time = |secs: i64| {
+            OffsetDateTime::from_unix_timestamp(secs).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+        };
+        let mut instants = vec![
+            0,
+            -1,
+            951_782_400,     // 2000-02-29
+            4_107_456_000,   // 2100-02-28
+            -62_167_219_200, // 0000-01-01T00:00:00
+            -62_167_219_201, // the second before: year -1
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01
+        ];
+        // Every 997,003 seconds (about 11.5 days, coprime to a day) from year 0 to 9999.
+        instants.extend((-62_167_219_200_i64..253_402_300_800).step_by(997_003));
+        for secs in instants {
+            assert_eq!(Timestamp::from_micros(secs * 1_000_000).to_rfc3339(), by_time(secs), "{secs}");
+        }
     }
 
     #[test]

@@ -6,19 +6,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::HeaderMap;
+use axum::http::{Extensions, HeaderMap};
 use ipnet::IpNet;
 
-/// The client's address, as resolved for this request.
+/// The client's address, as resolved for this request, when it is not the peer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
+struct ClientAddr(IpAddr);
 
-/// Resolves the client's address once per request and keeps it in the extensions.
+/// Resolves the client's address once per request and keeps it in the extensions when it is
+/// not the peer's own (a trusted proxy's request), so that the usual request stores nothing.
 pub fn resolve(request: &mut Request, trusted: &[IpNet]) {
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
         let address = client_address(peer.ip(), request.headers(), trusted);
-        request.extensions_mut().insert(ClientAddr(address));
+        if address != peer.ip() {
+            request.extensions_mut().insert(ClientAddr(address));
+        }
     }
+}
+
+/// The address [`resolve`] found for the request these extensions belong to.
+pub fn of(extensions: &Extensions) -> Option<IpAddr> {
+    let peer = || extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| peer.ip());
+    extensions.get::<ClientAddr>().map(|ClientAddr(address)| *address).or_else(peer)
 }
 
 /// The client behind `peer`: `peer` itself unless it is trusted, else the right-most untrusted

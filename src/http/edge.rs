@@ -1,25 +1,36 @@
-//! What happens to every request, in one middleware, in this order: the request id (the
-//! client's when it is usable, else a new one; echoed on the answer), the tracing span, the
-//! request timeout, the client's address, the rate limits, refusal of control characters; on
-//! the way out, problem rendering and the metrics.
+//! What happens to every request, in one layer, in this order: panic catching, the request id
+//! (the client's when it is usable, else a new one; echoed on the answer), the tracing span, the
+//! request timeout, the client's address, the rate limits, refusal of control characters, the
+//! body limit; on the way out, problem rendering, the metrics and `nosniff`.
 //!
-//! One `from_fn` instead of a layer each: every `from_fn` layer clones the service beneath it
-//! and boxes a future for every request, and with ten of them the layers cost as much as the
-//! route behind them.
+//! One hand-written layer instead of a layer each: `Router::layer` wraps every route in every
+//! layer, and each wrapping clones a boxed service and boxes a future per request. With six of
+//! them (`from_fn`, two panic catchers, the body limit, the header) the layers cost more than
+//! `/v1/me` itself; here there is one clone and one box.
 
+use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::Route as Endpoint;
+use futures_util::FutureExt as _;
 use ipnet::IpNet;
+use tower::util::Either;
+use tower::{Layer, Service, ServiceExt as _};
 use tracing::Instrument as _;
 
 use super::error::{ApiError, render_problem};
+use super::extract::carries_body;
 use super::metrics::{self, Metrics, Route};
-use super::{client, limits};
+use super::{MAX_BODY_BYTES, client, limits};
 use crate::service::abuse::limiter::RateLimiter;
 
 /// Longest client-chosen request id that is echoed; a longer or odd one is replaced.
@@ -37,37 +48,112 @@ pub struct Edge {
     pub request_timeout: Duration,
 }
 
-/// The middleware.
-pub async fn handle(State(edge): State<Arc<Edge>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let id = request_id(&request);
-    let method = metrics::method_label(request.method());
-    let route = Route::of(&request);
-    // Only printable ASCII is ever kept (see `request_id`).
-    let id_text = id.to_str().unwrap_or("");
-    // Method, matched route and request id; never headers or bodies.
-    let span = tracing::info_span!("request", method, route = route.as_str(), request_id = id_text);
-    let response = edge.serve(request, next).instrument(span).await;
-    let mut response = render_problem(response, Some(id_text));
-    let elapsed = started.elapsed();
-    edge.metrics.record(method, route, &response, elapsed);
-    tracing::debug!(
-        request_id = id_text,
-        status = response.status().as_u16(),
-        micros = elapsed.as_micros(),
-        "answered"
-    );
-    response.headers_mut().insert(X_REQUEST_ID, id);
-    response
+/// The edge as a layer for `Router::layer`.
+#[derive(Clone)]
+pub struct EdgeLayer(pub Arc<Edge>);
+
+/// A route behind the body limit, which the JSON extractors read from the request.
+type Limited = <DefaultBodyLimit as Layer<Endpoint>>::Service;
+
+impl Layer<Endpoint> for EdgeLayer {
+    type Service = EdgeService;
+
+    fn layer(&self, endpoint: Endpoint) -> EdgeService {
+        let limited = DefaultBodyLimit::max(MAX_BODY_BYTES).layer(endpoint.clone());
+        EdgeService { edge: self.0.clone(), endpoint, limited }
+    }
 }
 
+/// One route with the edge around it.
+#[derive(Clone)]
+pub struct EdgeService {
+    edge: Arc<Edge>,
+    endpoint: Endpoint,
+    /// The same route behind the body limit, for requests that have a body.
+    limited: Limited,
+}
+
+impl Service<Request> for EdgeService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // A route is always ready; it is called through a clone (`oneshot`) below.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let edge = self.edge.clone();
+        // The body limit is a request extension for the body extractors: not worth its
+        // allocation on a request with no body.
+        let endpoint = match carries_body(request.headers()) {
+            true => Either::Left(self.limited.clone()),
+            false => Either::Right(self.endpoint.clone()),
+        };
+        Box::pin(async move {
+            // A panic in the edge itself: still a problem answer (without the request id).
+            let answered = AssertUnwindSafe(edge.handle(request, endpoint)).catch_unwind().await;
+            Ok(answered.unwrap_or_else(|panic| {
+                tracing::error!("the edge panicked");
+                panicked(&*panic)
+            }))
+        })
+    }
+}
+
+/// A panic's message, as a `500` problem whose cause is logged.
+pub fn panicked(panic: &(dyn Any + Send)) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("panic");
+    ApiError::internal(format!("handler panicked: {message}")).into_response()
+}
+
+/// `nosniff` on every answer: no browser guesses a type other than the one declared.
+pub const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+
 impl Edge {
+    async fn handle(&self, request: Request, endpoint: Either<Limited, Endpoint>) -> Response {
+        let started = Instant::now();
+        let id = request_id(&request);
+        let method = metrics::method_label(request.method());
+        let route = Route::of(&request);
+        // Only printable ASCII is ever kept (see `request_id`).
+        let id_text = id.to_str().unwrap_or("");
+        // Method, matched route and request id; never headers or bodies.
+        let span = tracing::info_span!("request", method, route = route.as_str(), request_id = id_text);
+        let response = self.serve(request, endpoint).instrument(span).await;
+        let mut response = render_problem(response, Some(id_text));
+        let elapsed = started.elapsed();
+        self.metrics.record(method, route, &response, elapsed);
+        tracing::debug!(
+            request_id = id_text,
+            status = response.status().as_u16(),
+            micros = elapsed.as_micros(),
+            "answered"
+        );
+        let headers = response.headers_mut();
+        headers.insert(X_REQUEST_ID, id);
+        headers.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(NOSNIFF);
+        response
+    }
+
     /// Admits the request and runs it, within the time limit: a slow client or a stuck
     /// database holds nothing for long, and the work is dropped when the limit is reached.
-    async fn serve(&self, mut request: Request, next: Next) -> Response {
+    /// A panic in the route is answered `500` here, so it is still rendered, counted and
+    /// carries the request id.
+    async fn serve(&self, mut request: Request, endpoint: Either<Limited, Endpoint>) -> Response {
         let admitted = async {
             self.admit(&mut request).await?;
-            Ok::<_, ApiError>(next.run(request).await)
+            let answered = AssertUnwindSafe(endpoint.oneshot(request)).catch_unwind().await;
+            Ok::<_, ApiError>(match answered {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(panic) => panicked(&*panic),
+            })
         };
         match tokio::time::timeout(self.request_timeout, admitted).await {
             Ok(Ok(response)) => response,
@@ -111,4 +197,91 @@ fn holds_control_characters(request: &Request) -> bool {
     let query = request.uri().query().unwrap_or_default().as_bytes();
     let in_query = url::form_urlencoded::parse(query).any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control));
     path.chars().any(char::is_control) || in_query
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+
+    use super::*;
+    use crate::domain::limits::RouteLimits;
+    use crate::service::abuse::AbuseStats;
+    use crate::service::abuse::limiter::Counters;
+    use crate::storage::Store;
+
+    /// A router with a route that panics and one that reads a body, behind the edge.
+    async fn router() -> Router {
+        let store = Store::connect("sqlite::memory:", 1).await.expect("an in-memory store");
+        let abuse = AbuseStats::default();
+        let edge = Edge {
+            metrics: Metrics::new(&Default::default(), &Default::default(), &abuse),
+            trusted_proxies: Arc::from([]),
+            limiter: RateLimiter::new(Counters::Database(store), RouteLimits::default(), abuse),
+            request_timeout: Duration::from_secs(5),
+        };
+        Router::new()
+            .route("/boom", get(boom))
+            .route("/echo", post(|body: axum::body::Bytes| async move { body.len().to_string() }))
+            .layer(EdgeLayer(Arc::new(edge)))
+    }
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn call(router: &Router, request: axum::http::Request<Body>) -> Response {
+        router.clone().oneshot(request).await.unwrap_or_else(|never| match never {})
+    }
+
+    /// A route that panics is answered by the edge: a `500` problem with the request id,
+    /// `nosniff`, and the service goes on answering.
+    #[tokio::test]
+    async fn a_panic_is_a_problem_answer_with_the_request_id() {
+        let router = router().await;
+        for _ in 0..2 {
+            let request = axum::http::Request::get("/boom").header(X_REQUEST_ID, "abc-123").body(Body::empty());
+            let response = call(&router, request.expect("a request")).await;
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let headers = response.headers();
+            assert_eq!(headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()), Some("abc-123"));
+            assert_eq!(
+                headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+                Some("application/problem+json")
+            );
+            assert_eq!(headers.get(header::X_CONTENT_TYPE_OPTIONS).and_then(|v| v.to_str().ok()), Some("nosniff"));
+            let body = axum::body::to_bytes(response.into_body(), 4096).await.expect("a body");
+            let problem: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(problem["code"], "internal");
+            assert_eq!(problem["request_id"], "abc-123");
+        }
+    }
+
+    /// The body limit holds for a request with a body, whether its length is declared or it
+    /// comes in chunks, as HTTP/1.1 requires one or the other for a body to exist.
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused() {
+        let router = router().await;
+        let over = vec![b'x'; MAX_BODY_BYTES + 1];
+        let declared = axum::http::Request::post("/echo")
+            .header(header::CONTENT_LENGTH, over.len())
+            .body(Body::from(over.clone()))
+            .expect("a request");
+        assert_eq!(call(&router, declared).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let chunks = futures_util::stream::iter(
+            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        );
+        let chunked = axum::http::Request::post("/echo")
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .body(Body::from_stream(chunks))
+            .expect("a request");
+        assert_eq!(call(&router, chunked).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let within =
+            axum::http::Request::post("/echo").header(header::CONTENT_LENGTH, 10).body(Body::from(vec![b'x'; 10]));
+        assert_eq!(call(&router, within.expect("a request")).await.status(), StatusCode::OK);
+        let empty = axum::http::Request::post("/echo").header(header::CONTENT_LENGTH, 0).body(Body::empty());
+        assert_eq!(call(&router, empty.expect("a request")).await.status(), StatusCode::OK);
+    }
 }

@@ -1,16 +1,14 @@
 //! Extractors: the edge's checks, done once for every handler.
 
-use std::net::SocketAddr;
-
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeOwned, Deserializer};
 
-use super::client::ClientAddr;
+use super::client;
 use super::error::ApiError;
 use super::json_body;
 use crate::domain::audit::ClientInfo;
@@ -96,12 +94,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     }
 }
 
+/// Whether a request with these headers has a body: a `Content-Length` other than 0, or a
+/// `Transfer-Encoding`.
+pub fn carries_body(headers: &HeaderMap) -> bool {
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    length.map_or(headers.contains_key(header::TRANSFER_ENCODING), |length| length != "0")
+}
+
 /// The body as JSON, read strictly (see [`json_body`]); `None` when there is none, or `null`.
 async fn optional_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<serde_json::Value>, ApiError> {
-    let headers = request.headers();
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-    let empty = length == Some("0") || (length.is_none() && !headers.contains_key(header::TRANSFER_ENCODING));
-    if empty {
+    if !carries_body(request.headers()) {
         return Ok(None);
     }
     let AppJson(json_body::StrictValue(value)) = AppJson::from_request(request, state).await?;
@@ -244,9 +246,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let resolved = parts.extensions.get::<ClientAddr>().map(|c| c.0);
-        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let ip = resolved.or_else(peer).map(|ip| ip.to_string());
+        let ip = client::of(&parts.extensions).map(|ip| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

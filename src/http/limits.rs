@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 
-use super::client::ClientAddr;
+use super::client;
 use super::error::ApiError;
 use crate::domain::limits::LimitedRoute;
 use crate::service::abuse::limiter::{Admission, RateLimiter};
@@ -42,7 +42,7 @@ fn limited_route(request: &Request) -> Option<LimitedRoute> {
 /// (Read before the check: a request is not `Sync`, so no reference to it may be held across
 /// the limiter's await.)
 pub fn checked(request: &Request) -> Option<(LimitedRoute, IpAddr)> {
-    let client = request.extensions().get::<ClientAddr>()?.0;
+    let client = client::of(request.extensions())?;
     Some((limited_route(request)?, client))
 }
 

@@ -10,26 +10,23 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod reply;
 pub mod routes;
 pub mod serve;
 pub mod state;
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{from_fn_with_state, map_response};
-use axum::response::{IntoResponse, Response};
+use axum::middleware::map_response;
+use axum::response::Response;
 use ipnet::IpNet;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::http::state::AppState;
-use edge::{Edge, X_REQUEST_ID};
+use edge::{Edge, EdgeLayer, X_REQUEST_ID};
 use error::ApiError;
 
 /// Request bodies larger than this are refused with `413`.
@@ -46,10 +43,10 @@ pub struct EdgeSettings {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-/// The whole HTTP surface with its middleware, outermost first: `nosniff` on every answer,
-/// CORS (when origins are configured), the [`edge`] (request id, tracing, metrics, problem
+/// The whole HTTP surface with its middleware, outermost first: CORS (when origins are
+/// configured), then the [`edge`] (panic catching, request id, tracing, metrics, problem
 /// rendering, the request timeout, the client's address, the rate limits, refusal of control
-/// characters), panic catching, the body limit. (Panics are caught on both sides of the edge.)
+/// characters, the body limit, `nosniff`).
 pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
     let edge = Arc::new(Edge {
         metrics: state.metrics.clone(),
@@ -73,23 +70,12 @@ pub fn router(state: AppState, settings: &EdgeSettings) -> Router {
         .merge(ops::router())
         .merge(openapi::router())
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(from_fn_with_state(edge, edge::handle))
-        // A panic in the edge itself: still a problem answer (without the request id), logged here.
-        .layer(CatchPanicLayer::custom(|panic| {
-            tracing::error!("the edge middleware panicked");
-            panicked(panic)
-        }))
+        .layer(EdgeLayer(edge))
         .with_state(state);
-    let router = match cors(&settings.cors_origins) {
-        Some(cors) => router.layer(cors).layer(map_response(preflight_without_content)),
+    match cors(&settings.cors_origins) {
+        Some(cors) => router.layer(cors).layer(map_response(cors_answer)),
         None => router,
-    };
-    router.layer(SetResponseHeaderLayer::if_not_present(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    ))
+    }
 }
 
 /// CORS for the listed origins, exactly: their preflights are answered with the methods and
@@ -115,22 +101,15 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// A preflight is answered `204 No Content` (the CORS layer says `200` with an empty body).
-async fn preflight_without_content(mut response: Response) -> Response {
+/// The CORS layer answers preflights before the edge, so `nosniff` is added here too.
+async fn cors_answer(mut response: Response) -> Response {
     if response.status() == StatusCode::OK && response.headers().contains_key(header::ACCESS_CONTROL_ALLOW_METHODS) {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
+    response.headers_mut().entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(edge::NOSNIFF);
     response
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found().detail("no such route")
-}
-
-fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("panic");
-    ApiError::internal(format!("handler panicked: {message}")).into_response()
 }

@@ -1,14 +1,15 @@
 //! Operations endpoints: liveness, readiness and metrics.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
 
 use super::dto::Health;
 use super::dto::problems::Unavailable;
 use super::error::ApiError;
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -218,6 +218,7 @@ impl Transfers {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 self.stats.retries.inc();
+                tokio::time::sleep(conflict_pause(attempt)).await;
             }
             let mut tx = self.store.begin().await?;
             match self.attempt(&mut tx, once, work).await {
@@ -356,4 +357,13 @@ async fn adjust_in(
     let event = AuditEvent::new(EventType::BalanceAdjusted, Some(actor), Some(owner), client, detail);
     audit::insert(tx, &event).await?;
     Ok(())
+}
+
+/// How long to wait before the `attempt`th try after a conflict: a random part of 1, 2, 4 and
+/// then 8 ms. Transactions that broke each other's locks and retried at once would meet again
+/// in the same order; a jittered pause lets one of them finish first.
+fn conflict_pause(attempt: u32) -> Duration {
+    use rand_core::{OsRng, RngCore as _};
+    let ceiling_micros = 1000_u32 << attempt.saturating_sub(1).min(3);
+    Duration::from_micros(u64::from(OsRng.next_u32() % ceiling_micros))
 }

@@ -9,7 +9,7 @@ pub mod wallets;
 
 pub use problems::Problem;
 
-use axum::Json;
+use crate::http::reply::Json;
 use axum::http::header;
 use axum::response::IntoResponse;
 use secrecy::SecretString;
@@ -18,6 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::domain::session::Session;
+use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::service::accounts::RegistrationInput;
 use crate::service::auth::tokens::IssuedTokens;
@@ -28,8 +29,8 @@ use uuid::Uuid;
 /// An account (API.md, "User").
 #[derive(Serialize, ToSchema)]
 pub struct UserView {
-    #[schema(example = "0193a1b2-c3d4-7e5f-8071-8293a4b5c6d7")]
-    pub id: String,
+    #[schema(value_type = String, example = "0193a1b2-c3d4-7e5f-8071-8293a4b5c6d7")]
+    pub id: Uuid,
     pub username: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -43,9 +44,13 @@ pub struct UserView {
     pub status: &'static str,
     #[schema(value_type = Object)]
     pub metadata: Value,
-    pub created_at: String,
-    pub updated_at: String,
-    pub last_login_at: Option<String>,
+    // Timestamps and the id are written straight into the answer: this is the hottest shape.
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<String>)]
+    pub last_login_at: Option<Timestamp>,
     /// An address the user asked to change to and has not yet confirmed.
     pub pending_email: Option<String>,
 }
@@ -54,7 +59,7 @@ impl From<&User> for UserView {
     fn from(user: &User) -> Self {
         let p = &user.profile;
         Self {
-            id: user.id.to_string(),
+            id: user.id,
             username: p.username.clone(),
             email: p.email.clone(),
             email_verified: user.email_verified_at.is_some(),
@@ -65,9 +70,9 @@ impl From<&User> for UserView {
             role: user.role.as_str(),
             status: user.status.as_str(),
             metadata: Value::Object(p.metadata.as_map().clone()),
-            created_at: user.created_at.to_rfc3339(),
-            updated_at: user.updated_at.to_rfc3339(),
-            last_login_at: user.last_login_at.map(|t| t.to_rfc3339()),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+            last_login_at: user.last_login_at,
             pending_email: user.pending_email.clone(),
         }
     }

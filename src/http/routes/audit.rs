@@ -1,8 +1,8 @@
 //! The audit trail, for administrators.
 
+use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
 
 use crate::domain::audit::AuditFilter;
 use crate::domain::ids::parse_id;
@@ -11,6 +11,7 @@ use crate::http::dto::admin::{AuditEventPage, AuditQuery};
 use crate::http::dto::problems::Forbidden;
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppQuery, page_limit};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 

@@ -1,10 +1,10 @@
 //! Account routes: registration, sign-in, refresh, sign-out and the public keys.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::domain::user::LoginName;
@@ -14,6 +14,7 @@ use crate::http::dto::{
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client, EnrollingUser, OptionalJson};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::accounts::NewAccount;

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use uuid::Uuid;
 
 use crate::domain::Invalid;
@@ -16,6 +16,7 @@ use crate::http::dto::problems::{NotFound, Unauthenticated, ValidationFailed};
 use crate::http::dto::wallets::{CaptureBody, HoldBody, HoldView, VoidBody};
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Client, IdempotentJson};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::holds::{DEFAULT_EXPIRY, HoldRequest, MAX_EXPIRY};

@@ -1,15 +1,16 @@
 //! The signed-in user's own account.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::http::dto::problems::{Taken, TooManyAttempts, Unauthenticated, ValidationFailed, WrongPassword};
 use crate::http::dto::{ChangePasswordRequest, PasswordConfirmation, Problem, UpdateMeRequest, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {

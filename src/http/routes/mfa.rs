@@ -1,11 +1,11 @@
 //! Second factors: the signed-in user's authenticator app and recovery codes, and the second
 //! step of a sign-in.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::http::dto::mfa::{
@@ -18,6 +18,7 @@ use crate::http::dto::problems::{
 use crate::http::dto::{Problem, TokenResponse};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client, EnrollingUser};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {

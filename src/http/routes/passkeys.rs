@@ -1,10 +1,10 @@
 //! Passkeys: the signed-in user's (register, list, remove, prove one), and signing in with one.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use secrecy::SecretString;
 
 use super::mfa::no_store;
@@ -19,6 +19,7 @@ use crate::http::dto::problems::{
 use crate::http::dto::{Problem, TokenResponse};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, AuthUser, Client, EnrollingUser, OptionalJson};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -1,10 +1,10 @@
 //! E-mail verification and password reset over JSON (API.md, "Public"). The hosted HTML pages
 //! behind the mailed links are in [`super::pages`].
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::{Json, Router};
 use secrecy::SecretString;
 
 use crate::domain::Invalid;
@@ -16,6 +16,7 @@ use crate::http::dto::{
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AppJson, Client};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 

@@ -1,15 +1,16 @@
 //! The signed-in user's sessions.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::{Json, Router};
 
 use crate::domain::ids::parse_id;
 use crate::http::dto::problems::Unauthenticated;
 use crate::http::dto::{PageQuery, Problem, SessionList};
 use crate::http::error::ApiError;
 use crate::http::extract::{AppQuery, AuthUser, Client, page_limit};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 

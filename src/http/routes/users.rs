@@ -1,9 +1,9 @@
 //! Administration of accounts (API.md, "Administration"): admins and owners only.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::{Json, Router};
 
 use crate::domain::listing::UserFilter;
 use crate::domain::ranks::Action;
@@ -15,6 +15,7 @@ use crate::http::dto::problems::{Forbidden, NotFound, Taken, ValidationFailed};
 use crate::http::dto::{PageQuery, Problem, SessionList, UserView};
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppJson, AppQuery, Checked, Client, checked, page_limit};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::accounts::NewAccount;

@@ -1,10 +1,10 @@
 //! Wallets (API.md, "Wallets"): the caller's own, transfers between any two, and, for
 //! administrators, anyone's wallets, ledgers and adjustments.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use uuid::Uuid;
 
 use crate::domain::fields::Note;
@@ -21,6 +21,7 @@ use crate::http::dto::wallets::{
 };
 use crate::http::error::ApiError;
 use crate::http::extract::{AdminUser, AppJson, AppQuery, AuthUser, Client, IdempotentJson, checked, page_limit};
+use crate::http::reply::Json;
 use crate::http::state::AppState;
 use crate::service::Error;
 use crate::service::cursor::Page;
