@@ -278,6 +278,16 @@ mod tests {
             .body(Body::from_stream(chunks))
             .expect("a request");
         assert_eq!(call(&router, chunked).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // A `Content-Length: 0` beside the chunks does not hide them from the limit.
+        let chunks = futures_util::stream::iter(
+            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        );
+        let disguised = axum::http::Request::post("/echo")
+            .header(header::CONTENT_LENGTH, 0)
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .body(Body::from_stream(chunks))
+            .expect("a request");
+        assert_eq!(call(&router, disguised).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let within =
             axum::http::Request::post("/echo").header(header::CONTENT_LENGTH, 10).body(Body::from(vec![b'x'; 10]));
         assert_eq!(call(&router, within.expect("a request")).await.status(), StatusCode::OK);

@@ -94,11 +94,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-/// Whether a request with these headers has a body: a `Content-Length` other than 0, or a
-/// `Transfer-Encoding`.
+/// Whether a request with these headers has a body: a `Transfer-Encoding` (which outranks any
+/// `Content-Length`), or a `Content-Length` other than 0.
 pub fn carries_body(headers: &HeaderMap) -> bool {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-    length.map_or(headers.contains_key(header::TRANSFER_ENCODING), |length| length != "0")
+    headers.contains_key(header::TRANSFER_ENCODING) || length.is_some_and(|length| length != "0")
 }
 
 /// The body as JSON, read strictly (see [`json_body`]); `None` when there is none, or `null`.
