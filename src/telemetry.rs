@@ -31,12 +31,14 @@ pub fn init(format: LogFormat) {
 }
 
 /// Fields in text logs, as `tracing-subscriber` writes them (`name=value`, the message bare,
-/// text quoted and escaped), except that text of printable ASCII is written as it is.
+/// text quoted and escaped), except that text of printable ASCII without a quote, a backslash
+/// or an `=` is written as it is.
 ///
 /// Every request opens a span of three such fields (method, route, request id), and the
-/// default formatter's quoting and styling cost as much as the rest of a `/v1/me`. Text with
-/// anything else in it (a space, a quote, a control character) is still quoted and escaped,
-/// so no value can forge a field or a line.
+/// default formatter's quoting and styling cost as much as the rest of a `/v1/me`. Any other
+/// text is quoted and escaped as before, and control characters are escaped everywhere else
+/// (in messages and displayed values too, as `tracing-subscriber` does against terminal escape
+/// sequences), so no value can end a line or drive a terminal.
 struct PlainFields;
 
 impl<'writer> FormatFields<'writer> for PlainFields {
@@ -75,14 +77,32 @@ impl FieldWriter {
         }
         true
     }
+
+    /// Writes `value` formatted, with its control characters escaped (`\n`, `\u{1b}`, …).
+    fn push_escaped(&mut self, value: fmt::Arguments<'_>) {
+        use fmt::Write as _;
+        let mut formatted = String::new();
+        self.result = formatted.write_fmt(value);
+        for c in formatted.chars() {
+            if c.is_control() {
+                self.text.extend(c.escape_default());
+            } else {
+                self.text.push(c);
+            }
+        }
+    }
 }
 
 impl Visit for FieldWriter {
     fn record_str(&mut self, field: &Field, value: &str) {
-        let plain = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_graphic());
-        if field.name() == "message" || plain {
+        let plain = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_graphic() && !b"\"\\=".contains(&byte));
+        if plain && field.name() != "message" {
             if self.begin(field) {
                 self.text.push_str(value);
+            }
+        } else if field.name() == "message" {
+            if self.begin(field) {
+                self.push_escaped(format_args!("{value}"));
             }
         } else {
             self.record_debug(field, &value);
@@ -90,9 +110,19 @@ impl Visit for FieldWriter {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        use fmt::Write as _;
         if self.begin(field) {
-            self.result = write!(self.text, "{value:?}");
+            self.push_escaped(format_args!("{value:?}"));
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if self.begin(field) {
+            self.push_escaped(format_args!("{value}"));
+            let mut source = value.source();
+            while let Some(cause) = source {
+                self.push_escaped(format_args!(": {cause}"));
+                source = cause.source();
+            }
         }
     }
 }
@@ -128,7 +158,8 @@ mod tests {
     }
 
     /// Printable ASCII is written bare; text that could forge a field or a line is quoted and
-    /// escaped; the message is bare; numbers and displayed values as usual.
+    /// escaped; the message is bare; control characters are escaped in messages and displayed
+    /// values too.
     #[test]
     fn plain_text_is_bare_and_anything_else_is_escaped() {
         let captured = Captured::default();
@@ -142,13 +173,13 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("request", method = "GET", route = "/v1/users/{ref}", id = "a\nb");
             let _entered = span.enter();
-            tracing::info!(forged = "x status=200", empty = "", count = 3, shown = %"a b", "hello \"there\"");
+            tracing::info!(forged = "x status=200", quote = "a\"b", empty = "", count = 3, shown = %"a\nb", "hello \"there\"\u{1b}[31m");
         });
         let text =
             String::from_utf8(captured.0.lock().map(|bytes| bytes.clone()).unwrap_or_default()).unwrap_or_default();
         assert_eq!(
             text.trim(),
-            r#"INFO request{method=GET route=/v1/users/{ref} id="a\nb"}: hello "there" forged="x status=200" empty="" count=3 shown=a b"#
+            r#"INFO request{method=GET route=/v1/users/{ref} id="a\nb"}: hello "there"\u{1b}[31m forged="x status=200" quote="a\"b" empty="" count=3 shown=a\nb"#
         );
     }
 }

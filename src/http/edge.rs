@@ -87,7 +87,7 @@ impl Service<Request> for EdgeService {
         let edge = self.edge.clone();
         // The body limit is a request extension for the body extractors: not worth its
         // allocation on a request with no body.
-        let endpoint = match carries_body(request.headers()) {
+        let endpoint = match carries_body(request.body()) {
             true => Either::Left(self.limited.clone()),
             false => Either::Right(self.endpoint.clone()),
         };
@@ -95,8 +95,10 @@ impl Service<Request> for EdgeService {
             // A panic in the edge itself: still a problem answer (without the request id).
             let answered = AssertUnwindSafe(edge.handle(request, endpoint)).catch_unwind().await;
             Ok(answered.unwrap_or_else(|panic| {
-                tracing::error!("the edge panicked");
-                panicked(&*panic)
+                let mut response = panicked(&*panic);
+                tracing::error!(cause = %panic_message(&*panic), "the edge panicked");
+                response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+                response
             }))
         })
     }
@@ -104,12 +106,15 @@ impl Service<Request> for EdgeService {
 
 /// A panic's message, as a `500` problem whose cause is logged.
 pub fn panicked(panic: &(dyn Any + Send)) -> Response {
-    let message = panic
+    ApiError::internal(format!("handler panicked: {}", panic_message(panic))).into_response()
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    panic
         .downcast_ref::<String>()
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("panic");
-    ApiError::internal(format!("handler panicked: {message}")).into_response()
+        .unwrap_or("panic")
 }
 
 /// `nosniff` on every answer: no browser guesses a type other than the one declared.
@@ -174,13 +179,12 @@ impl Edge {
     }
 }
 
-/// The client's `X-Request-Id` when it is usable (1 to 128 printable ASCII characters, so it
-/// can go into logs and answers as it is), else a new UUIDv7: unique, and sorted by time in
-/// the logs.
+/// The client's `X-Request-Id` when it is usable (1 to 128 letters, digits, `.`, `_`, `:` or
+/// `-`, so it goes into logs and answers as it is and cannot open a quote or end a field in
+/// either), else a new UUIDv7: unique, and sorted by time in the logs.
 fn request_id(request: &Request) -> HeaderValue {
-    let usable = |v: &&HeaderValue| {
-        v.len() <= MAX_REQUEST_ID_LEN && !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_graphic)
-    };
+    let allowed = |byte: &u8| byte.is_ascii_alphanumeric() || b"._:-".contains(byte);
+    let usable = |v: &&HeaderValue| v.len() <= MAX_REQUEST_ID_LEN && !v.is_empty() && v.as_bytes().iter().all(allowed);
     if let Some(id) = request.headers().get(X_REQUEST_ID).filter(usable) {
         return id.clone();
     }
@@ -260,7 +264,7 @@ mod tests {
     }
 
     /// The body limit holds for a request with a body, whether its length is declared or it
-    /// comes in chunks, as HTTP/1.1 requires one or the other for a body to exist.
+    /// comes in chunks, whatever the headers say.
     #[tokio::test]
     async fn bodies_over_the_limit_are_refused() {
         let router = router().await;
@@ -288,6 +292,12 @@ mod tests {
             .body(Body::from_stream(chunks))
             .expect("a request");
         assert_eq!(call(&router, disguised).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        // Nor does sending no header at all (as HTTP/2 may).
+        let chunks = futures_util::stream::iter(
+            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        );
+        let bare = axum::http::Request::post("/echo").body(Body::from_stream(chunks)).expect("a request");
+        assert_eq!(call(&router, bare).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let within =
             axum::http::Request::post("/echo").header(header::CONTENT_LENGTH, 10).body(Body::from(vec![b'x'; 10]));
         assert_eq!(call(&router, within.expect("a request")).await.status(), StatusCode::OK);

@@ -1,9 +1,10 @@
 //! Extractors: the edge's checks, done once for every handler.
 
+use axum::body::{Body, HttpBody as _};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use serde::Deserialize;
 use serde::de::value::StrDeserializer;
 use serde::de::{DeserializeOwned, Deserializer};
@@ -94,16 +95,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     }
 }
 
-/// Whether a request with these headers has a body: a `Transfer-Encoding` (which outranks any
-/// `Content-Length`), or a `Content-Length` other than 0.
-pub fn carries_body(headers: &HeaderMap) -> bool {
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
-    headers.contains_key(header::TRANSFER_ENCODING) || length.is_some_and(|length| length != "0")
+/// Whether a request has a body: anything but one known to be empty. Asked of the body, not
+/// the headers, so it holds whatever the protocol (an HTTP/2 body needs no length header).
+pub fn carries_body(body: &Body) -> bool {
+    body.size_hint().exact() != Some(0)
 }
 
 /// The body as JSON, read strictly (see [`json_body`]); `None` when there is none, or `null`.
 async fn optional_body<S: Send + Sync>(request: Request, state: &S) -> Result<Option<serde_json::Value>, ApiError> {
-    if !carries_body(request.headers()) {
+    if !carries_body(request.body()) {
         return Ok(None);
     }
     let AppJson(json_body::StrictValue(value)) = AppJson::from_request(request, state).await?;
