@@ -61,7 +61,7 @@ impl Timestamp {
     /// Written by hand rather than through `time`'s formatter, which costs ten times as much:
     /// every answer that shows an account writes four of these.
     pub fn to_rfc3339(self) -> String {
-        self.rfc3339_text().as_ref().and_then(|text| std::str::from_utf8(text).ok()).unwrap_or_default().to_owned()
+        ascii(&self.rfc3339_text()).to_owned()
     }
 
     /// [`Self::to_rfc3339`]'s twenty ASCII bytes, with no allocation; `None` outside the
@@ -122,6 +122,11 @@ fn civil_date(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// [`Timestamp::rfc3339_text`]'s bytes as text; empty for `None`.
+fn ascii(text: &Option<[u8; 20]>) -> &str {
+    text.as_ref().and_then(|text| std::str::from_utf8(text).ok()).unwrap_or_default()
+}
+
 /// `value` (0 to 99) as two ASCII digits.
 fn two_digits(value: i64) -> [u8; 2] {
     let value = u8::try_from(value.rem_euclid(100)).unwrap_or(0);
@@ -131,8 +136,7 @@ fn two_digits(value: i64) -> [u8; 2] {
 /// Written as its RFC 3339 string (see [`Timestamp::to_rfc3339`]), without allocating.
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = self.rfc3339_text();
-        serializer.serialize_str(text.as_ref().and_then(|text| std::str::from_utf8(text).ok()).unwrap_or_default())
+        serializer.serialize_str(ascii(&self.rfc3339_text()))
     }
 }
 

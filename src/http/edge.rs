@@ -87,9 +87,10 @@ impl Service<Request> for EdgeService {
         let edge = self.edge.clone();
         // The body limit is a request extension for the body extractors: not worth its
         // allocation on a request with no body.
-        let endpoint = match carries_body(request.body()) {
-            true => Either::Left(self.limited.clone()),
-            false => Either::Right(self.endpoint.clone()),
+        let endpoint = if carries_body(request.body()) {
+            Either::Left(self.limited.clone())
+        } else {
+            Either::Right(self.endpoint.clone())
         };
         Box::pin(async move {
             // A panic in the edge itself: still a problem answer (without the request id).
@@ -105,7 +106,7 @@ impl Service<Request> for EdgeService {
 }
 
 /// A panic's message, as a `500` problem whose cause is logged.
-pub fn panicked(panic: &(dyn Any + Send)) -> Response {
+fn panicked(panic: &(dyn Any + Send)) -> Response {
     ApiError::internal(format!("handler panicked: {}", panic_message(panic))).into_response()
 }
 
@@ -214,16 +215,18 @@ mod tests {
     use crate::domain::limits::RouteLimits;
     use crate::service::abuse::AbuseStats;
     use crate::service::abuse::limiter::Counters;
-    use crate::storage::Store;
+    use crate::service::abuse::redis_counters::RedisCounters;
 
     /// A router with a route that panics and one that reads a body, behind the edge.
     async fn router() -> Router {
-        let store = Store::connect("sqlite::memory:", 1).await.expect("an in-memory store");
+        // No route is limited (the default limits are none), so the counters, which connect
+        // lazily, are never asked.
+        let counters = Counters::Redis(RedisCounters::new("redis://127.0.0.1:6379").expect("a Redis URL"));
         let abuse = AbuseStats::default();
         let edge = Edge {
             metrics: Metrics::new(&Default::default(), &Default::default(), &abuse),
             trusted_proxies: Arc::from([]),
-            limiter: RateLimiter::new(Counters::Database(store), RouteLimits::default(), abuse),
+            limiter: RateLimiter::new(counters, RouteLimits::default(), abuse),
             request_timeout: Duration::from_secs(5),
         };
         Router::new()
@@ -234,6 +237,12 @@ mod tests {
 
     async fn boom() -> &'static str {
         panic!("boom")
+    }
+
+    /// `bytes` as a body of 1 KiB chunks whose length nobody knows beforehand.
+    fn streamed(bytes: &[u8]) -> Body {
+        let chunks: Vec<_> = bytes.chunks(1024).map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec())).collect();
+        Body::from_stream(futures_util::stream::iter(chunks))
     }
 
     async fn call(router: &Router, request: axum::http::Request<Body>) -> Response {
@@ -274,29 +283,20 @@ mod tests {
             .body(Body::from(over.clone()))
             .expect("a request");
         assert_eq!(call(&router, declared).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let chunks = futures_util::stream::iter(
-            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
-        );
         let chunked = axum::http::Request::post("/echo")
             .header(header::TRANSFER_ENCODING, "chunked")
-            .body(Body::from_stream(chunks))
+            .body(streamed(&over))
             .expect("a request");
         assert_eq!(call(&router, chunked).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // A `Content-Length: 0` beside the chunks does not hide them from the limit.
-        let chunks = futures_util::stream::iter(
-            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
-        );
         let disguised = axum::http::Request::post("/echo")
             .header(header::CONTENT_LENGTH, 0)
             .header(header::TRANSFER_ENCODING, "chunked")
-            .body(Body::from_stream(chunks))
+            .body(streamed(&over))
             .expect("a request");
         assert_eq!(call(&router, disguised).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Nor does sending no header at all (as HTTP/2 may).
-        let chunks = futures_util::stream::iter(
-            over.chunks(1024).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
-        );
-        let bare = axum::http::Request::post("/echo").body(Body::from_stream(chunks)).expect("a request");
+        let bare = axum::http::Request::post("/echo").body(streamed(&over)).expect("a request");
         assert_eq!(call(&router, bare).await.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let within =
             axum::http::Request::post("/echo").header(header::CONTENT_LENGTH, 10).body(Body::from(vec![b'x'; 10]));
