@@ -10,11 +10,16 @@
 //!   therefore the cross-node revocation bound. A `ttl` of zero turns snapshots off.
 //!
 //! Both maps are bounded: when one is full it is emptied, which costs only cache misses.
+//! Their keys are digests of verified tokens, and session and user ids that no network client
+//! chooses (an operator's import file may set user ids), so they are hashed with foldhash (a few
+//! instructions, seeded per process but not from the OS) rather than SipHash. Never key a
+//! foldhash map on what a client sends: an address, a name, a header.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use uuid::Uuid;
 
 use crate::domain::session::SessionState;
@@ -38,14 +43,14 @@ struct Snapshot {
 
 #[derive(Default)]
 struct Sessions {
-    by_id: HashMap<Uuid, Snapshot>,
-    by_user: HashMap<Uuid, Vec<Uuid>>,
+    by_id: HashMap<Uuid, Snapshot, RandomState>,
+    by_user: HashMap<Uuid, Vec<Uuid>, RandomState>,
 }
 
 /// The cache; shared by every request of a node.
 pub struct AuthCache {
     ttl: Duration,
-    tokens: Mutex<HashMap<[u8; 32], VerifiedToken>>,
+    tokens: Mutex<HashMap<[u8; 32], VerifiedToken, RandomState>>,
     sessions: Mutex<Sessions>,
 }
 
