@@ -81,28 +81,38 @@ impl FieldWriter {
     /// Writes `value` formatted, with its control characters escaped (`\n`, `\u{1b}`, …).
     fn push_escaped(&mut self, value: fmt::Arguments<'_>) {
         use fmt::Write as _;
-        let mut formatted = String::new();
-        self.result = formatted.write_fmt(value);
-        for c in formatted.chars() {
+        self.result = Escaping(&mut self.text).write_fmt(value);
+    }
+}
+
+/// A `fmt::Write` into the fields' text that escapes control characters as they are written,
+/// so no formatted value needs a string of its own first.
+struct Escaping<'a>(&'a mut String);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for c in text.chars() {
             if c.is_control() {
-                self.text.extend(c.escape_default());
+                self.0.extend(c.escape_default());
             } else {
-                self.text.push(c);
+                self.0.push(c);
             }
         }
+        Ok(())
     }
 }
 
 impl Visit for FieldWriter {
     fn record_str(&mut self, field: &Field, value: &str) {
-        let plain = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_graphic() && !b"\"\\=".contains(&byte));
-        if plain && field.name() != "message" {
-            if self.begin(field) {
-                self.text.push_str(value);
-            }
-        } else if field.name() == "message" {
+        let plain =
+            || !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_graphic() && !b"\"\\=".contains(&byte));
+        if field.name() == "message" {
             if self.begin(field) {
                 self.push_escaped(format_args!("{value}"));
+            }
+        } else if plain() {
+            if self.begin(field) {
+                self.text.push_str(value);
             }
         } else {
             self.record_debug(field, &value);
