@@ -94,3 +94,51 @@ async fn sqlite_databases_run_in_wal_mode() {
     let mode = app.db.fetch_string("PRAGMA journal_mode").await;
     assert_eq!(mode, "wal");
 }
+
+/// The pool hands out a connection used within the last half second without pinging it first
+/// (a round trip saved per request); one idle for longer is pinged, and one the database has
+/// closed meanwhile (a restart, a failover, an idle timeout) is replaced, not answered `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_database_closed_while_idle_are_replaced() {
+    for backend in [Backend::Postgres, Backend::MySql] {
+        if !backend.available() {
+            continue;
+        }
+        let app = spawn_app(backend).await;
+        let (_, token) = app.signed_in("ada").await;
+        let killed = close_server_connections(backend, &app.db).await;
+        assert!(killed > 0, "{backend:?}: the server had connections open");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        for _ in 0..killed + 1 {
+            assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK, "{backend:?}");
+        }
+        assert_eq!(app.login("ada", PASSWORD).await.status(), StatusCode::OK, "{backend:?}");
+        assert_eq!(app.get("/v1/me", Some(&token)).await.status(), StatusCode::OK, "{backend:?}");
+    }
+}
+
+/// Closes, from the database's side, every other connection to the test's database; answers
+/// how many.
+async fn close_server_connections(backend: Backend, db: &TestDb) -> usize {
+    use sqlx::{Connection as _, Executor as _, Row as _};
+    let mut conn = sqlx::AnyConnection::connect(&db.direct_url).await.unwrap();
+    let others = match backend {
+        Backend::MySql => {
+            "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+             WHERE db = DATABASE() AND id <> CONNECTION_ID()"
+        }
+        _ => {
+            "SELECT CAST(pid AS BIGINT) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        }
+    };
+    let ids: Vec<i64> = conn.fetch_all(others).await.unwrap().iter().map(|row| row.get(0)).collect();
+    for id in &ids {
+        let close = match backend {
+            Backend::MySql => format!("KILL {id}"),
+            _ => format!("SELECT pg_terminate_backend({id})"),
+        };
+        conn.execute(close.as_str()).await.unwrap();
+    }
+    conn.close().await.ok();
+    ids.len()
+}
