@@ -45,6 +45,9 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517")) => {
                 Self::Retryable(error)
             }
+            sqlx::Error::Database(db) if db.code().is_some_and(|code| connection_lost(&code)) => {
+                Self::Unavailable(error)
+            }
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -54,4 +57,13 @@ impl From<sqlx::Error> for StoreError {
             _ => Self::Other(error),
         }
     }
+}
+
+/// Whether a database error's SQLSTATE says the server ended the connection or would not open
+/// it (a restart, a failover, an administrator's kill): class 08 (connection exception);
+/// PostgreSQL's 57P01–57P03 (shutting down, crashed, starting up) and 53300 (too many
+/// connections); MySQL's and MariaDB's 70100 (the connection or its statement was killed).
+/// The pool replaces such a connection; the request is answered `503` with `Retry-After`.
+fn connection_lost(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "70100")
 }

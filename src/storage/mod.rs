@@ -50,8 +50,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A pooled connection given back less than this long ago is handed out without a ping first
 /// (HikariCP's "alive bypass window", 500 ms by default, is the same idea): one that has just
-/// answered is almost surely alive, and the ping is a round trip of its own, a third of a token
-/// refresh's on PostgreSQL. One that sat idle longer is pinged, and replaced if it is dead.
+/// answered is almost surely alive, and the ping is a round trip of its own, one of the four a
+/// token refresh made on PostgreSQL. One idle for this long or longer is pinged, and replaced
+/// if it is dead.
 const TRUSTED_AFTER_USE: Duration = Duration::from_millis(500);
 
 /// The database, shared by every request.
@@ -174,22 +175,13 @@ impl Store {
 }
 
 fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+    let options = AnyPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        // A SQLite file cannot drop a connection: pinging it is a wasted round trip. A server's
-        // connection is pinged only when it sat idle for a while (see TRUSTED_AFTER_USE); one
-        // that fails is closed and another taken. (A connection that died within the window
-        // fails its request's statement instead: after a database restart, at most one request
-        // per connection that was in use at that moment.)
+        // sqlx would ping every connection as it is taken; see TRUSTED_AFTER_USE for when a
+        // server's connection is. (sqlx still pings each one as it is given back, which also
+        // clears whatever a dropped request left on it.)
         .test_before_acquire(false)
-        .before_acquire(move |conn, meta| {
-            Box::pin(async move {
-                Ok(backend == Backend::Sqlite
-                    || meta.idle_for < TRUSTED_AFTER_USE
-                    || sqlx::Connection::ping(conn).await.is_ok())
-            })
-        })
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
@@ -202,7 +194,17 @@ fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
                 }
                 Ok(())
             })
-        })
+        });
+    match backend {
+        // A SQLite file cannot drop a connection: there is nothing to ping.
+        Backend::Sqlite => options,
+        // A connection that fails its ping is closed and another is taken. One the server
+        // closed within the window fails its request's first statement instead, which is
+        // answered 503 (`StoreError::Unavailable`), and is then replaced.
+        Backend::Postgres | Backend::MySql => options.before_acquire(|conn, meta| {
+            Box::pin(async move { Ok(meta.idle_for < TRUSTED_AFTER_USE || sqlx::Connection::ping(conn).await.is_ok()) })
+        }),
+    }
 }
 
 /// `mariadb:` is spelled `mysql:` for the driver. (SQLite's busy timeout of 5 s and foreign

@@ -96,10 +96,11 @@ async fn sqlite_databases_run_in_wal_mode() {
 }
 
 /// The pool hands out a connection used within the last half second without pinging it first
-/// (a round trip saved per request); one idle for longer is pinged, and one the database has
-/// closed meanwhile (a restart, a failover, an idle timeout) is replaced, not answered `503`.
+/// (a round trip saved per request). A request that meets a connection the database closed
+/// within that window is answered `503` (never `500`), and the connection is replaced; one idle
+/// for longer is pinged, and replaced before any request meets it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_the_database_closed_while_idle_are_replaced() {
+async fn connections_the_database_closed_are_replaced() {
     for backend in [Backend::Postgres, Backend::MySql] {
         if !backend.available() {
             continue;
@@ -108,17 +109,21 @@ async fn connections_the_database_closed_while_idle_are_replaced() {
         let (_, token) = app.signed_in("ada").await;
         let killed = close_server_connections(backend, &app.db).await;
         assert!(killed > 0, "{backend:?}: the server had connections open");
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        for _ in 0..killed + 1 {
-            assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK, "{backend:?}");
+        // At once: what the request meets depends on how long ago each connection was used.
+        for _ in 0..3 {
+            let status = app.login("ada", PASSWORD).await.status();
+            assert!(status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE, "{backend:?}: {status}");
         }
+        close_server_connections(backend, &app.db).await;
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK, "{backend:?}");
         assert_eq!(app.login("ada", PASSWORD).await.status(), StatusCode::OK, "{backend:?}");
         assert_eq!(app.get("/v1/me", Some(&token)).await.status(), StatusCode::OK, "{backend:?}");
     }
 }
 
-/// Closes, from the database's side, every other connection to the test's database; answers
-/// how many.
+/// Closes, from the database's side, every other client connection to the test's database;
+/// answers how many there were.
 async fn close_server_connections(backend: Backend, db: &TestDb) -> usize {
     use sqlx::{Connection as _, Executor as _, Row as _};
     let mut conn = sqlx::AnyConnection::connect(&db.direct_url).await.unwrap();
@@ -128,7 +133,8 @@ async fn close_server_connections(backend: Backend, db: &TestDb) -> usize {
              WHERE db = DATABASE() AND id <> CONNECTION_ID()"
         }
         _ => {
-            "SELECT CAST(pid AS BIGINT) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT CAST(pid AS BIGINT) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         }
     };
     let ids: Vec<i64> = conn.fetch_all(others).await.unwrap().iter().map(|row| row.get(0)).collect();
@@ -137,7 +143,8 @@ async fn close_server_connections(backend: Backend, db: &TestDb) -> usize {
             Backend::MySql => format!("KILL {id}"),
             _ => format!("SELECT pg_terminate_backend({id})"),
         };
-        conn.execute(close.as_str()).await.unwrap();
+        // A connection may have ended meanwhile (MySQL then answers "unknown thread").
+        conn.execute(close.as_str()).await.ok();
     }
     conn.close().await.ok();
     ids.len()

@@ -210,12 +210,17 @@ impl Lockout {
     }
 
     /// Checks `password` with `check` under a slot: a check that fails to run (the hashing
-    /// pool full, say) hands its slot back before its error is answered.
+    /// pool full, say) hands its slot back before its error is answered, and so does one whose
+    /// request is dropped while it waits (the client went away, or the request timed out):
+    /// nobody learns that check's answer, so it must not count as a failure when the slot
+    /// times out.
     pub async fn checked<F>(&self, subject: &Subject, charge: Charge, check: F) -> Result<bool, Error>
     where
         F: std::future::Future<Output = Result<bool, Error>>,
     {
+        let mut abandoned = HandBackIfDropped { lockout: self, subject, charge: Some(charge).filter(|c| c.taken) };
         let outcome = check.await;
+        abandoned.charge = None;
         if outcome.is_err() && charge.taken {
             self.release(subject, charge).await;
         }
@@ -275,6 +280,22 @@ impl Lockout {
         if let Err(error) = outcome.await {
             tracing::warn!(%error, "could not clear sign-in failures");
         }
+    }
+}
+
+/// Hands a slot back, in a task of its own, when the check it was taken for is dropped before
+/// it ends ([`Lockout::checked`] empties it once the check has ended).
+struct HandBackIfDropped<'a> {
+    lockout: &'a Lockout,
+    subject: &'a Subject,
+    charge: Option<Charge>,
+}
+
+impl Drop for HandBackIfDropped<'_> {
+    fn drop(&mut self) {
+        let (Some(charge), Ok(runtime)) = (self.charge, tokio::runtime::Handle::try_current()) else { return };
+        let (lockout, subject) = (self.lockout.clone(), self.subject.clone());
+        runtime.spawn(async move { lockout.release(&subject, charge).await });
     }
 }
 

@@ -127,6 +127,11 @@ impl PasswordHasher {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
         let job: Job = Box::new(move |memory| {
+            // Nobody waits for this answer any more (the request was dropped: its client went
+            // away, or it timed out in the queue): a flood that hangs up costs no hashing.
+            if reply.is_closed() {
+                return;
+            }
             let outcome = span.in_scope(|| work(memory));
             let _ = reply.send(outcome);
         });
@@ -138,8 +143,9 @@ impl PasswordHasher {
     }
 }
 
-/// One hashing thread: takes jobs until the pool is dropped, reusing one buffer. It runs in
-/// Linux's idle scheduling class (see [`lower_priority`]).
+/// One hashing thread: takes jobs until the pool is dropped, reusing one buffer. It runs at a
+/// lower scheduling priority (nice 10), so that under a login flood the threads answering
+/// other requests are served first, while hashing still gets every cycle they leave.
 fn work(receiver: &Mutex<mpsc::Receiver<Job>>, busy: &AtomicUsize) {
     lower_priority();
     let mut memory = Vec::new();
@@ -155,24 +161,14 @@ fn work(receiver: &Mutex<mpsc::Receiver<Job>>, busy: &AtomicUsize) {
     }
 }
 
-/// Puts the calling thread in Linux's idle scheduling class (`SCHED_IDLE`; a nice value means
-/// nothing there, so the crate sets 0): any other runnable thread of the machine is served
-/// first, and a request thread that wakes takes the core at once instead of waiting out a
-/// hash's time slice.
-///
-/// At nice 10 (before), the scheduler let a running hash finish its slice first: under a login
-/// flood the p99 of `/v1/me` was 5 × its p99 alone; in the idle class it is 1.3 ×
-/// (`tessera-bench --scenario login-flood`). The price is paid by sign-ins when everything
-/// else already keeps the cores busy: they get only what is left (8.7 sign-ins a second beside
-/// a closed-loop `/v1/me` load, against 33 at nice 10), queue, and past the queue's bound are
-/// answered `503` with `Retry-After`, while every other route keeps its speed. Hashing is the
-/// one expensive thing a client can make the server do, so it is the one that yields.
 fn lower_priority() {
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy, thread_native_id};
-    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-    let lowered = thread_priority::set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle);
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    // thread-priority maps 0..=99 onto nice values; 22 is nice 10 on Linux (a test checks it).
+    let lowered = ThreadPriorityValue::try_from(22_u8)
+        .map_err(|e| e.to_string())
+        .and_then(|value| ThreadPriority::Crossplatform(value).set_for_current().map_err(|e| format!("{e:?}")));
     if let Err(error) = lowered {
-        tracing::warn!(?error, "could not lower the priority of a hashing thread");
+        tracing::warn!(%error, "could not lower the priority of a hashing thread");
     }
 }
 
@@ -180,33 +176,55 @@ fn lower_priority() {
 mod tests {
     use super::*;
 
-    /// The scheduling policy in a `/proc/…/stat` text: field 41, where the fields after the ")"
-    /// that ends the thread's name count from 3.
-    #[cfg(target_os = "linux")]
-    fn policy_in(stat: &str) -> Option<i64> {
-        stat.rsplit_once(')')?.1.split_whitespace().nth(41 - 3)?.parse().ok()
-    }
-
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn hashing_threads_run_in_the_idle_scheduling_class() {
-        const SCHED_IDLE: i64 = 5;
+    async fn hashing_threads_run_at_nice_10() {
         let hasher = PasswordHasher::new(1);
         // The thread lowers its priority when it starts; one hash makes sure it has.
         let _ = hasher.hash(SecretString::from("warm up")).await;
-        let policies_of_hash_threads: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        let nice_of_hash_threads: Vec<i64> = std::fs::read_dir("/proc/self/task")
             .into_iter()
             .flatten()
             .flatten()
             .filter(|task| {
                 std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.starts_with("tessera-hash"))
             })
-            .filter_map(|task| policy_in(&std::fs::read_to_string(task.path().join("stat")).ok()?))
+            .filter_map(|task| {
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // Field 19 is the nice value; fields after the ")" that ends the name, counting from 3.
+                stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok()
+            })
             .collect();
-        assert!(!policies_of_hash_threads.is_empty());
-        assert!(policies_of_hash_threads.iter().all(|policy| *policy == SCHED_IDLE), "{policies_of_hash_threads:?}");
-        let own = std::fs::read_to_string("/proc/thread-self/stat").ok().and_then(|stat| policy_in(&stat));
-        assert_eq!(own, Some(0), "the caller's thread keeps the normal class");
+        assert!(!nice_of_hash_threads.is_empty());
+        assert!(nice_of_hash_threads.iter().all(|nice| *nice == 10), "{nice_of_hash_threads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_while_it_waits_is_never_run() {
+        let hasher = PasswordHasher::new(1);
+        let (go_on, wait) = std::sync::mpsc::channel::<()>();
+        let first = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.run(move |_| wait.recv().is_ok()).await }
+        });
+        while hasher.busy() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = tokio::spawn({
+            let (hasher, ran) = (hasher.clone(), ran.clone());
+            async move { hasher.run(move |_| ran.store(true, Ordering::SeqCst)).await }
+        });
+        while hasher.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        abandoned.abort();
+        assert!(abandoned.await.is_err_and(|e| e.is_cancelled()));
+        go_on.send(()).unwrap();
+        assert!(first.await.unwrap().unwrap());
+        // The pool's one thread takes the abandoned call before this one.
+        assert!(hasher.run(|_| true).await.unwrap());
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned call was run");
     }
 
     #[test]
