@@ -63,8 +63,10 @@ impl Tally {
     }
 
     /// Failures that still count: none after a quiet day. Slots never settled (their node
-    /// stopped, or their request was dropped, mid-check) count as failures once they time out:
-    /// a guess whose outcome was never written must not be a free one.
+    /// stopped mid-check, or their request was dropped after the check and before its outcome
+    /// was written) count as failures once they time out: a guess whose outcome was never
+    /// written must not be a free one. (A request dropped while its password waits hands its
+    /// slot back: nobody learns that check's answer.)
     fn live_failures(&self, now: Timestamp) -> u32 {
         if self.updated_at.plus(FORGET_FAILURES_AFTER) < now {
             return 0;

@@ -45,9 +45,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40001" | "40P01" | "5" | "517")) => {
                 Self::Retryable(error)
             }
-            sqlx::Error::Database(db) if db.code().is_some_and(|code| connection_lost(&code)) => {
-                Self::Unavailable(error)
-            }
+            sqlx::Error::Database(db) if connection_lost(db.as_ref()) => Self::Unavailable(error),
             sqlx::Error::RowNotFound => Self::NotFound,
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
@@ -59,11 +57,21 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Whether a database error's SQLSTATE says the server ended the connection or would not open
-/// it (a restart, a failover, an administrator's kill): class 08 (connection exception);
-/// PostgreSQL's 57P01–57P03 (shutting down, crashed, starting up) and 53300 (too many
-/// connections); MySQL's and MariaDB's 70100 (the connection or its statement was killed).
-/// The pool replaces such a connection; the request is answered `503` with `Retry-After`.
-fn connection_lost(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "70100")
+/// Whether a database error says the server ended the connection or would not open it (a
+/// restart, a failover, an administrator's kill, too many clients): the pool replaces such a
+/// connection, and the request is answered `503` with `Retry-After`. On PostgreSQL (and
+/// PgBouncer) that is any `FATAL` or `PANIC`, which ends the session by definition; an `ERROR`
+/// never does, whatever its class (`08P01` is also a statement's wrong number of parameters).
+/// On MySQL and MariaDB it is the server's numbers for shutting down (1053), too many
+/// connections (1040), a killed connection (1927) and an idle one closed (4031); not SQLSTATE
+/// classes, which mix these with a packet too large or a statement's time limit.
+fn connection_lost(error: &dyn sqlx::error::DatabaseError) -> bool {
+    use sqlx::mysql::MySqlDatabaseError;
+    use sqlx::postgres::{PgDatabaseError, PgSeverity};
+    if let Some(postgres) = error.try_downcast_ref::<PgDatabaseError>() {
+        return matches!(postgres.severity(), PgSeverity::Fatal | PgSeverity::Panic);
+    }
+    error
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .is_some_and(|mysql| matches!(mysql.number(), 1040 | 1053 | 1927 | 4031))
 }

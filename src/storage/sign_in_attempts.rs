@@ -143,8 +143,8 @@ pub async fn clear_after_success(
     Ok(())
 }
 
-/// Hands back a slot taken at `keys` whose password was never checked (the hashing pool was
-/// full, the database failed).
+/// Hands back a slot taken at `keys` whose password was never checked, or whose answer nobody
+/// will see (the hashing pool was full, the database failed, the request was dropped).
 pub async fn release(conn: &mut AnyConnection, keys: &[&CounterKey]) -> Result<(), StoreError> {
     let places = vec!["?"; keys.len()].join(", ");
     let text =

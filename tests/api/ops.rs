@@ -115,7 +115,7 @@ async fn connections_the_database_closed_are_replaced() {
             assert!(status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE, "{backend:?}: {status}");
         }
         close_server_connections(backend, &app.db).await;
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK, "{backend:?}");
         assert_eq!(app.login("ada", PASSWORD).await.status(), StatusCode::OK, "{backend:?}");
         assert_eq!(app.get("/v1/me", Some(&token)).await.status(), StatusCode::OK, "{backend:?}");

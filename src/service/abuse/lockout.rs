@@ -331,3 +331,55 @@ pub async fn unlock(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lockout on a SQLite file of its own, removed when dropped.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    async fn pending(store: &Store, subject: &Subject) -> u32 {
+        let mut tx = store.begin().await.unwrap();
+        let tallies = sign_in_attempts::lock(&mut tx, &[&subject.account], Timestamp::now()).await.unwrap();
+        tallies[0].pending
+    }
+
+    #[tokio::test]
+    async fn a_check_dropped_before_it_ends_hands_its_slot_back_and_one_that_ended_does_not() {
+        let scratch = Scratch(std::env::temp_dir().join(format!("tessera-lockout-{}.db", Uuid::new_v4())));
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", scratch.0.display()), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let lockout = Lockout::new(store.clone(), Policy { threshold: 5 });
+        let subject = Subject::unknown("someone", &ClientInfo { ip: Some("203.0.113.9".into()), user_agent: None });
+
+        let charge = lockout.charge(&subject).await.unwrap();
+        assert_eq!(pending(&store, &subject).await, 1);
+        let never = lockout.checked(&subject, charge, std::future::pending());
+        assert!(tokio::time::timeout(Duration::from_millis(20), never).await.is_err());
+        let mut left = pending(&store, &subject).await;
+        for _ in 0..200 {
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            left = pending(&store, &subject).await;
+        }
+        assert_eq!(left, 0, "the dropped check's slot was handed back");
+
+        // A check that ended is its caller's to settle: the guard hands nothing back.
+        let charge = lockout.charge(&subject).await.unwrap();
+        assert!(!lockout.checked(&subject, charge, async { Ok(false) }).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pending(&store, &subject).await, 1);
+        store.close().await;
+    }
+}
