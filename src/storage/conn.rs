@@ -13,11 +13,11 @@
 
 use std::ops::{Deref, DerefMut};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
-use super::StoreError;
+use super::pool::{Lease, State};
 use super::sql::Backend;
+use super::{StoreError, Tx};
 
 /// How connections reach the database: directly (or through a session-pooling PgBouncer),
 /// or through a transaction-pooling one.
@@ -82,16 +82,16 @@ pub struct Conn(Held);
 
 #[derive(Debug)]
 enum Held {
-    Pooled(PoolConnection<Any>),
-    Transaction(Transaction<'static, Any>),
+    Pooled(Lease),
+    Transaction(Tx),
 }
 
 impl Conn {
-    pub(super) fn pooled(conn: PoolConnection<Any>) -> Self {
+    pub(super) fn pooled(conn: Lease) -> Self {
         Self(Held::Pooled(conn))
     }
 
-    pub(super) fn transaction(tx: Transaction<'static, Any>) -> Self {
+    pub(super) fn transaction(tx: Tx) -> Self {
         Self(Held::Transaction(tx))
     }
 
@@ -99,7 +99,11 @@ impl Conn {
     /// except behind a transaction pooler, where this commits. Every write ends with it.
     pub async fn finish(self) -> Result<(), StoreError> {
         match self.0 {
-            Held::Pooled(_) => Ok(()),
+            // Its statements ended well: the pool may hand it out again without a ping.
+            Held::Pooled(mut lease) => {
+                lease.set_state(State::Settled);
+                Ok(())
+            }
             Held::Transaction(tx) => Ok(tx.commit().await?),
         }
     }

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod migrations;
 pub mod outbox;
 pub mod passkeys;
+mod pool;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod rotations;
@@ -24,6 +25,7 @@ pub mod sessions;
 pub mod sign_in_attempts;
 pub mod signing_keys;
 pub mod sql;
+mod transaction;
 pub mod user_import;
 pub mod user_list;
 pub mod users;
@@ -31,11 +33,12 @@ pub mod wallets;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor as _, Transaction};
+use sqlx::Executor as _;
 
 pub use conn::{Conn, Pooling};
 pub use error::StoreError;
+use pool::Pool;
+pub use transaction::Tx;
 
 /// A connection or an open transaction, as the domain passes it to the storage functions, so
 /// that one operation can write several tables atomically without naming the driver.
@@ -45,23 +48,17 @@ pub use sql::Backend;
 /// How long SQLite's writer connection is used before it is replaced.
 const WRITER_LIFETIME: Duration = Duration::from_secs(60);
 
-/// How long a request waits for a connection before the database counts as unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A pooled connection given back less than this long ago is handed out without a ping first
-/// (HikariCP's "alive bypass window", 500 ms by default, is the same idea): one that has just
-/// answered is almost surely alive, and the ping is a round trip of its own, one of the four a
-/// token refresh made on PostgreSQL. One idle for this long or longer is pinged, and replaced
-/// if it is dead.
-const TRUSTED_AFTER_USE: Duration = Duration::from_millis(500);
+/// How long any other connection is used before it is replaced (sqlx's default): after a
+/// fail-over, none stays on a server that is no longer the primary for longer.
+const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// The database, shared by every request.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     /// SQLite only: the one connection that writes, which this process's transactions take in
     /// turn, so that writers queue here instead of sleeping in SQLite's busy handler.
-    writer: Option<AnyPool>,
+    writer: Option<Pool>,
     backend: Backend,
     pooling: Pooling,
 }
@@ -74,19 +71,13 @@ impl Store {
         let backend = Backend::from_url(url).ok_or_else(|| {
             StoreError::InvalidUrl("the database URL must start with sqlite:, postgres: or mysql:".into())
         })?;
-        install_default_drivers();
         let (url, pooling) = Pooling::from_url(url, backend)?;
         let url = normalise(&url, backend);
-        let pool = pool_options(backend, max_connections).connect_lazy(&url).map_err(StoreError::Unavailable)?;
+        let pool = Pool::new(&url, backend, max_connections, MAX_LIFETIME)?;
         let writer = match backend {
             // Renewed now and then: a connection SQLite left in a bad state (a transaction it
             // rolled back itself after a full disk, say) is not kept for long.
-            Backend::Sqlite => Some(
-                pool_options(backend, 1)
-                    .max_lifetime(WRITER_LIFETIME)
-                    .connect_lazy(&url)
-                    .map_err(StoreError::Unavailable)?,
-            ),
+            Backend::Sqlite => Some(Pool::new(&url, backend, 1, WRITER_LIFETIME)?),
             Backend::Postgres | Backend::MySql => None,
         };
         Ok(Self { pool, writer, backend, pooling })
@@ -101,7 +92,9 @@ impl Store {
     pub async fn conn(&self) -> Result<Conn, StoreError> {
         match self.pooling {
             Pooling::Direct => Ok(Conn::pooled(self.pool.acquire().await?)),
-            Pooling::Transaction => Ok(Conn::transaction(self.pool.begin_with(Pooling::READ_BEGIN).await?)),
+            Pooling::Transaction => {
+                Ok(Conn::transaction(Tx::begin(self.pool.acquire().await?, Some(Pooling::READ_BEGIN)).await?))
+            }
         }
     }
 
@@ -129,11 +122,11 @@ impl Store {
     /// A transaction: everything written through it lands together or not at all. On SQLite it
     /// runs on the one writer connection and holds the file's write lock from its start
     /// (`BEGIN IMMEDIATE`), so what it reads is what it writes over.
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match (&self.writer, self.pooling) {
-            (Some(writer), _) => writer.begin_with("BEGIN IMMEDIATE").await?,
-            (None, Pooling::Transaction) => self.pool.begin_with(self.pooling.begin()).await?,
-            (None, Pooling::Direct) => self.pool.begin().await?,
+            (Some(writer), _) => Tx::begin(writer.acquire().await?, Some("BEGIN IMMEDIATE")).await?,
+            (None, Pooling::Transaction) => Tx::begin(self.pool.acquire().await?, Some(self.pooling.begin())).await?,
+            (None, Pooling::Direct) => Tx::begin(self.pool.acquire().await?, None).await?,
         })
     }
 
@@ -171,39 +164,6 @@ impl Store {
             writer.close().await;
         }
         self.pool.close().await;
-    }
-}
-
-fn pool_options(backend: Backend, max_connections: u32) -> AnyPoolOptions {
-    let options = AnyPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        // sqlx would ping every connection as it is taken; see TRUSTED_AFTER_USE for when a
-        // server's connection is. (sqlx still pings each one as it is given back, which also
-        // clears whatever a dropped request left on it.)
-        .test_before_acquire(false)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if backend == Backend::Sqlite {
-                    // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?;
-                }
-                if backend == Backend::MySql {
-                    // UTC, so that the database's clock (rate limits) never repeats an hour.
-                    conn.execute("SET time_zone = '+00:00'").await?;
-                }
-                Ok(())
-            })
-        });
-    match backend {
-        // A SQLite file cannot drop a connection: there is nothing to ping.
-        Backend::Sqlite => options,
-        // A connection that fails its ping is closed and another is taken. One the server
-        // closed within the window fails its request's first statement instead, which is
-        // answered 503 (`StoreError::Unavailable`), and is then replaced.
-        Backend::Postgres | Backend::MySql => options.before_acquire(|conn, meta| {
-            Box::pin(async move { Ok(meta.idle_for < TRUSTED_AFTER_USE || sqlx::Connection::ping(conn).await.is_ok()) })
-        }),
     }
 }
 

@@ -37,10 +37,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::user::User;
 use crate::storage::passkeys as passkey_rows;
 use crate::storage::second_factors as factors;
-use crate::storage::{Connection, Store, StoreError, audit, sessions, users};
-
-/// A change of an account's factors in progress.
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+use crate::storage::{Connection, Store, StoreError, Tx, audit, sessions, users};
 
 /// A second factor offered to finish a sign-in or to confirm a change of factors.
 #[derive(Debug, Clone)]
