@@ -162,13 +162,16 @@ impl Shared {
     /// Opens a connection and sets the session up for tessera's statements.
     async fn open(&self) -> Result<AnyConnection, StoreError> {
         let mut conn = self.options.connect().await?;
-        match self.backend {
+        let setup = match self.backend {
             // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
-            Backend::Sqlite => conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL").await?,
+            Backend::Sqlite => Some("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL"),
             // UTC, so that the database's clock (rate limits) never repeats an hour.
-            Backend::MySql => conn.execute("SET time_zone = '+00:00'").await?,
-            Backend::Postgres => return Ok(conn),
+            Backend::MySql => Some("SET time_zone = '+00:00'"),
+            Backend::Postgres => None,
         };
+        if let Some(setup) = setup {
+            conn.execute(setup).await?;
+        }
         Ok(conn)
     }
 
@@ -252,24 +255,29 @@ impl DerefMut for Lease {
 
 #[cfg(test)]
 mod tests {
+    use tessera_scratch::ScratchDb;
+
     use super::*;
     use crate::storage::{Store, Tx};
 
-    /// A SQLite file of the test's own (removed with [`remove_file`]), and the servers the test
-    /// run names.
-    fn databases(name: &str) -> Vec<String> {
-        let file = std::env::temp_dir().join(format!("tessera-{name}-{}.db", uuid::Uuid::new_v4()));
-        let servers =
-            ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"].into_iter().filter_map(|v| std::env::var(v).ok());
-        std::iter::once(format!("sqlite://{}?mode=rwc", file.display())).chain(servers).collect()
+    /// The servers the test run names (`TESSERA_TEST_POSTGRES_URL`, `TESSERA_TEST_MYSQL_URL`).
+    fn servers() -> Vec<String> {
+        ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"]
+            .into_iter()
+            .filter_map(|v| std::env::var(v).ok())
+            .collect()
     }
 
-    fn remove_file(url: &str) {
-        if let Some(file) = url.strip_prefix("sqlite://").and_then(|rest| rest.split('?').next()) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{file}{suffix}"));
-            }
+    /// A fresh database on each server named, and a SQLite file first when `with_sqlite`.
+    async fn databases(prefix: &str, with_sqlite: bool) -> Vec<ScratchDb> {
+        let mut made = Vec::new();
+        if with_sqlite {
+            made.push(ScratchDb::create(None, prefix).await.unwrap());
         }
+        for server in servers() {
+            made.push(ScratchDb::create(Some(&server), prefix).await.unwrap());
+        }
+        made
     }
 
     /// Runs `statement` on a connection for writes of `store`, each durable on its own.
@@ -279,84 +287,83 @@ mod tests {
             .await
     }
 
-    async fn value(conn: &mut AnyConnection, table: &str) -> i64 {
-        let row = sqlx::query(&format!("SELECT v FROM {table} WHERE id = 1")).fetch_one(conn).await.unwrap();
+    async fn value(conn: &mut AnyConnection) -> i64 {
+        let row = sqlx::query("SELECT v FROM probe WHERE id = 1").fetch_one(conn).await.unwrap();
         sqlx::Row::get(&row, "v")
     }
 
     #[tokio::test]
     async fn a_transaction_dropped_halfway_leaves_no_lock_and_nothing_on_its_connection() {
-        for url in databases("pool-rollback") {
+        for db in databases("pool_rollback", true).await {
+            let url = &db.url;
             // One connection, so that the statements after the drop run on the dropped one's.
-            let store = Store::connect(&url, 1).await.unwrap();
-            let table = format!("pool_probe_{}", uuid::Uuid::new_v4().simple());
-            run(&store, &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)")).await.unwrap();
-            run(&store, &format!("INSERT INTO {table} (id, v) VALUES (1, 0)")).await.unwrap();
+            let store = Store::connect(url, 1).await.unwrap();
+            run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
+            run(&store, "INSERT INTO probe (id, v) VALUES (1, 0)").await.unwrap();
 
             let mut tx = store.begin().await.unwrap();
-            tx.execute(format!("UPDATE {table} SET v = 1 WHERE id = 1").as_str()).await.unwrap();
+            tx.execute("UPDATE probe SET v = 1 WHERE id = 1").await.unwrap();
             drop(tx);
 
             // Another session may write the row at once: the rollback was sent without waiting
             // for the connection's next user (each database waits at most a second for a lock).
-            let other = Store::connect(&url, 1).await.unwrap();
+            let other = Store::connect(url, 1).await.unwrap();
             let mut tx = other.begin().await.unwrap();
             match other.backend() {
                 Backend::Postgres => tx.execute("SET LOCAL lock_timeout = '1s'").await.unwrap(),
                 Backend::MySql => tx.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap(),
                 Backend::Sqlite => Default::default(),
             };
-            tx.execute(format!("UPDATE {table} SET v = v + 2 WHERE id = 1").as_str()).await.unwrap();
+            tx.execute("UPDATE probe SET v = v + 2 WHERE id = 1").await.unwrap();
             tx.commit().await.unwrap();
             other.close().await;
 
             // The dropped transaction's connection: in no transaction, its write undone.
             let mut conn = store.write_conn().await.unwrap();
-            assert_eq!(value(&mut conn, &table).await, 2, "{url}");
-            conn.execute(format!("UPDATE {table} SET v = 3 WHERE id = 1").as_str()).await.unwrap();
+            assert_eq!(value(&mut conn).await, 2, "{url}");
+            conn.execute("UPDATE probe SET v = 3 WHERE id = 1").await.unwrap();
             conn.finish().await.unwrap();
-            let other = Store::connect(&url, 1).await.unwrap();
-            assert_eq!(value(&mut other.conn().await.unwrap(), &table).await, 3, "committed on its own: {url}");
+            let other = Store::connect(url, 1).await.unwrap();
+            assert_eq!(value(&mut other.conn().await.unwrap()).await, 3, "committed on its own: {url}");
             other.close().await;
-            run(&store, &format!("DROP TABLE {table}")).await.unwrap();
             store.close().await;
-            remove_file(&url);
+            db.remove().await.unwrap();
         }
     }
 
     #[tokio::test]
     async fn a_connection_whose_begin_was_cut_off_is_closed_not_reused_inside_its_transaction() {
-        let Ok(url) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
-        let store = Store::connect(&url, 1).await.unwrap();
-        let table = format!("pool_probe_{}", uuid::Uuid::new_v4().simple());
-        run(&store, &format!("CREATE TABLE {table} (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)")).await.unwrap();
+        let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
+        let db = ScratchDb::create(Some(&server), "pool_begin").await.unwrap();
+        let store = Store::connect(&db.url, 1).await.unwrap();
+        run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
         // The server runs the BEGIN at once and answers after the sleep: the caller has gone.
         let begin = Tx::begin(store.pool.acquire().await.unwrap(), Some("BEGIN; SELECT pg_sleep(0.3)"));
         assert!(tokio::time::timeout(Duration::from_millis(50), begin).await.is_err());
         // On the pool's one connection: a write that must be durable on its own.
-        run(&store, &format!("INSERT INTO {table} (id, v) VALUES (1, 1)")).await.unwrap();
-        let other = Store::connect(&url, 1).await.unwrap();
-        assert_eq!(value(&mut other.conn().await.unwrap(), &table).await, 1, "the write was not held in a transaction");
+        run(&store, "INSERT INTO probe (id, v) VALUES (1, 1)").await.unwrap();
+        let other = Store::connect(&db.url, 1).await.unwrap();
+        assert_eq!(value(&mut other.conn().await.unwrap()).await, 1, "the write was not held in a transaction");
         other.close().await;
-        run(&store, &format!("DROP TABLE {table}")).await.unwrap();
         store.close().await;
+        db.remove().await.unwrap();
     }
 
     #[tokio::test]
     async fn a_statement_cut_off_leaves_its_connection_fit_for_the_next() {
-        for url in databases("pool-cut").into_iter().skip(1) {
-            let store = Store::connect(&url, 1).await.unwrap();
+        for server in servers() {
+            let store = Store::connect(&server, 1).await.unwrap();
             let sleep = match store.backend() {
                 Backend::Postgres => "SELECT pg_sleep(0.3)",
                 _ => "SELECT SLEEP(0.3)",
             };
             let mut conn = store.conn().await.unwrap();
             let cut = tokio::time::timeout(Duration::from_millis(50), conn.execute(sleep)).await;
-            assert!(cut.is_err(), "the statement was cut off: {url}");
+            assert!(cut.is_err(), "the statement was cut off: {server}");
             drop(conn);
             for _ in 0..3 {
                 let row = sqlx::query("SELECT 41 + 1 AS n").fetch_one(&mut *store.conn().await.unwrap()).await.unwrap();
-                assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{url}");
+                assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{server}");
             }
             store.close().await;
         }
@@ -364,8 +371,8 @@ mod tests {
 
     #[tokio::test]
     async fn closing_waits_for_the_leases_out_then_refuses_new_ones() {
-        let url = databases("pool-close").remove(0);
-        let pool = Pool::new(&url, Backend::Sqlite, 2, Duration::from_secs(60)).unwrap();
+        let db = ScratchDb::create(None, "pool_close").await.unwrap();
+        let pool = Pool::new(&db.url, Backend::Sqlite, 2, Duration::from_secs(60)).unwrap();
         let lease = pool.acquire().await.unwrap();
         let closing = tokio::spawn({
             let pool = pool.clone();
@@ -376,6 +383,6 @@ mod tests {
         drop(lease);
         tokio::time::timeout(Duration::from_secs(5), closing).await.unwrap().unwrap();
         assert!(matches!(pool.acquire().await, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-        remove_file(&url);
+        db.remove().await.unwrap();
     }
 }

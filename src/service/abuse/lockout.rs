@@ -334,18 +334,9 @@ pub async fn unlock(
 
 #[cfg(test)]
 mod tests {
+    use tessera_scratch::ScratchDb;
+
     use super::*;
-
-    /// A lockout on a SQLite file of its own, removed when dropped.
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-            }
-        }
-    }
 
     async fn pending(store: &Store, subject: &Subject) -> u32 {
         let mut tx = store.begin().await.unwrap();
@@ -355,8 +346,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_check_dropped_before_it_ends_hands_its_slot_back_and_one_that_ended_does_not() {
-        let scratch = Scratch(std::env::temp_dir().join(format!("tessera-lockout-{}.db", Uuid::new_v4())));
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", scratch.0.display()), 2).await.unwrap();
+        let scratch = ScratchDb::create(None, "lockout").await.unwrap();
+        let store = Store::connect(&scratch.url, 2).await.unwrap();
         store.migrate().await.unwrap();
         let lockout = Lockout::new(store.clone(), Policy { threshold: 5 });
         let subject = Subject::unknown("someone", &ClientInfo { ip: Some("203.0.113.9".into()), user_agent: None });
@@ -381,5 +372,6 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(pending(&store, &subject).await, 1);
         store.close().await;
+        scratch.remove().await.unwrap();
     }
 }
