@@ -42,6 +42,9 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// if the server closed it. (A SQLite file cannot drop a connection: it is never pinged.)
 const TRUSTED_AFTER_USE: Duration = Duration::from_millis(500);
 
+/// The longest pause between two tries to open a connection the server refused for now.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// An idle connection unused this long is closed when the pool is next used (sqlx's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -130,7 +133,7 @@ impl Pool {
             }
             // Dropped, not closed: the server has gone, there is no one to say goodbye to.
         }
-        Ok(lease(shared.open().await?, Instant::now()))
+        Ok(lease(shared.open_patiently().await?, Instant::now()))
     }
 
     /// Refuses new leases, waits for those out to come back, and closes every connection.
@@ -159,8 +162,25 @@ impl Shared {
         idle.pop_back()
     }
 
+    /// Opens a connection, trying again, less and less often, while the server refuses it
+    /// for now (starting up, or every connection slot taken: `53300`, which a connection
+    /// closed a moment ago can still hold), as sqlx's pool did; [`Pool::acquire`]'s time
+    /// limit ends the wait.
+    async fn open_patiently(&self) -> Result<AnyConnection, StoreError> {
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            match self.open().await {
+                Err(sqlx::Error::Io(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {}
+                Err(sqlx::Error::Database(error)) if error.is_transient_in_connect_phase() => {}
+                opened => return Ok(opened?),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
     /// Opens a connection and sets the session up for tessera's statements.
-    async fn open(&self) -> Result<AnyConnection, StoreError> {
+    async fn open(&self) -> Result<AnyConnection, sqlx::Error> {
         let mut conn = self.options.connect().await?;
         let setup = match self.backend {
             // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
@@ -347,6 +367,33 @@ mod tests {
         other.close().await;
         store.close().await;
         db.remove().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connection_refused_for_want_of_a_slot_is_tried_again_until_one_is_free() {
+        let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
+        let db = ScratchDb::create(Some(&server), "pool_slots").await.unwrap();
+        let role = db.name.replace("pool_slots", "pool_role");
+        let admin = Store::connect(&server, 1).await.unwrap();
+        run(&admin, &format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")).await.unwrap();
+        let mut as_role = url::Url::parse(&db.url).unwrap();
+        as_role.set_username(&role).unwrap();
+        // The role's one slot, held for a moment: the pool is refused (53300) until it is free.
+        let held = Store::connect(as_role.as_str(), 1).await.unwrap();
+        let lease = held.conn().await.unwrap();
+        let store = Store::connect(as_role.as_str(), 1).await.unwrap();
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            drop(lease);
+            held.close().await;
+        };
+        let (acquired, ()) = tokio::join!(store.conn(), release);
+        let row = sqlx::query("SELECT 1 AS n").fetch_one(&mut *acquired.unwrap()).await.unwrap();
+        assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 1);
+        store.close().await;
+        db.remove().await.unwrap();
+        run(&admin, &format!("DROP ROLE {role}")).await.unwrap();
+        admin.close().await;
     }
 
     #[tokio::test]
