@@ -264,13 +264,13 @@ impl Application {
             spawn_sweeper(self.store.clone(), self.retention),
             self.delivery.spawn(),
         ];
-        serve(self.listener, self.router, self.limits, self.connections, shutdown).await;
+        let served = serve(self.listener, self.router, self.limits, self.connections, shutdown).await;
         for task in background {
             task.abort();
         }
         self.store.close().await;
         tracing::info!("tessera stopped");
-        Ok(())
+        served
     }
 }
 

@@ -14,6 +14,7 @@ pub mod reply;
 pub mod routes;
 pub mod serve;
 pub mod state;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,7 @@ pub mod abuse;
 pub mod accounts;
 pub mod administration;
 pub mod auth;
+pub mod background;
 pub mod booking;
 pub mod cleanup;
 pub mod cursor;

@@ -18,6 +18,7 @@ use super::abuse::AbuseStats;
 use super::abuse::lockout;
 use super::accounts::uniqueness;
 use super::auth::cache::AuthCache;
+use super::background::Background;
 use super::error::Error;
 use super::hashing::PasswordHasher;
 use super::notices::Notices;
@@ -60,6 +61,8 @@ pub struct Recovery {
     notices: Notices,
     pending: Arc<Semaphore>,
     stats: AbuseStats,
+    /// Where mail requests are handled, apart from the HTTP requests that made them.
+    background: Background,
 }
 
 impl Recovery {
@@ -70,7 +73,8 @@ impl Recovery {
         notices: Notices,
         stats: AbuseStats,
     ) -> Self {
-        Self { store, hasher, cache, notices, pending: Arc::new(Semaphore::new(MAX_PENDING)), stats }
+        let pending = Arc::new(Semaphore::new(MAX_PENDING));
+        Self { store, hasher, cache, notices, pending, stats, background: Background::current() }
     }
 
     /// Follows a link mailed to an address: the account's own address becomes verified, or a
@@ -181,7 +185,7 @@ impl Recovery {
             return;
         };
         let this = self.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let _permit = permit;
             for attempt in 1..=BACKGROUND_ATTEMPTS {
                 match this.queue_mail(&request).await {

@@ -15,6 +15,14 @@
 //! - [`State::Discard`]: a `BEGIN` was sent and not seen to succeed. The server may be in a
 //!   transaction that the driver does not know of (sqlx's guard against that works only for
 //!   nested transactions), in which later writes would never commit: it is closed.
+//!
+//! Connections are opened, and pinged on their way back, on the runtime the pool was made on
+//! (its home: the multi-threaded one), wherever they are used. A connection's socket belongs to
+//! the reactor of the runtime that opened it, and a connection outlives its lease: opened by
+//! one HTTP thread (each a runtime of its own), it would later serve another's request only
+//! when the first thread's scheduler next looked at its reactor, and it would fail for good
+//! once that thread stopped. The price: each database reply wakes the home runtime, which
+//! wakes the request's thread (a refresh on PostgreSQL lost 5–8 %; README, Performance).
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
@@ -59,6 +67,8 @@ struct Shared {
     options: AnyConnectOptions,
     backend: Backend,
     max: u32,
+    /// The runtime whose reactor the connections' sockets are registered with.
+    home: tokio::runtime::Handle,
     /// One permit per connection that may be open; a [`Lease`] holds one.
     permits: Arc<Semaphore>,
     /// Connections given back, the newest last.
@@ -84,15 +94,18 @@ pub enum State {
 }
 
 impl Pool {
-    /// A pool that opens connections as they are first needed.
+    /// A pool that opens connections as they are first needed, on the current runtime.
     pub fn new(url: &str, backend: Backend, max: u32, max_lifetime: Duration) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let options: AnyConnectOptions = url.parse().map_err(StoreError::Unavailable)?;
+        let home = tokio::runtime::Handle::try_current()
+            .map_err(|error| StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(error))))?;
         let max = max.max(1);
         let shared = Shared {
             options,
             backend,
             max,
+            home,
             permits: Arc::new(Semaphore::new(max as usize)),
             idle: Mutex::new(VecDeque::new()),
             max_lifetime,
@@ -166,16 +179,29 @@ impl Shared {
     /// for now (starting up, or every connection slot taken: `53300`, which a connection
     /// closed a moment ago can still hold), as sqlx's pool did; [`Pool::acquire`]'s time
     /// limit ends the wait.
-    async fn open_patiently(&self) -> Result<AnyConnection, StoreError> {
+    async fn open_patiently(self: &Arc<Self>) -> Result<AnyConnection, StoreError> {
         let mut backoff = Duration::from_millis(10);
         loop {
-            match self.open().await {
+            match self.open_at_home().await {
                 Err(sqlx::Error::Io(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(sqlx::Error::Database(error)) if error.is_transient_in_connect_phase() => {}
                 opened => return Ok(opened?),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Opens a connection on the home runtime (see the module's documentation). The opening
+    /// stops when the caller stops waiting, so that no more than `max` are ever under way.
+    async fn open_at_home(self: &Arc<Self>) -> Result<AnyConnection, sqlx::Error> {
+        let shared = self.clone();
+        let mut opening = AbortOnDrop(self.home.spawn(async move { shared.open().await }));
+        match (&mut opening.0).await {
+            Ok(opened) => opened,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // Cancelled: the home runtime has shut down, as the pool's owner stops.
+            Err(_) => Err(sqlx::Error::PoolClosed),
         }
     }
 
@@ -213,8 +239,8 @@ impl Shared {
             drop(permit);
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        runtime.spawn(async move {
+        let home = self.home.clone();
+        home.spawn(async move {
             if state == State::Discard {
                 drop(tokio::time::timeout(FLUSH_TIMEOUT, conn.close()).await);
             } else if let Ok(Ok(())) = tokio::time::timeout(FLUSH_TIMEOUT, conn.ping()).await {
@@ -229,6 +255,15 @@ impl Shared {
     fn push_idle(&self, conn: AnyConnection, opened: Instant) {
         let idle = Idle { conn, opened, since: Instant::now() };
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push_back(idle);
+    }
+}
+
+/// A task that is aborted when its handle is dropped (a dropped tokio `JoinHandle` detaches).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -274,162 +309,5 @@ impl DerefMut for Lease {
 }
 
 #[cfg(test)]
-mod tests {
-    use tessera_scratch::ScratchDb;
-
-    use super::*;
-    use crate::storage::{Store, Tx};
-
-    /// The servers the test run names (`TESSERA_TEST_POSTGRES_URL`, `TESSERA_TEST_MYSQL_URL`).
-    fn servers() -> Vec<String> {
-        ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"]
-            .into_iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .collect()
-    }
-
-    /// A fresh database on each server named, and a SQLite file first when `with_sqlite`.
-    async fn databases(prefix: &str, with_sqlite: bool) -> Vec<ScratchDb> {
-        let mut made = Vec::new();
-        if with_sqlite {
-            made.push(ScratchDb::create(None, prefix).await.unwrap());
-        }
-        for server in servers() {
-            made.push(ScratchDb::create(Some(&server), prefix).await.unwrap());
-        }
-        made
-    }
-
-    /// Runs `statement` on a connection for writes of `store`, each durable on its own.
-    async fn run(store: &Store, statement: &str) -> Result<(), StoreError> {
-        store
-            .write(async |conn: &mut AnyConnection| conn.execute(statement).await.map(drop).map_err(StoreError::from))
-            .await
-    }
-
-    async fn value(conn: &mut AnyConnection) -> i64 {
-        let row = sqlx::query("SELECT v FROM probe WHERE id = 1").fetch_one(conn).await.unwrap();
-        sqlx::Row::get(&row, "v")
-    }
-
-    #[tokio::test]
-    async fn a_transaction_dropped_halfway_leaves_no_lock_and_nothing_on_its_connection() {
-        for db in databases("pool_rollback", true).await {
-            let url = &db.url;
-            // One connection, so that the statements after the drop run on the dropped one's.
-            let store = Store::connect(url, 1).await.unwrap();
-            run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
-            run(&store, "INSERT INTO probe (id, v) VALUES (1, 0)").await.unwrap();
-
-            let mut tx = store.begin().await.unwrap();
-            tx.execute("UPDATE probe SET v = 1 WHERE id = 1").await.unwrap();
-            drop(tx);
-
-            // Another session may write the row at once: the rollback was sent without waiting
-            // for the connection's next user (each database waits at most a second for a lock).
-            let other = Store::connect(url, 1).await.unwrap();
-            let mut tx = other.begin().await.unwrap();
-            match other.backend() {
-                Backend::Postgres => tx.execute("SET LOCAL lock_timeout = '1s'").await.unwrap(),
-                Backend::MySql => tx.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap(),
-                Backend::Sqlite => Default::default(),
-            };
-            tx.execute("UPDATE probe SET v = v + 2 WHERE id = 1").await.unwrap();
-            tx.commit().await.unwrap();
-            other.close().await;
-
-            // The dropped transaction's connection: in no transaction, its write undone.
-            let mut conn = store.write_conn().await.unwrap();
-            assert_eq!(value(&mut conn).await, 2, "{url}");
-            conn.execute("UPDATE probe SET v = 3 WHERE id = 1").await.unwrap();
-            conn.finish().await.unwrap();
-            let other = Store::connect(url, 1).await.unwrap();
-            assert_eq!(value(&mut other.conn().await.unwrap()).await, 3, "committed on its own: {url}");
-            other.close().await;
-            store.close().await;
-            db.remove().await.unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn a_connection_whose_begin_was_cut_off_is_closed_not_reused_inside_its_transaction() {
-        let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
-        let db = ScratchDb::create(Some(&server), "pool_begin").await.unwrap();
-        let store = Store::connect(&db.url, 1).await.unwrap();
-        run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
-        // The server runs the BEGIN at once and answers after the sleep: the caller has gone.
-        let begin = Tx::begin(store.pool.acquire().await.unwrap(), Some("BEGIN; SELECT pg_sleep(0.3)"));
-        assert!(tokio::time::timeout(Duration::from_millis(50), begin).await.is_err());
-        // On the pool's one connection: a write that must be durable on its own.
-        run(&store, "INSERT INTO probe (id, v) VALUES (1, 1)").await.unwrap();
-        let other = Store::connect(&db.url, 1).await.unwrap();
-        assert_eq!(value(&mut other.conn().await.unwrap()).await, 1, "the write was not held in a transaction");
-        other.close().await;
-        store.close().await;
-        db.remove().await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_connection_refused_for_want_of_a_slot_is_tried_again_until_one_is_free() {
-        let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
-        let db = ScratchDb::create(Some(&server), "pool_slots").await.unwrap();
-        let role = db.name.replace("pool_slots", "pool_role");
-        let admin = Store::connect(&server, 1).await.unwrap();
-        run(&admin, &format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")).await.unwrap();
-        let mut as_role = url::Url::parse(&db.url).unwrap();
-        as_role.set_username(&role).unwrap();
-        // The role's one slot, held for a moment: the pool is refused (53300) until it is free.
-        let held = Store::connect(as_role.as_str(), 1).await.unwrap();
-        let lease = held.conn().await.unwrap();
-        let store = Store::connect(as_role.as_str(), 1).await.unwrap();
-        let release = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            drop(lease);
-            held.close().await;
-        };
-        let (acquired, ()) = tokio::join!(store.conn(), release);
-        let row = sqlx::query("SELECT 1 AS n").fetch_one(&mut *acquired.unwrap()).await.unwrap();
-        assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 1);
-        store.close().await;
-        db.remove().await.unwrap();
-        run(&admin, &format!("DROP ROLE {role}")).await.unwrap();
-        admin.close().await;
-    }
-
-    #[tokio::test]
-    async fn a_statement_cut_off_leaves_its_connection_fit_for_the_next() {
-        for server in servers() {
-            let store = Store::connect(&server, 1).await.unwrap();
-            let sleep = match store.backend() {
-                Backend::Postgres => "SELECT pg_sleep(0.3)",
-                _ => "SELECT SLEEP(0.3)",
-            };
-            let mut conn = store.conn().await.unwrap();
-            let cut = tokio::time::timeout(Duration::from_millis(50), conn.execute(sleep)).await;
-            assert!(cut.is_err(), "the statement was cut off: {server}");
-            drop(conn);
-            for _ in 0..3 {
-                let row = sqlx::query("SELECT 41 + 1 AS n").fetch_one(&mut *store.conn().await.unwrap()).await.unwrap();
-                assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{server}");
-            }
-            store.close().await;
-        }
-    }
-
-    #[tokio::test]
-    async fn closing_waits_for_the_leases_out_then_refuses_new_ones() {
-        let db = ScratchDb::create(None, "pool_close").await.unwrap();
-        let pool = Pool::new(&db.url, Backend::Sqlite, 2, Duration::from_secs(60)).unwrap();
-        let lease = pool.acquire().await.unwrap();
-        let closing = tokio::spawn({
-            let pool = pool.clone();
-            async move { pool.close().await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!closing.is_finished(), "close waits for the lease out");
-        drop(lease);
-        tokio::time::timeout(Duration::from_secs(5), closing).await.unwrap().unwrap();
-        assert!(matches!(pool.acquire().await, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-        db.remove().await.unwrap();
-    }
-}
+#[path = "pool_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ use super::AbuseStats;
 use super::redis_counters::RedisCounters;
 use crate::domain::limits::{LimitedRoute, RouteLimits, client_network};
 use crate::domain::time::retry_after_secs;
+use crate::service::background::Background;
 use crate::storage::rate_limits::{self, Rate, Verdict};
 use crate::storage::{Store, StoreError};
 
@@ -85,12 +86,22 @@ struct Inner {
     refused: Mutex<HashMap<String, Instant>>,
     last_warning: Mutex<Option<Instant>>,
     stats: AbuseStats,
+    /// Where counter updates run (and so where the Redis connection lives).
+    background: Background,
 }
 
 impl RateLimiter {
     pub fn new(counters: Counters, limits: RouteLimits, stats: AbuseStats) -> Self {
         let takes = Arc::new(Semaphore::new(MAX_TAKES_IN_FLIGHT));
-        let inner = Inner { counters, takes, limits, refused: Mutex::default(), last_warning: Mutex::default(), stats };
+        let inner = Inner {
+            counters,
+            takes,
+            limits,
+            refused: Mutex::default(),
+            last_warning: Mutex::default(),
+            stats,
+            background: Background::current(),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -120,7 +131,7 @@ impl RateLimiter {
     async fn charge(&self, bucket: String, rate: Rate) -> Result<Verdict, String> {
         let permit = self.inner.takes.clone().acquire_owned().await.map_err(|closed| closed.to_string())?;
         let limiter = self.clone();
-        let take = tokio::spawn(async move {
+        let take = self.inner.background.spawn(async move {
             let taken = tokio::time::timeout(TAKE_DEADLINE, limiter.inner.counters.take(&bucket, rate)).await;
             drop(permit);
             let verdict = taken.map_err(|_| "the counters did not answer".to_owned())?.map_err(|e| e.to_string())?;

@@ -21,6 +21,7 @@ use crate::domain::lockout::{Attempt, Policy, REMEMBER_DEVICE_FOR};
 use crate::domain::secrets::sha256_hex;
 use crate::domain::time::{Timestamp, retry_after_secs};
 use crate::domain::user::User;
+use crate::service::background::Background;
 use crate::service::error::Error;
 use crate::service::hashing::PasswordHasher;
 use crate::storage::sign_in_attempts::{self, CounterKey};
@@ -84,6 +85,8 @@ pub struct Lockout {
     /// another account and find nothing, in which case the others find the slot on their next
     /// look).
     settled: Arc<Notify>,
+    /// Where slots of dropped checks are handed back.
+    background: Background,
 }
 
 impl Charge {
@@ -96,7 +99,7 @@ impl Charge {
 
 impl Lockout {
     pub fn new(store: Store, policy: Policy) -> Self {
-        Self { store, policy, settled: Arc::new(Notify::new()) }
+        Self { store, policy, settled: Arc::new(Notify::new()), background: Background::current() }
     }
 
     /// Takes a slot before a password is checked: `429 too_many_attempts` while locked, or
@@ -297,9 +300,9 @@ struct HandBackIfDropped<'a> {
 
 impl Drop for HandBackIfDropped<'_> {
     fn drop(&mut self) {
-        let (Some(charge), Ok(runtime)) = (self.charge, tokio::runtime::Handle::try_current()) else { return };
+        let Some(charge) = self.charge else { return };
         let (lockout, subject) = (self.lockout.clone(), self.subject.clone());
-        runtime.spawn(async move { lockout.release(&subject, charge).await });
+        self.lockout.background.spawn(async move { lockout.release(&subject, charge).await });
     }
 }
 

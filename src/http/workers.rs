@@ -1,0 +1,242 @@
+//! The HTTP threads: one per core, each running a single-threaded runtime of its own, and
+//! serving every connection handed to it from its first request to its close.
+//!
+//! Why not tokio's multi-threaded runtime, as for the rest: there a request's wake-ups cross
+//! threads (the thread that reads a socket's readiness wakes another to run the request, which
+//! may steal it back), and on two cores those cross-thread wake-ups cost as much as the route:
+//! `GET /v1/me` did 0.53 of nginx's requests per second on the multi-threaded runtime and 0.8
+//! on threads of their own (README, Performance). What is given up is stealing: a connection
+//! stays on its thread. That costs little here because nothing long runs on these threads:
+//! password hashing has threads of its own, and database waits are awaited, not blocked on.
+//! New connections go to the thread serving the fewest, so long-lived connections spread.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tower::ServiceExt as _;
+
+use super::serve::ConnectionLimits;
+
+/// The HTTP threads of one server.
+pub struct Workers {
+    threads: Vec<Worker>,
+}
+
+/// One HTTP thread, as the acceptor sees it.
+struct Worker {
+    inbox: mpsc::UnboundedSender<Handed>,
+    /// Connections handed to it and not yet closed.
+    serving: Arc<AtomicUsize>,
+    /// Sent when its thread has finished every connection and stopped.
+    stopped: oneshot::Receiver<()>,
+}
+
+/// A connection on its way to an HTTP thread, with its slot among `max_connections`.
+struct Handed {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+}
+
+impl Workers {
+    /// Starts one HTTP thread per core (as many as tokio's runtime would have workers).
+    pub fn start(router: Router, limits: ConnectionLimits, open: Gauge) -> std::io::Result<Self> {
+        let count = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let threads = (0..count)
+            .map(|index| Worker::start(index, router.clone(), limits, open.clone()))
+            .collect::<std::io::Result<_>>()?;
+        Ok(Self { threads })
+    }
+
+    /// Gives `stream` to the thread serving the fewest connections.
+    pub fn hand_over(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        // Taken off this runtime's reactor, to be registered with the chosen thread's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => return tracing::debug!(%error, %peer, "could not hand a connection over"),
+        };
+        let mut handed = Handed { stream, peer, slot };
+        let mut by_load: Vec<&Worker> = self.threads.iter().collect();
+        by_load.sort_by_key(|worker| worker.serving.load(Ordering::Relaxed));
+        for worker in by_load {
+            worker.serving.fetch_add(1, Ordering::Relaxed);
+            match worker.inbox.send(handed) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(back)) => {
+                    worker.serving.fetch_sub(1, Ordering::Relaxed);
+                    handed = back;
+                }
+            }
+        }
+        tracing::error!(peer = %handed.peer, "no HTTP thread is running: connection closed");
+    }
+
+    /// Lets every thread finish its connections (idle ones close, in-flight requests are
+    /// answered), and waits until all have stopped.
+    pub async fn finish(self) {
+        let mut stopping = Vec::with_capacity(self.threads.len());
+        for Worker { inbox, stopped, .. } in self.threads {
+            // The end of its inbox is what tells a thread to finish.
+            drop(inbox);
+            stopping.push(stopped);
+        }
+        for stopped in stopping {
+            // An error means the thread ended without saying so; it has stopped either way.
+            stopped.await.ok();
+        }
+    }
+}
+
+impl Worker {
+    fn start(index: usize, router: Router, limits: ConnectionLimits, open: Gauge) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (inbox, arrivals) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel();
+        let serving = Arc::new(AtomicUsize::new(0));
+        let counted = serving.clone();
+        std::thread::Builder::new().name(format!("tessera-http-{index}")).spawn(move || {
+            runtime.block_on(serve_arrivals(arrivals, router, limits, Counters { open, serving: counted }));
+            // Tasks a request left running (a mail being looked up, say) end with the runtime.
+            drop(runtime);
+            stop.send(()).ok();
+        })?;
+        Ok(Self { inbox, serving, stopped })
+    }
+}
+
+/// The gauges a connection is counted in while it is served.
+#[derive(Clone)]
+struct Counters {
+    open: Gauge,
+    serving: Arc<AtomicUsize>,
+}
+
+/// A connection being served: counted until it is dropped, however its task ends.
+struct Served {
+    counters: Counters,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.counters.open.dec();
+        self.counters.serving.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves each connection handed over until the acceptor is gone, then lets them finish.
+async fn serve_arrivals(
+    mut arrivals: mpsc::UnboundedReceiver<Handed>,
+    router: Router,
+    limits: ConnectionLimits,
+    counters: Counters,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    while let Some(Handed { stream, peer, slot }) = arrivals.recv().await {
+        counters.open.inc();
+        let served = Served { counters: counters.clone(), _slot: slot };
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%error, %peer, "could not take a connection over");
+                continue;
+            }
+        };
+        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(served);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::http::serve::serve;
+
+    /// Asks for `/thread` on `stream` and reads the answer's body: the serving thread's name.
+    async fn serving_thread(stream: &mut TcpStream) -> String {
+        stream.write_all(b"GET /thread HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0_u8; 1024];
+        loop {
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "the connection closed before its answer");
+            answer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap();
+                if body.len() == length {
+                    return body.to_owned();
+                }
+            }
+        }
+    }
+
+    /// Each new connection goes to the thread serving the fewest, so kept-alive connections
+    /// spread evenly; at shutdown the idle ones are closed and `serve` returns.
+    #[tokio::test]
+    async fn connections_spread_evenly_over_the_threads_and_close_at_shutdown() {
+        let name = || std::thread::current().name().unwrap_or("unnamed").to_owned();
+        let router = Router::new().route("/thread", get(move || async move { name() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64 };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, Gauge::default(), async {
+            stopped.await.ok();
+        }));
+
+        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let mut open = Vec::new();
+        let mut served_by = BTreeMap::<String, usize>::new();
+        for _ in 0..threads * 3 {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            *served_by.entry(serving_thread(&mut stream).await).or_default() += 1;
+            open.push(stream);
+        }
+        let expected: BTreeMap<String, usize> = (0..threads).map(|i| (format!("tessera-http-{i}"), 3)).collect();
+        assert_eq!(served_by, expected);
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+        for mut stream in open {
+            let mut rest = Vec::new();
+            assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0, "an idle connection is closed");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The pool on every backend the test run names: what a connection carries back, and when
+//! one is opened, kept or closed.
+
+use tessera_scratch::ScratchDb;
+
+use super::*;
+use crate::storage::{Store, Tx};
+
+/// The servers the test run names (`TESSERA_TEST_POSTGRES_URL`, `TESSERA_TEST_MYSQL_URL`).
+fn servers() -> Vec<String> {
+    ["TESSERA_TEST_POSTGRES_URL", "TESSERA_TEST_MYSQL_URL"].into_iter().filter_map(|v| std::env::var(v).ok()).collect()
+}
+
+/// A fresh database on each server named, and a SQLite file first when `with_sqlite`.
+async fn databases(prefix: &str, with_sqlite: bool) -> Vec<ScratchDb> {
+    let mut made = Vec::new();
+    if with_sqlite {
+        made.push(ScratchDb::create(None, prefix).await.unwrap());
+    }
+    for server in servers() {
+        made.push(ScratchDb::create(Some(&server), prefix).await.unwrap());
+    }
+    made
+}
+
+/// Runs `statement` on a connection for writes of `store`, each durable on its own.
+async fn run(store: &Store, statement: &str) -> Result<(), StoreError> {
+    store
+        .write(async |conn: &mut AnyConnection| conn.execute(statement).await.map(drop).map_err(StoreError::from))
+        .await
+}
+
+async fn value(conn: &mut AnyConnection) -> i64 {
+    let row = sqlx::query("SELECT v FROM probe WHERE id = 1").fetch_one(conn).await.unwrap();
+    sqlx::Row::get(&row, "v")
+}
+
+#[tokio::test]
+async fn a_transaction_dropped_halfway_leaves_no_lock_and_nothing_on_its_connection() {
+    for db in databases("pool_rollback", true).await {
+        let url = &db.url;
+        // One connection, so that the statements after the drop run on the dropped one's.
+        let store = Store::connect(url, 1).await.unwrap();
+        run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
+        run(&store, "INSERT INTO probe (id, v) VALUES (1, 0)").await.unwrap();
+
+        let mut tx = store.begin().await.unwrap();
+        tx.execute("UPDATE probe SET v = 1 WHERE id = 1").await.unwrap();
+        drop(tx);
+
+        // Another session may write the row at once: the rollback was sent without waiting
+        // for the connection's next user (each database waits at most a second for a lock).
+        let other = Store::connect(url, 1).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        match other.backend() {
+            Backend::Postgres => tx.execute("SET LOCAL lock_timeout = '1s'").await.unwrap(),
+            Backend::MySql => tx.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap(),
+            Backend::Sqlite => Default::default(),
+        };
+        tx.execute("UPDATE probe SET v = v + 2 WHERE id = 1").await.unwrap();
+        tx.commit().await.unwrap();
+        other.close().await;
+
+        // The dropped transaction's connection: in no transaction, its write undone.
+        let mut conn = store.write_conn().await.unwrap();
+        assert_eq!(value(&mut conn).await, 2, "{url}");
+        conn.execute("UPDATE probe SET v = 3 WHERE id = 1").await.unwrap();
+        conn.finish().await.unwrap();
+        let other = Store::connect(url, 1).await.unwrap();
+        assert_eq!(value(&mut other.conn().await.unwrap()).await, 3, "committed on its own: {url}");
+        other.close().await;
+        store.close().await;
+        db.remove().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_begin_was_cut_off_is_closed_not_reused_inside_its_transaction() {
+    let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
+    let db = ScratchDb::create(Some(&server), "pool_begin").await.unwrap();
+    let store = Store::connect(&db.url, 1).await.unwrap();
+    run(&store, "CREATE TABLE probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)").await.unwrap();
+    // The server runs the BEGIN at once and answers after the sleep: the caller has gone.
+    let begin = Tx::begin(store.pool.acquire().await.unwrap(), Some("BEGIN; SELECT pg_sleep(0.3)"));
+    assert!(tokio::time::timeout(Duration::from_millis(50), begin).await.is_err());
+    // On the pool's one connection: a write that must be durable on its own.
+    run(&store, "INSERT INTO probe (id, v) VALUES (1, 1)").await.unwrap();
+    let other = Store::connect(&db.url, 1).await.unwrap();
+    assert_eq!(value(&mut other.conn().await.unwrap()).await, 1, "the write was not held in a transaction");
+    other.close().await;
+    store.close().await;
+    db.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_refused_for_want_of_a_slot_is_tried_again_until_one_is_free() {
+    let Ok(server) = std::env::var("TESSERA_TEST_POSTGRES_URL") else { return };
+    let db = ScratchDb::create(Some(&server), "pool_slots").await.unwrap();
+    let role = db.name.replace("pool_slots", "pool_role");
+    let admin = Store::connect(&server, 1).await.unwrap();
+    run(&admin, &format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")).await.unwrap();
+    let mut as_role = url::Url::parse(&db.url).unwrap();
+    as_role.set_username(&role).unwrap();
+    // The role's one slot, held for a moment: the pool is refused (53300) until it is free.
+    let held = Store::connect(as_role.as_str(), 1).await.unwrap();
+    let lease = held.conn().await.unwrap();
+    let store = Store::connect(as_role.as_str(), 1).await.unwrap();
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(lease);
+        held.close().await;
+    };
+    let (acquired, ()) = tokio::join!(store.conn(), release);
+    let row = sqlx::query("SELECT 1 AS n").fetch_one(&mut *acquired.unwrap()).await.unwrap();
+    assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 1);
+    store.close().await;
+    db.remove().await.unwrap();
+    run(&admin, &format!("DROP ROLE {role}")).await.unwrap();
+    admin.close().await;
+}
+
+#[tokio::test]
+async fn a_statement_cut_off_leaves_its_connection_fit_for_the_next() {
+    for server in servers() {
+        let store = Store::connect(&server, 1).await.unwrap();
+        let sleep = match store.backend() {
+            Backend::Postgres => "SELECT pg_sleep(0.3)",
+            _ => "SELECT SLEEP(0.3)",
+        };
+        let mut conn = store.conn().await.unwrap();
+        let cut = tokio::time::timeout(Duration::from_millis(50), conn.execute(sleep)).await;
+        assert!(cut.is_err(), "the statement was cut off: {server}");
+        drop(conn);
+        for _ in 0..3 {
+            let row = sqlx::query("SELECT 41 + 1 AS n").fetch_one(&mut *store.conn().await.unwrap()).await.unwrap();
+            assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{server}");
+        }
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn closing_waits_for_the_leases_out_then_refuses_new_ones() {
+    let db = ScratchDb::create(None, "pool_close").await.unwrap();
+    let pool = Pool::new(&db.url, Backend::Sqlite, 2, Duration::from_secs(60)).unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let closing = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.close().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!closing.is_finished(), "close waits for the lease out");
+    drop(lease);
+    tokio::time::timeout(Duration::from_secs(5), closing).await.unwrap().unwrap();
+    assert!(matches!(pool.acquire().await, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
+    db.remove().await.unwrap();
+}
+
+/// A connection opened for a caller on another runtime (an HTTP thread's) belongs to the
+/// pool's home runtime: it still answers after that other runtime has stopped.
+#[tokio::test]
+async fn a_connection_belongs_to_the_pools_runtime_not_to_its_first_callers() {
+    for server in servers() {
+        let store = Store::connect(&server, 1).await.unwrap();
+        let elsewhere = store.clone();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut conn = elsewhere.conn().await.unwrap();
+                conn.execute("SELECT 1").await.unwrap();
+                conn.finish().await.unwrap();
+            });
+            drop(runtime);
+            done.send(()).unwrap();
+        });
+        finished.await.unwrap();
+        // The pool's one connection, taken without a ping (it was used a moment ago).
+        let row = sqlx::query("SELECT 41 + 1 AS n").fetch_one(&mut *store.conn().await.unwrap()).await.unwrap();
+        assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{server}");
+        store.close().await;
+    }
+}
