@@ -17,15 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+pub use super::workers::ConnectionLimits;
 use super::workers::Workers;
-
-/// How connections are bounded.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// For a request's headers to arrive, and for an idle kept-alive connection.
-    pub header_timeout: Duration,
-    pub max_connections: usize,
-}
 
 /// A pause after a failed accept (say, out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -69,6 +62,78 @@ async fn accept(
             tracing::warn!(%error, "could not accept a connection");
             tokio::time::sleep(ACCEPT_BACKOFF).await;
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpListener;
+
+    use std::num::NonZeroUsize;
+
+    use axum::Router;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Asks for `/thread` on `stream` and reads the answer's body: the serving thread's name.
+    async fn serving_thread(stream: &mut TcpStream) -> String {
+        stream.write_all(b"GET /thread HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0_u8; 1024];
+        loop {
+            let read = stream.read(&mut chunk).await.unwrap();
+            assert!(read > 0, "the connection closed before its answer");
+            answer.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap();
+                if body.len() == length {
+                    return body.to_owned();
+                }
+            }
+        }
+    }
+
+    /// Each new connection goes to the thread serving the fewest, so kept-alive connections
+    /// spread evenly; at shutdown the idle ones are closed and `serve` returns.
+    #[tokio::test]
+    async fn connections_spread_evenly_over_the_threads_and_close_at_shutdown() {
+        let name = || std::thread::current().name().unwrap_or("unnamed").to_owned();
+        let router = Router::new().route("/thread", get(move || async move { name() }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64 };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, Gauge::default(), async {
+            stopped.await.ok();
+        }));
+
+        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let mut open = Vec::new();
+        let mut served_by = BTreeMap::<String, usize>::new();
+        for _ in 0..threads * 3 {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            *served_by.entry(serving_thread(&mut stream).await).or_default() += 1;
+            open.push(stream);
+        }
+        let expected: BTreeMap<String, usize> = (0..threads).map(|i| (format!("tessera-http-{i}"), 3)).collect();
+        assert_eq!(served_by, expected);
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+        for mut stream in open {
+            let mut rest = Vec::new();
+            assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0, "an idle connection is closed");
         }
     }
 }
