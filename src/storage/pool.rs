@@ -33,6 +33,8 @@ use std::time::{Duration, Instant};
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions as _, Connection as _, Executor as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+// Aborts its task when dropped: a dropped tokio `JoinHandle` detaches instead.
+use tokio_util::task::AbortOnDropHandle;
 
 use super::StoreError;
 use super::sql::Backend;
@@ -196,8 +198,7 @@ impl Shared {
     /// stops when the caller stops waiting, so that no more than `max` are ever under way.
     async fn open_at_home(self: &Arc<Self>) -> Result<AnyConnection, sqlx::Error> {
         let shared = self.clone();
-        let mut opening = AbortOnDrop(self.home.spawn(async move { shared.open().await }));
-        match (&mut opening.0).await {
+        match AbortOnDropHandle::new(self.home.spawn(async move { shared.open().await })).await {
             Ok(opened) => opened,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             // Cancelled: the home runtime has shut down, as the pool's owner stops.
@@ -258,15 +259,6 @@ impl Shared {
     }
 }
 
-/// A task that is aborted when its handle is dropped (a dropped tokio `JoinHandle` detaches).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A connection taken from the [`Pool`]; given back when dropped.
 #[derive(Debug)]
 pub struct Lease {
@@ -281,6 +273,10 @@ impl Lease {
     /// Says what is known of the connection's state now (see the module's documentation).
     pub fn set_state(&mut self, state: State) {
         self.state = state;
+    }
+
+    pub fn state(&self) -> State {
+        self.state
     }
 }
 

@@ -16,8 +16,8 @@ type Manager = <Any as Database>::TransactionManager;
 /// connection.
 #[derive(Debug)]
 pub struct Tx {
+    /// `Settled` once committed or rolled back; open until then.
     lease: Lease,
-    open: bool,
 }
 
 impl Tx {
@@ -27,13 +27,12 @@ impl Tx {
         lease.set_state(State::Discard);
         Manager::begin(&mut lease, statement.map(Cow::Borrowed)).await?;
         lease.set_state(State::Unknown);
-        Ok(Self { lease, open: true })
+        Ok(Self { lease })
     }
 
     /// Makes everything written through the transaction durable, together.
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         Manager::commit(&mut self.lease).await?;
-        self.open = false;
         self.lease.set_state(State::Settled);
         Ok(())
     }
@@ -41,7 +40,6 @@ impl Tx {
     /// Undoes everything written through the transaction.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         Manager::rollback(&mut self.lease).await?;
-        self.open = false;
         self.lease.set_state(State::Settled);
         Ok(())
     }
@@ -49,7 +47,7 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
-        if self.open {
+        if self.lease.state() != State::Settled {
             Manager::start_rollback(&mut self.lease);
         }
     }
