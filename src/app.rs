@@ -63,6 +63,10 @@ pub struct Application {
 /// How often the sweeper deletes ended sessions and expired tokens.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
+/// At shutdown, a request already in flight ends within the request timeout; this much more is
+/// given for its answer to be written, and connections still open after both are closed.
+const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(5);
+
 /// How long a retired signing key must keep verifying: the longest an access token signed with
 /// it can live, plus the time other nodes may take to notice the rotation, plus clock skew.
 pub fn key_retention(config: &Config) -> Duration {
@@ -236,8 +240,11 @@ impl Application {
             cors_origins: config.cors_origins.0.clone(),
             trusted_proxies: config.trusted_proxies.0.clone(),
         };
-        let limits =
-            ConnectionLimits { header_timeout: config.header_timeout, max_connections: config.max_connections };
+        let limits = ConnectionLimits {
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections,
+            drain_timeout: config.request_timeout + ANSWER_WRITE_GRACE,
+        };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
         let router = http::router(state, &edge);
         Ok(Self { listener, address, store, keys, retention, delivery, router, limits, connections })

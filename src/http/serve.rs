@@ -112,7 +112,11 @@ mod tests {
         let router = Router::new().route("/thread", get(move || async move { name() }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64 };
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            drain_timeout: Duration::from_secs(10),
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(listener, router, limits, Gauge::default(), async {
             stopped.await.ok();
@@ -135,5 +139,46 @@ mod tests {
             let mut rest = Vec::new();
             assert_eq!(stream.read_to_end(&mut rest).await.unwrap(), 0, "an idle connection is closed");
         }
+    }
+
+    /// A client that never reads its answer cannot hold the shutdown: once the drain's time
+    /// is up, its connection is closed and `serve` returns.
+    #[tokio::test]
+    async fn shutdown_closes_connections_still_open_when_the_drain_time_is_up() {
+        // An answer that never ends: like a long one its client does not read, it would keep
+        // a graceful shutdown waiting for ever.
+        let endless = || async {
+            let chunk = axum::body::Bytes::from_static(&[b'x'; 16 * 1024]);
+            let chunks = futures_util::stream::repeat_with(move || Ok::<_, std::convert::Infallible>(chunk.clone()));
+            axum::body::Body::from_stream(chunks)
+        };
+        let router = Router::new().route("/endless", get(endless));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ConnectionLimits {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            drain_timeout: Duration::from_millis(200),
+        };
+        let open = Gauge::default();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, open.clone(), async {
+            stopped.await.ok();
+        }));
+
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(b"GET /endless HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
+        let mut head = [0_u8; 12];
+        stream.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // From here on the client reads nothing.
+        stop.send(()).unwrap();
+        let served = tokio::time::timeout(Duration::from_secs(30), server).await;
+        served.expect("serve returned once the drain's time was up").unwrap().unwrap();
+        assert_eq!(open.get(), 0, "the connection is no longer counted as open");
+        // Its socket was closed: reading what was buffered ends in EOF or a reset.
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest)).await;
+        assert!(ended.is_ok(), "the connection was closed");
     }
 }

@@ -35,6 +35,10 @@ pub struct ConnectionLimits {
     /// For a request's headers to arrive, and for an idle kept-alive connection.
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// How long, once shutdown starts, connections may take to finish; those still open then
+    /// are closed. Without it, one client that never reads a long answer would hold the
+    /// shutdown (and the database pool's close behind it) for as long as it liked.
+    pub drain_timeout: Duration,
 }
 
 /// The HTTP threads of one server.
@@ -176,5 +180,10 @@ async fn serve_arrivals(
             drop(served);
         });
     }
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+        // Returning drops this thread's runtime, and with it the connections' tasks: each
+        // socket is closed and its slot and counts given back by its `Served`.
+        let left = counters.serving.load(Ordering::Relaxed);
+        tracing::warn!(connections = left, "connections still open when the shutdown's time ran out: closed");
+    }
 }
