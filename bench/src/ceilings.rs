@@ -58,6 +58,20 @@ pub fn machine() -> String {
     format!("{cores} cores, {model}, {memory_gib:.0} GiB")
 }
 
+/// A warning when Linux's autogroup scheduling is on (Debian's default) and the database is a
+/// server: started as a service, it is then scheduled as a group of its own against this run's
+/// group (harness, wrk, tessera), and between bursts its share can fall so low that, with both
+/// cores busy, it answers nothing for up to two seconds (seen with tcpdump on 2026-11-25: `/v1/me`
+/// p99 0.5–0.8 s on PostgreSQL while the session cache refilled, 2–4 ms with autogroup off).
+pub fn autogroup_warning(database_url: &str) -> Option<String> {
+    let on = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").is_ok_and(|v| v.trim() == "1");
+    (on && !database_url.starts_with("sqlite")).then(|| {
+        "the kernel's autogroup scheduling is on (/proc/sys/kernel/sched_autogroup_enabled): the database server \
+         competes as one group against this run's, so its latency can spike when both cores are busy"
+            .to_owned()
+    })
+}
+
 /// Connections for `/v1/me` and the HTTP ceilings: the issue's `wrk -t2 -c32`.
 const HTTP_CONNECTIONS: usize = 32;
 

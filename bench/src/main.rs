@@ -162,6 +162,7 @@ async fn run(args: &Args, scenarios: &[String], config: &ServerConfig) -> anyhow
         ..Report::default()
     };
 
+    report.notes.extend(ceilings::autogroup_warning(&config.database_url));
     eprintln!("measuring the hash ceiling…");
     report.hash_ceiling_per_second =
         Some(ceilings::hashes_per_second(hash_concurrency, load.duration.min(Duration::from_secs(5))).await);
