@@ -104,23 +104,29 @@ mod tests {
         }
     }
 
+    /// A server of `router` on a free port, as `serve` runs it, with `drain_timeout`: its
+    /// address, the sender that stops it, the gauge of open connections, and its task.
+    async fn start(router: Router, drain_timeout: Duration) -> (SocketAddr, oneshot::Sender<()>, Gauge, Server) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64, drain_timeout };
+        let open = Gauge::default();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, limits, open.clone(), async {
+            stopped.await.ok();
+        }));
+        (address, stop, open, server)
+    }
+
+    type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
     /// Each new connection goes to the thread serving the fewest, so kept-alive connections
     /// spread evenly; at shutdown the idle ones are closed and `serve` returns.
     #[tokio::test]
     async fn connections_spread_evenly_over_the_threads_and_close_at_shutdown() {
         let name = || std::thread::current().name().unwrap_or("unnamed").to_owned();
         let router = Router::new().route("/thread", get(move || async move { name() }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let limits = ConnectionLimits {
-            header_timeout: Duration::from_secs(10),
-            max_connections: 64,
-            drain_timeout: Duration::from_secs(10),
-        };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, Gauge::default(), async {
-            stopped.await.ok();
-        }));
+        let (address, stop, _, server) = start(router, Duration::from_secs(10)).await;
 
         let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         let mut open = Vec::new();
@@ -153,18 +159,7 @@ mod tests {
             axum::body::Body::from_stream(chunks)
         };
         let router = Router::new().route("/endless", get(endless));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let limits = ConnectionLimits {
-            header_timeout: Duration::from_secs(10),
-            max_connections: 64,
-            drain_timeout: Duration::from_millis(200),
-        };
-        let open = Gauge::default();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, open.clone(), async {
-            stopped.await.ok();
-        }));
+        let (address, stop, open, server) = start(router, Duration::from_millis(200)).await;
 
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(b"GET /endless HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
