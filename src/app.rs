@@ -63,8 +63,10 @@ pub struct Application {
 /// How often the sweeper deletes ended sessions and expired tokens.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
-/// At shutdown, a request already in flight ends within the request timeout; this much more is
-/// given for its answer to be written, and connections still open after both are closed.
+/// At shutdown, a request already in flight may still be sending its headers (within the
+/// header timeout: a new connection counts as busy, so it is waited for) and then runs within
+/// the request timeout; this much more is given for its answer to be written. Connections still
+/// open after the three are closed.
 const ANSWER_WRITE_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a retired signing key must keep verifying: the longest an access token signed with
@@ -243,7 +245,7 @@ impl Application {
         let limits = ConnectionLimits {
             header_timeout: config.header_timeout,
             max_connections: config.max_connections,
-            drain_timeout: config.request_timeout + ANSWER_WRITE_GRACE,
+            drain_timeout: config.header_timeout + config.request_timeout + ANSWER_WRITE_GRACE,
         };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
         let router = http::router(state, &edge);

@@ -2,7 +2,8 @@
 //! from holding the server. A client must send a request's headers within the header timeout,
 //! which also bounds how long a kept-alive connection may wait idle for its next request; at
 //! most `max_connections` are served at once, and further ones wait in the listen queue until
-//! a slot frees. On shutdown, idle connections close and in-flight requests finish.
+//! a slot frees. On shutdown, idle connections close and in-flight requests finish, within the
+//! drain's time limit; connections still open after it are closed.
 //!
 //! One task accepts; each connection it accepts is served, to its end, by one of the HTTP
 //! threads (see `workers.rs`), the one serving the fewest.
@@ -23,7 +24,8 @@ use super::workers::Workers;
 /// A pause after a failed accept (say, out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves `router` on `listener` until `shutdown` completes, then waits for in-flight requests.
+/// Serves `router` on `listener` until `shutdown` completes, then waits for in-flight requests
+/// (for at most `limits.drain_timeout`).
 /// `open` counts the connections being served. Fails only when the HTTP threads cannot start.
 pub async fn serve(
     listener: TcpListener,
@@ -77,7 +79,7 @@ mod tests {
     use std::num::NonZeroUsize;
 
     use axum::Router;
-    use tokio::sync::oneshot;
+    use tokio::sync::{Notify, oneshot};
 
     use super::*;
 
@@ -175,5 +177,41 @@ mod tests {
         let mut rest = Vec::new();
         let ended = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest)).await;
         assert!(ended.is_ok(), "the connection was closed");
+    }
+
+    /// A request in flight when shutdown starts is still answered, within the drain's time.
+    #[tokio::test]
+    async fn shutdown_answers_a_request_in_flight() {
+        let (started, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let slow = {
+            let (started, release) = (started.clone(), release.clone());
+            move || {
+                let (started, release) = (started.clone(), release.clone());
+                async move {
+                    started.notify_one();
+                    release.notified().await;
+                    "done"
+                }
+            }
+        };
+        let router = Router::new().route("/slow", get(slow));
+        let (address, stop, _, server) = start(router, Duration::from_secs(10)).await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
+        started.notified().await;
+
+        stop.send(()).unwrap();
+        // The listener is dropped in the same step that tells the HTTP threads to finish;
+        // then give them a moment to start draining before the request may end.
+        while TcpStream::connect(address).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.notify_one();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(30), server).await.unwrap().unwrap().unwrap();
     }
 }

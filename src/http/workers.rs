@@ -96,7 +96,7 @@ impl Workers {
     }
 
     /// Lets every thread finish its connections (idle ones close, in-flight requests are
-    /// answered), and waits until all have stopped.
+    /// answered, within the drain's time limit), and waits until all have stopped.
     pub async fn finish(self) {
         let mut stopping = Vec::with_capacity(self.threads.len());
         for Worker { inbox, stopped, .. } in self.threads {
@@ -120,7 +120,8 @@ impl Worker {
         let counted = serving.clone();
         std::thread::Builder::new().name(format!("tessera-http-{index}")).spawn(move || {
             runtime.block_on(serve_arrivals(arrivals, router, limits, Counters { open, serving: counted }));
-            // Tasks a request left running (a mail being looked up, say) end with the runtime.
+            // Whatever is left on this thread (connections past the drain's time limit) ends with
+            // its runtime; work that must outlive a request runs on the main runtime instead.
             drop(runtime);
             stop.send(()).ok();
         })?;
