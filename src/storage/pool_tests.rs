@@ -35,6 +35,14 @@ async fn value(conn: &mut AnyConnection) -> i64 {
     sqlx::Row::get(&row, "v")
 }
 
+/// The value as a session of its own sees it: what was committed.
+async fn committed_value(url: &str) -> i64 {
+    let other = Store::connect(url, 1).await.unwrap();
+    let seen = value(&mut other.conn().await.unwrap()).await;
+    other.close().await;
+    seen
+}
+
 #[tokio::test]
 async fn a_transaction_dropped_halfway_leaves_no_lock_and_nothing_on_its_connection() {
     for db in databases("pool_rollback", true).await {
@@ -66,9 +74,7 @@ async fn a_transaction_dropped_halfway_leaves_no_lock_and_nothing_on_its_connect
         assert_eq!(value(&mut conn).await, 2, "{url}");
         conn.execute("UPDATE probe SET v = 3 WHERE id = 1").await.unwrap();
         conn.finish().await.unwrap();
-        let other = Store::connect(url, 1).await.unwrap();
-        assert_eq!(value(&mut other.conn().await.unwrap()).await, 3, "committed on its own: {url}");
-        other.close().await;
+        assert_eq!(committed_value(url).await, 3, "committed on its own: {url}");
         store.close().await;
         db.remove().await.unwrap();
     }
@@ -85,9 +91,7 @@ async fn a_connection_whose_begin_was_cut_off_is_closed_not_reused_inside_its_tr
     assert!(tokio::time::timeout(Duration::from_millis(50), begin).await.is_err());
     // On the pool's one connection: a write that must be durable on its own.
     run(&store, "INSERT INTO probe (id, v) VALUES (1, 1)").await.unwrap();
-    let other = Store::connect(&db.url, 1).await.unwrap();
-    assert_eq!(value(&mut other.conn().await.unwrap()).await, 1, "the write was not held in a transaction");
-    other.close().await;
+    assert_eq!(committed_value(&db.url).await, 1, "the write was not held in a transaction");
     store.close().await;
     db.remove().await.unwrap();
 }
