@@ -14,6 +14,8 @@ pub struct CeilingRun {
     pub per_second: f64,
     /// Transactions run again after a serialization failure or deadlock (pgbench only).
     pub retried: u64,
+    /// Transactions completed.
+    pub transactions: u64,
 }
 
 /// A script file in the temporary folder, deleted with this value.
@@ -69,7 +71,12 @@ pub fn pgbench(
     if number("number of failed transactions: ").unwrap_or(0.0) > 0.0 {
         bail!("pgbench: some transactions failed\n{text}");
     }
-    Ok(CeilingRun { per_second, retried: number("number of transactions retried: ").unwrap_or(0.0) as u64 })
+    let transactions = number("number of transactions actually processed: ").context("pgbench printed no count")?;
+    Ok(CeilingRun {
+        per_second,
+        retried: number("number of transactions retried: ").unwrap_or(0.0) as u64,
+        transactions: transactions as u64,
+    })
 }
 
 /// Writes `count` repetitions of a script (each made by `fill`, after the settings tessera's
@@ -98,7 +105,7 @@ pub fn sqlite_loop(file: &Path, count: usize, mut fill: impl FnMut(usize) -> Str
     if !status.success() {
         bail!("sqlite3 failed: {status}");
     }
-    Ok(CeilingRun { per_second: count as f64 / elapsed.as_secs_f64(), retried: 0 })
+    Ok(CeilingRun { per_second: count as f64 / elapsed.as_secs_f64(), retried: 0, transactions: count as u64 })
 }
 
 /// A script's statements without its `--` comment lines.

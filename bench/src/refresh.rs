@@ -28,8 +28,6 @@ const CHAINS_PER_ACCOUNT: usize = 40;
 const SPARE_CHAINS: usize = 16;
 /// Refreshes in the first SQLite ceiling run, which sets the size of the later ones.
 const SQLITE_CALIBRATION: usize = 2_000;
-/// Sessions the PostgreSQL ceiling's clients follow (client `k` takes session `k % this`).
-const CEILING_SESSIONS: usize = 64;
 
 #[derive(Serialize)]
 pub struct RefreshFigures {
@@ -49,14 +47,14 @@ pub async fn run(
     load: Load,
     rounds: usize,
 ) -> anyhow::Result<RefreshFigures> {
-    let mut ceiling = Ceiling::prepare(database_url, client, base, pool).await?;
+    let mut ceiling = Ceiling::prepare(database_url, client, base, (pool, load.concurrency)).await?;
     let use_wrk = wrk::available();
     let mut runs = Vec::new();
     let mut ratios = Vec::new();
     let mut ceilings = Vec::new();
     for round in 0..rounds.max(1) {
         eprintln!("  refresh round {}: the database's ceiling…", round + 1);
-        let limit = ceiling.run(load.concurrency, load.duration)?;
+        let limit = ceiling.run(load.concurrency, load.duration).await?;
         eprintln!("  refresh round {}: tessera…", round + 1);
         let measured = tessera(client, base, load, use_wrk).await?;
         if let Some(limit) = limit {
@@ -106,6 +104,33 @@ async fn chains(client: &reqwest::Client, base: &str, count: usize) -> anyhow::R
     Ok(tokens)
 }
 
+/// Runs the pgbench script with `clients` and checks that each transaction it counts rotated a
+/// token: that as many tokens were inserted on the ceiling's sessions.
+async fn rotations(
+    url: &str,
+    script: &TempScript,
+    sessions: usize,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<CeilingRun> {
+    anyhow::ensure!(clients <= sessions, "the refresh ceiling has {sessions} sessions for {clients} clients");
+    let mut conn = AnyConnection::connect(url).await?;
+    let tokens = "SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id IN (SELECT session_id FROM bench_sessions)";
+    let before: i64 = sqlx::query(tokens).fetch_one(&mut conn).await?.try_get("n")?;
+    let defines = [("sessions", sessions.to_string()), ("started", "0".to_owned())];
+    let run = db_tools::pgbench(url, &script.0, clients, duration, &defines)?;
+    let after: i64 = sqlx::query(tokens).fetch_one(&mut conn).await?.try_get("n")?;
+    conn.close().await?;
+    let inserted = u64::try_from(after - before)?;
+    anyhow::ensure!(
+        inserted == run.transactions,
+        "the refresh ceiling's pgbench counted {} transactions but rotated {inserted} tokens: its script is out of \
+         step with the schema or its chains",
+        run.transactions
+    );
+    Ok(run)
+}
+
 /// The database's ceiling for a refresh.
 enum Ceiling {
     /// `pool`: the connections tessera's pool has.
@@ -125,8 +150,14 @@ enum Ceiling {
 
 impl Ceiling {
     /// On PostgreSQL, a table `bench_sessions` of live sessions for the script's clients to
-    /// follow; on SQLite, one session of a signed-in account.
-    async fn prepare(url: &str, client: &reqwest::Client, base: &str, pool: usize) -> anyhow::Result<Self> {
+    /// follow, one each (pgbench runs as many as tessera's `pool`, or as the scenario's
+    /// `concurrency`); on SQLite, one session of a signed-in account.
+    async fn prepare(
+        url: &str,
+        client: &reqwest::Client,
+        base: &str,
+        (pool, concurrency): (usize, usize),
+    ) -> anyhow::Result<Self> {
         if url.starts_with("mysql") || url.starts_with("mariadb") {
             return Ok(Self::None);
         }
@@ -150,7 +181,7 @@ impl Ceiling {
             "CREATE TABLE bench_sessions (n INTEGER PRIMARY KEY, session_id VARCHAR(36), user_id VARCHAR(36))",
         )
         .await?;
-        for n in 0..CEILING_SESSIONS {
+        for n in 0..pool.max(concurrency) {
             let account = format!("refresher-ceiling{}", n / CHAINS_PER_ACCOUNT);
             if n % CHAINS_PER_ACCOUNT == 0 {
                 seed_user(client, base, &account).await?;
@@ -173,17 +204,16 @@ impl Ceiling {
     }
 
     /// Runs the statements for about `duration`; `None` on a database without a ceiling here.
-    fn run(&mut self, clients: usize, duration: Duration) -> anyhow::Result<Option<CeilingRun>> {
+    async fn run(&mut self, clients: usize, duration: Duration) -> anyhow::Result<Option<CeilingRun>> {
         match self {
             Self::Postgres { url, script, sessions, pool } => {
                 // The better of as many clients as the scenario has connections and as many
                 // as tessera's pool has: fewer sessions can do more.
-                let defines = [("sessions", sessions.to_string()), ("prev", "none".to_owned())];
-                let fewer = db_tools::pgbench(url, &script.0, (*pool).min(clients), duration, &defines)?;
+                let fewer = rotations(url, script, *sessions, (*pool).min(clients), duration).await?;
                 if *pool >= clients {
                     return Ok(Some(fewer));
                 }
-                let all = db_tools::pgbench(url, &script.0, clients, duration, &defines)?;
+                let all = rotations(url, script, *sessions, clients, duration).await?;
                 Ok(Some(if fewer.per_second > all.per_second { fewer } else { all }))
             }
             Self::Sqlite { file, session: (sid, uid), last_rate } => {
