@@ -21,7 +21,7 @@ use crate::domain::time::Timestamp;
 use crate::http;
 use crate::http::EdgeSettings;
 use crate::http::metrics::Metrics;
-use crate::http::serve::{ConnectionLimits, serve};
+use crate::http::serve::{ConnectionLimits, ThreadHooks, serve, thread_count};
 use crate::http::state::{AppState, Services};
 use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::mail::templates::Branding;
@@ -134,7 +134,10 @@ impl Application {
     /// Connects to the database, applies migrations, loads the signing keys and binds the
     /// listener (port 0 picks a free port).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let store = Store::connect(config.database_url.expose(), config.database_max_connections).await?;
+        let http_threads = u32::try_from(thread_count()).unwrap_or(u32::MAX);
+        let store =
+            Store::connect_for_server(config.database_url.expose(), config.database_max_connections, http_threads)
+                .await?;
         store.migrate().await?;
         let sealer = Sealer::new(config.master_key())?;
         if !sealer.is_sealing() && config.environment == Environment::Production {
@@ -273,13 +276,26 @@ impl Application {
             spawn_sweeper(self.store.clone(), self.retention),
             self.delivery.spawn(),
         ];
-        let served = serve(self.listener, self.router, self.limits, self.connections, shutdown).await;
+        let hooks = http_thread_hooks(&self.store);
+        let served = serve(self.listener, self.router, self.limits, hooks, self.connections, shutdown).await;
         for task in background {
             task.abort();
         }
         self.store.close().await;
         tracing::info!("tessera stopped");
         served
+    }
+}
+
+/// Each HTTP thread takes connections of its own as it starts and closes them as it stops.
+fn http_thread_hooks(store: &Store) -> ThreadHooks {
+    let (entering, leaving) = (store.clone(), store.clone());
+    ThreadHooks {
+        started: Arc::new(move || entering.enter_http_thread()),
+        stopping: Arc::new(move || {
+            let store = leaving.clone();
+            Box::pin(async move { store.leave_http_thread().await })
+        }),
     }
 }
 

@@ -18,8 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use super::workers::ConnectionLimits;
 use super::workers::Workers;
+pub use super::workers::{ConnectionLimits, ThreadHooks, thread_count};
 
 /// A pause after a failed accept (say, out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -31,10 +31,11 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    hooks: ThreadHooks,
     open: Gauge,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let workers = Workers::start(router, limits, open)?;
+    let workers = Workers::start(router, limits, hooks, open)?;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -76,8 +77,6 @@ mod tests {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::TcpListener;
 
-    use std::num::NonZeroUsize;
-
     use axum::Router;
     use tokio::sync::{Notify, oneshot};
 
@@ -114,7 +113,7 @@ mod tests {
         let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64, drain_timeout };
         let open = Gauge::default();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, open.clone(), async {
+        let server = tokio::spawn(serve(listener, router, limits, ThreadHooks::none(), open.clone(), async {
             stopped.await.ok();
         }));
         (address, stop, open, server)
@@ -130,7 +129,7 @@ mod tests {
         let router = Router::new().route("/thread", get(move || async move { name() }));
         let (address, stop, _, server) = start(router, Duration::from_secs(10)).await;
 
-        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let threads = thread_count();
         let mut open = Vec::new();
         let mut served_by = BTreeMap::<String, usize>::new();
         for _ in 0..threads * 3 {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use futures_util::future::LocalBoxFuture;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,6 +40,28 @@ pub struct ConnectionLimits {
     /// are closed. Without it, one client that never reads a long answer would hold the
     /// shutdown (and the database pool's close behind it) for as long as it liked.
     pub drain_timeout: Duration,
+}
+
+/// What each HTTP thread runs on its own runtime: `started` before its first connection,
+/// `stopping` after its last (the store gives each thread connections of its own there, and
+/// closes them: `app.rs`).
+#[derive(Clone)]
+pub struct ThreadHooks {
+    pub started: Arc<dyn Fn() + Send + Sync>,
+    pub stopping: Arc<dyn Fn() -> LocalBoxFuture<'static, ()> + Send + Sync>,
+}
+
+impl ThreadHooks {
+    /// Hooks that do nothing.
+    pub fn none() -> Self {
+        Self { started: Arc::new(|| {}), stopping: Arc::new(|| Box::pin(async {})) }
+    }
+}
+
+/// How many HTTP threads a server runs: one per core (as many as tokio's runtime would have
+/// workers).
+pub fn thread_count() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
 /// The HTTP threads of one server.
@@ -63,11 +86,10 @@ struct Handed {
 }
 
 impl Workers {
-    /// Starts one HTTP thread per core (as many as tokio's runtime would have workers).
-    pub fn start(router: Router, limits: ConnectionLimits, open: Gauge) -> std::io::Result<Self> {
-        let count = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        let threads = (0..count)
-            .map(|index| Worker::start(index, router.clone(), limits, open.clone()))
+    /// Starts [`thread_count`] HTTP threads.
+    pub fn start(router: Router, limits: ConnectionLimits, hooks: ThreadHooks, open: Gauge) -> std::io::Result<Self> {
+        let threads = (0..thread_count())
+            .map(|index| Worker::start(index, router.clone(), limits, hooks.clone(), open.clone()))
             .collect::<std::io::Result<_>>()?;
         Ok(Self { threads })
     }
@@ -112,14 +134,24 @@ impl Workers {
 }
 
 impl Worker {
-    fn start(index: usize, router: Router, limits: ConnectionLimits, open: Gauge) -> std::io::Result<Self> {
+    fn start(
+        index: usize,
+        router: Router,
+        limits: ConnectionLimits,
+        hooks: ThreadHooks,
+        open: Gauge,
+    ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let (inbox, arrivals) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel();
         let serving = Arc::new(AtomicUsize::new(0));
         let counted = serving.clone();
         std::thread::Builder::new().name(format!("tessera-http-{index}")).spawn(move || {
-            runtime.block_on(serve_arrivals(arrivals, router, limits, Counters { open, serving: counted }));
+            runtime.block_on(async {
+                (hooks.started)();
+                serve_arrivals(arrivals, router, limits, Counters { open, serving: counted }).await;
+                (hooks.stopping)().await;
+            });
             // Whatever is left on this thread (connections past the drain's time limit) ends with
             // its runtime; work that must outlive a request runs on the main runtime instead.
             drop(runtime);

@@ -68,16 +68,23 @@ impl Store {
     /// created when the URL says `mode=rwc`; it runs in WAL mode with a busy timeout. A
     /// PostgreSQL URL may say `pool_mode=transaction` (see the module [`conn`](mod@conn)).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_for_server(url, max_connections, 0).await
+    }
+
+    /// [`Self::connect`] for a server with `http_threads`: on PostgreSQL and MySQL each of them
+    /// gets a share of the pool for its own use once it calls [`Self::enter_http_thread`]
+    /// (see the module `pool`).
+    pub async fn connect_for_server(url: &str, max_connections: u32, http_threads: u32) -> Result<Self, StoreError> {
         let backend = Backend::from_url(url).ok_or_else(|| {
             StoreError::InvalidUrl("the database URL must start with sqlite:, postgres: or mysql:".into())
         })?;
         let (url, pooling) = Pooling::from_url(url, backend)?;
         let url = normalise(&url, backend);
-        let pool = Pool::new(&url, backend, max_connections, MAX_LIFETIME)?;
+        let pool = Pool::new(&url, backend, max_connections, MAX_LIFETIME, http_threads)?;
         let writer = match backend {
             // Renewed now and then: a connection SQLite left in a bad state (a transaction it
             // rolled back itself after a full disk, say) is not kept for long.
-            Backend::Sqlite => Some(Pool::new(&url, backend, 1, WRITER_LIFETIME)?),
+            Backend::Sqlite => Some(Pool::new(&url, backend, 1, WRITER_LIFETIME, 0)?),
             Backend::Postgres | Backend::MySql => None,
         };
         Ok(Self { pool, writer, backend, pooling })
@@ -156,6 +163,18 @@ impl Store {
         };
         self.writer.as_ref().unwrap_or(&self.pool).acquire().await?.execute(statement.as_str()).await?;
         Ok(())
+    }
+
+    /// Gives the HTTP thread this is called on (as it starts) connections of its own, if the
+    /// pool has a share left for one: a database reply then wakes only this thread.
+    pub fn enter_http_thread(&self) {
+        self.pool.enter();
+    }
+
+    /// Gives the share of the HTTP thread this is called on back, as it stops, closing its
+    /// idle connections while their sockets' runtime still runs.
+    pub async fn leave_http_thread(&self) {
+        self.pool.leave().await;
     }
 
     /// Closes every connection, waiting for those in use to be returned.

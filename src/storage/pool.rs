@@ -16,23 +16,36 @@
 //!   transaction that the driver does not know of (sqlx's guard against that works only for
 //!   nested transactions), in which later writes would never commit: it is closed.
 //!
-//! Connections are opened, and pinged on their way back, on the runtime the pool was made on
-//! (its home: the multi-threaded one), wherever they are used. A connection's socket belongs to
-//! the reactor of the runtime that opened it, and a connection outlives its lease: opened by
-//! one HTTP thread (each a runtime of its own), it would later serve another's request only
-//! when the first thread's scheduler next looked at its reactor, and it would fail for good
-//! once that thread stopped. The price: each database reply wakes the home runtime, which
-//! wakes the request's thread (a refresh on PostgreSQL lost 5–8 %; README, Performance).
+//! **Shards.** A connection's socket belongs to the reactor of the runtime that opened it, and a
+//! connection outlives its lease: opened by one HTTP thread (each a runtime of its own), it
+//! would serve another thread's request only when the first thread's scheduler next looked at
+//! its reactor, and it would fail for good once that thread stopped. So the pool is cut in
+//! shards, each with a runtime that opens, pings and closes its connections:
+//! - the home shard, on the runtime the pool was made on (the multi-threaded one), for every
+//!   caller that is not an HTTP thread: background work, commands, tests;
+//! - on PostgreSQL and MySQL, one shard per HTTP thread, which the thread takes with
+//!   [`Pool::enter`] as it starts and gives back with [`Pool::leave`] as it stops. Its
+//!   connections are used only there, so a database reply wakes only the thread waiting for
+//!   it. Through the home shard, the reply woke the multi-threaded runtime, which woke the
+//!   request's thread: a refresh on PostgreSQL lost 5–8 % to that hop (README, Performance).
+//!
+//! Each shard has a fixed share of `max`, so the total is never passed with no count shared
+//! between threads: the HTTP threads `2 max / (2 threads + 1)` each, the home shard the rest
+//! (about half a thread's share: 4, 4 and 2 of 10 on two cores, which measured a little better
+//! than 3, 3 and 4). An HTTP thread whose own connections are all in use takes one of the home
+//! shard's (with the hop), never another thread's. A SQLite connection runs on a thread of its own and wakes
+//! its caller directly, so a SQLite pool has the home shard only.
 
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, ConnectOptions as _, Connection as _, Executor as _};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::runtime::Handle;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 // Aborts its task when dropped: a dropped tokio `JoinHandle` detaches instead.
 use tokio_util::task::AbortOnDropHandle;
 
@@ -58,6 +71,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// An idle connection unused this long is closed when the pool is next used (sqlx's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The home shard's index in [`Shared::shards`].
+const HOME: usize = 0;
+
 /// A bounded pool of connections to one database.
 #[derive(Clone, Debug)]
 pub struct Pool {
@@ -68,16 +84,30 @@ pub struct Pool {
 struct Shared {
     options: AnyConnectOptions,
     backend: Backend,
-    max: u32,
-    /// The runtime whose reactor the connections' sockets are registered with.
-    home: tokio::runtime::Handle,
-    /// One permit per connection that may be open; a [`Lease`] holds one.
-    permits: Arc<Semaphore>,
-    /// Connections given back, the newest last.
-    idle: Mutex<VecDeque<Idle>>,
+    /// The home shard first, then one per HTTP thread (see the module's documentation).
+    shards: Box<[Shard]>,
     /// Connections are closed once they are this old.
     max_lifetime: Duration,
     closing: AtomicBool,
+}
+
+/// A share of the pool, whose connections live on one runtime.
+#[derive(Debug)]
+struct Shard {
+    size: u32,
+    /// One permit per connection of this shard that may be open; a [`Lease`] holds one.
+    permits: Arc<Semaphore>,
+    place: Mutex<Place>,
+}
+
+#[derive(Debug)]
+struct Place {
+    /// The runtime whose reactor the shard's connections' sockets are registered with: always
+    /// the home runtime for the home shard; for an HTTP thread's, that thread's between its
+    /// [`Pool::enter`] and [`Pool::leave`], else none (connections given back then are closed).
+    runtime: Option<Handle>,
+    /// Connections given back, the newest last.
+    idle: VecDeque<Idle>,
 }
 
 #[derive(Debug)]
@@ -96,24 +126,65 @@ pub enum State {
 }
 
 impl Pool {
-    /// A pool that opens connections as they are first needed, on the current runtime.
-    pub fn new(url: &str, backend: Backend, max: u32, max_lifetime: Duration) -> Result<Self, StoreError> {
+    /// A pool that opens connections as they are first needed, with a shard for each of
+    /// `http_threads` on PostgreSQL and MySQL when `max` allows one connection each (see the
+    /// module's documentation); made on the current runtime, its home.
+    pub fn new(
+        url: &str,
+        backend: Backend,
+        max: u32,
+        max_lifetime: Duration,
+        http_threads: u32,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let options: AnyConnectOptions = url.parse().map_err(StoreError::Unavailable)?;
-        let home = tokio::runtime::Handle::try_current()
+        let home = Handle::try_current()
             .map_err(|error| StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(error))))?;
         let max = max.max(1);
-        let shared = Shared {
-            options,
-            backend,
-            max,
-            home,
-            permits: Arc::new(Semaphore::new(max as usize)),
-            idle: Mutex::new(VecDeque::new()),
-            max_lifetime,
-            closing: AtomicBool::new(false),
+        let (threads, per_thread) = match backend {
+            Backend::Sqlite => (0, 0),
+            Backend::Postgres | Backend::MySql => {
+                match max.saturating_mul(2) / http_threads.saturating_mul(2).saturating_add(1) {
+                    0 => (0, 0),
+                    share => (http_threads, share),
+                }
+            }
         };
+        let shards = std::iter::once(Shard::new(max - threads * per_thread, Some(home)))
+            .chain((0..threads).map(|_| Shard::new(per_thread, None)))
+            .collect();
+        let shared = Shared { options, backend, shards, max_lifetime, closing: AtomicBool::new(false) };
         Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// Gives the current runtime (an HTTP thread's, as it starts) a shard of its own, if one
+    /// is free: from now on its connections are opened here and used only here.
+    pub fn enter(&self) {
+        let Ok(here) = Handle::try_current() else { return };
+        for shard in &self.shared.shards[HOME + 1..] {
+            let mut place = shard.place();
+            if place.runtime.is_none() {
+                // Left behind by a thread that stopped without leaving: their sockets' reactor
+                // is gone, so they are dropped, not closed.
+                let stale = std::mem::take(&mut place.idle);
+                place.runtime = Some(here);
+                drop(place);
+                drop(stale);
+                return;
+            }
+        }
+    }
+
+    /// Gives the current runtime's shard back, as its thread stops: its idle connections are
+    /// closed here, where their sockets are, and any given back later are closed on return.
+    pub async fn leave(&self) {
+        let Some(index) = self.shared.own_shard() else { return };
+        let idle = {
+            let mut place = self.shared.shards[index].place();
+            place.runtime = None;
+            std::mem::take(&mut place.idle)
+        };
+        close_all(idle).await;
     }
 
     /// A connection: an idle one if there is any, else a new one, within [`ACQUIRE_TIMEOUT`].
@@ -127,18 +198,24 @@ impl Pool {
     async fn take(&self) -> Result<Lease, StoreError> {
         let shared = &self.shared;
         let closed = || StoreError::Unavailable(sqlx::Error::PoolClosed);
-        let permit = shared.permits.clone().acquire_owned().await.map_err(|_| closed())?;
+        let (index, permit) = match shared.own_shard() {
+            Some(own) => shared.own_or_home_permit(own).await,
+            None => (HOME, shared.shards[HOME].permits.clone().acquire_owned().await),
+        };
+        let permit = permit.map_err(|_| closed())?;
         if shared.closing.load(Ordering::Acquire) {
             return Err(closed());
         }
+        let shard = &shared.shards[index];
         let lease = |conn, opened| Lease {
             conn: Some(conn),
             opened,
             permit: Some(permit),
             shared: shared.clone(),
+            shard: index,
             state: State::Unknown,
         };
-        while let Some(Idle { mut conn, opened, since }) = shared.pop_idle() {
+        while let Some(Idle { mut conn, opened, since }) = shard.pop_idle() {
             if opened.elapsed() >= shared.max_lifetime {
                 continue;
             }
@@ -148,43 +225,70 @@ impl Pool {
             }
             // Dropped, not closed: the server has gone, there is no one to say goodbye to.
         }
-        Ok(lease(shared.open_patiently().await?, Instant::now()))
+        // A shard whose thread has just left: opened at home, closed when given back.
+        let runtime = shard.runtime().or_else(|| shared.shards[HOME].runtime()).ok_or_else(closed)?;
+        Ok(lease(shared.open_patiently(&runtime).await?, Instant::now()))
     }
 
     /// Refuses new leases, waits for those out to come back, and closes every connection.
     pub async fn close(&self) {
         let shared = &self.shared;
         shared.closing.store(true, Ordering::Release);
-        // Taking every permit waits for each lease to end; the leases come back to `idle`.
-        if let Ok(all) = shared.permits.acquire_many(shared.max).await {
-            shared.permits.close();
-            drop(all);
-        }
-        let idle = std::mem::take(&mut *shared.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for Idle { conn, .. } in idle {
-            drop(tokio::time::timeout(FLUSH_TIMEOUT, conn.close()).await);
+        for shard in &shared.shards {
+            // Taking every permit waits for each lease to end; the leases come back to `idle`.
+            if let Ok(all) = shard.permits.acquire_many(shard.size).await {
+                shard.permits.close();
+                drop(all);
+            }
+            let idle = std::mem::take(&mut shard.place().idle);
+            close_all(idle).await;
         }
     }
 }
 
+/// Closes `idle`'s connections, each within [`FLUSH_TIMEOUT`].
+async fn close_all(idle: VecDeque<Idle>) {
+    for Idle { conn, .. } in idle {
+        drop(tokio::time::timeout(FLUSH_TIMEOUT, conn.close()).await);
+    }
+}
+
 impl Shared {
-    /// The newest idle connection; those idle longer than [`IDLE_TIMEOUT`] are closed first.
-    fn pop_idle(&self) -> Option<Idle> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while idle.front().is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT) {
-            idle.pop_front();
+    /// The index of the shard the current runtime has entered, if any.
+    fn own_shard(&self) -> Option<usize> {
+        if self.shards.len() == 1 {
+            return None;
         }
-        idle.pop_back()
+        let here = Handle::try_current().ok()?.id();
+        (HOME + 1..self.shards.len())
+            .find(|&index| self.shards[index].place().runtime.as_ref().is_some_and(|runtime| runtime.id() == here))
+    }
+
+    /// A permit of the thread's own shard if one is free, else of the home shard if one is
+    /// free, else whichever frees first (the own one when both do).
+    async fn own_or_home_permit(&self, own: usize) -> (usize, Result<OwnedSemaphorePermit, AcquireError>) {
+        let (mine, home) = (&self.shards[own].permits, &self.shards[HOME].permits);
+        if let Ok(permit) = mine.clone().try_acquire_owned() {
+            return (own, Ok(permit));
+        }
+        if let Ok(permit) = home.clone().try_acquire_owned() {
+            return (HOME, Ok(permit));
+        }
+        tokio::select! {
+            biased;
+            permit = mine.clone().acquire_owned() => (own, permit),
+            permit = home.clone().acquire_owned() => (HOME, permit),
+        }
     }
 
     /// Opens a connection, trying again, less and less often, while the server refuses it
     /// for now (starting up, or every connection slot taken: `53300`, which a connection
     /// closed a moment ago can still hold), as sqlx's pool did; [`Pool::acquire`]'s time
     /// limit ends the wait.
-    async fn open_patiently(self: &Arc<Self>) -> Result<AnyConnection, StoreError> {
+    async fn open_patiently(self: &Arc<Self>, runtime: &Handle) -> Result<AnyConnection, StoreError> {
         let mut backoff = Duration::from_millis(10);
         loop {
-            match self.open_at_home().await {
+            match self.open_on(runtime).await {
                 Err(sqlx::Error::Io(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {}
                 Err(sqlx::Error::Database(error)) if error.is_transient_in_connect_phase() => {}
                 opened => return Ok(opened?),
@@ -194,14 +298,14 @@ impl Shared {
         }
     }
 
-    /// Opens a connection on the home runtime (see the module's documentation). The opening
-    /// stops when the caller stops waiting, so that no more than `max` are ever under way.
-    async fn open_at_home(self: &Arc<Self>) -> Result<AnyConnection, sqlx::Error> {
+    /// Opens a connection on its shard's `runtime` (see the module's documentation). The
+    /// opening stops when the caller stops waiting, so that no more than `max` are ever under way.
+    async fn open_on(self: &Arc<Self>, runtime: &Handle) -> Result<AnyConnection, sqlx::Error> {
         let shared = self.clone();
-        match AbortOnDropHandle::new(self.home.spawn(async move { shared.open().await })).await {
+        match AbortOnDropHandle::new(runtime.spawn(async move { shared.open().await })).await {
             Ok(opened) => opened,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // Cancelled: the home runtime has shut down, as the pool's owner stops.
+            // Cancelled: the runtime has shut down, as the pool's owner (or the thread) stops.
             Err(_) => Err(sqlx::Error::PoolClosed),
         }
     }
@@ -222,11 +326,13 @@ impl Shared {
         Ok(conn)
     }
 
-    /// Takes `conn` back: a settled one straight into `idle`; one in an unknown state after a
-    /// ping, in a task of its own that holds the permit until then; an old or discarded one
-    /// is closed.
+    /// Takes `conn` back into shard `index`: a settled one straight into `idle`; one in an
+    /// unknown state after a ping, in a task of its own on the shard's runtime that holds the
+    /// permit until then; an old or discarded one is closed. A shard whose thread has left
+    /// keeps nothing: the connection is dropped with its socket.
     fn give_back(
         self: Arc<Self>,
+        index: usize,
         mut conn: AnyConnection,
         opened: Instant,
         permit: OwnedSemaphorePermit,
@@ -235,27 +341,64 @@ impl Shared {
         if opened.elapsed() >= self.max_lifetime {
             state = State::Discard;
         }
-        if state == State::Settled {
-            self.push_idle(conn, opened);
-            drop(permit);
-            return;
-        }
-        let home = self.home.clone();
-        home.spawn(async move {
+        let runtime = {
+            let mut place = self.shards[index].place();
+            let Some(runtime) = place.runtime.clone() else { return };
+            if state == State::Settled {
+                place.idle.push_back(Idle::new(conn, opened));
+                // The permit is dropped after the lock: whoever takes it finds the connection.
+                return;
+            }
+            runtime
+        };
+        runtime.spawn(async move {
             if state == State::Discard {
                 drop(tokio::time::timeout(FLUSH_TIMEOUT, conn.close()).await);
             } else if let Ok(Ok(())) = tokio::time::timeout(FLUSH_TIMEOUT, conn.ping()).await {
-                self.push_idle(conn, opened);
+                self.shards[index].push_idle(conn, opened);
             } else {
                 tracing::warn!("a connection given back did not answer its ping: closed");
             }
             drop(permit);
         });
     }
+}
 
+impl Shard {
+    fn new(size: u32, runtime: Option<Handle>) -> Self {
+        let place = Place { runtime, idle: VecDeque::new() };
+        Self { size, permits: Arc::new(Semaphore::new(size as usize)), place: Mutex::new(place) }
+    }
+
+    fn place(&self) -> MutexGuard<'_, Place> {
+        self.place.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn runtime(&self) -> Option<Handle> {
+        self.place().runtime.clone()
+    }
+
+    /// The newest idle connection; those idle longer than [`IDLE_TIMEOUT`] are closed first.
+    fn pop_idle(&self) -> Option<Idle> {
+        let mut place = self.place();
+        while place.idle.front().is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT) {
+            place.idle.pop_front();
+        }
+        place.idle.pop_back()
+    }
+
+    /// Keeps `conn` idle, unless the shard's thread has left meanwhile.
     fn push_idle(&self, conn: AnyConnection, opened: Instant) {
-        let idle = Idle { conn, opened, since: Instant::now() };
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push_back(idle);
+        let mut place = self.place();
+        if place.runtime.is_some() {
+            place.idle.push_back(Idle::new(conn, opened));
+        }
+    }
+}
+
+impl Idle {
+    fn new(conn: AnyConnection, opened: Instant) -> Self {
+        Self { conn, opened, since: Instant::now() }
     }
 }
 
@@ -266,6 +409,8 @@ pub struct Lease {
     opened: Instant,
     permit: Option<OwnedSemaphorePermit>,
     shared: Arc<Shared>,
+    /// The shard it came from and goes back to.
+    shard: usize,
     state: State,
 }
 
@@ -283,7 +428,7 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) {
-            self.shared.clone().give_back(conn, self.opened, permit, self.state);
+            self.shared.clone().give_back(self.shard, conn, self.opened, permit, self.state);
         }
     }
 }

@@ -146,7 +146,7 @@ async fn a_statement_cut_off_leaves_its_connection_fit_for_the_next() {
 #[tokio::test]
 async fn closing_waits_for_the_leases_out_then_refuses_new_ones() {
     let db = ScratchDb::create(None, "pool_close").await.unwrap();
-    let pool = Pool::new(&db.url, Backend::Sqlite, 2, Duration::from_secs(60)).unwrap();
+    let pool = Pool::new(&db.url, Backend::Sqlite, 2, Duration::from_secs(60), 0).unwrap();
     let lease = pool.acquire().await.unwrap();
     let closing = tokio::spawn({
         let pool = pool.clone();
@@ -184,4 +184,98 @@ async fn a_connection_belongs_to_the_pools_runtime_not_to_its_first_callers() {
         assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "{server}");
         store.close().await;
     }
+}
+
+/// Runs `work` on a thread of its own, on a single-threaded runtime of its own (as an HTTP
+/// thread does), and answers what it answers.
+fn on_http_thread<T: Send + 'static>(work: impl AsyncFnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(work())
+    })
+    .join()
+    .unwrap()
+}
+
+fn backend_of(url: &str) -> Backend {
+    Backend::from_url(url).unwrap()
+}
+
+/// An HTTP thread's connections are opened, and answer, on its own runtime: its queries run
+/// while the home runtime is not driven at all (a connection of the home shard would never
+/// even be opened). Checked not vacuous: without `enter` the queries time out.
+#[test]
+fn an_http_threads_connections_live_on_its_own_runtime() {
+    for server in servers() {
+        let home = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // One HTTP thread and three connections: two for the thread, one for the home shard.
+        let pool = home.block_on(async { Pool::new(&server, backend_of(&server), 3, Duration::from_secs(60), 1) });
+        let pool = pool.unwrap();
+        assert_eq!(pool.shared.shards.iter().map(|shard| shard.size).collect::<Vec<_>>(), [1, 2], "{server}");
+        let thread = pool.clone();
+        let answered = on_http_thread(async move || {
+            thread.enter();
+            let queries = async {
+                for n in 0..3 {
+                    let mut lease = thread.acquire().await.unwrap();
+                    assert_eq!(lease.shard, 1);
+                    let row = sqlx::query("SELECT 40 + 2 AS n").fetch_one(&mut *lease).await.unwrap();
+                    assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "query {n}");
+                    lease.set_state(State::Settled);
+                }
+            };
+            let answered = tokio::time::timeout(Duration::from_secs(10), queries).await;
+            thread.leave().await;
+            answered
+        });
+        assert!(answered.is_ok(), "the thread's queries waited for the home runtime: {server}");
+        home.block_on(pool.close());
+    }
+}
+
+/// A thread whose own connections are all in use takes the home shard's, and no more than
+/// `max` are ever out; once it has left, what it gives back is closed and it uses the home
+/// shard's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_http_thread_borrows_from_home_within_max_and_keeps_nothing_after_leaving() {
+    for server in servers() {
+        let pool = Pool::new(&server, backend_of(&server), 3, Duration::from_secs(60), 1).unwrap();
+        let thread = pool.clone();
+        on_http_thread(async move || {
+            thread.enter();
+            let mut leases = Vec::new();
+            for _ in 0..3 {
+                leases.push(thread.acquire().await.unwrap());
+            }
+            assert_eq!(leases.iter().map(|lease| lease.shard).collect::<Vec<_>>(), [1, 1, 0]);
+            let fourth = tokio::time::timeout(Duration::from_millis(300), thread.acquire()).await;
+            assert!(fourth.is_err(), "a fourth connection, past max");
+            // One given back: the waiting caller gets it.
+            let waiting = thread.acquire();
+            leases.pop();
+            let again = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+            assert_eq!(again.shard, 0);
+            drop(again);
+
+            let mut kept = leases.pop().unwrap();
+            kept.set_state(State::Settled);
+            thread.leave().await;
+            drop(kept);
+            let own = &thread.shared.shards[1];
+            assert!(own.place().idle.is_empty(), "given back after leaving: closed, not kept");
+            drop(leases);
+            assert_eq!(own.permits.available_permits(), 2);
+            assert_eq!(thread.acquire().await.unwrap().shard, 0, "after leaving, the home shard's");
+        });
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_pool_has_no_shards_of_threads() {
+    let db = ScratchDb::create(None, "pool_shards").await.unwrap();
+    let pool = Pool::new(&db.url, Backend::Sqlite, 10, Duration::from_secs(60), 2).unwrap();
+    assert_eq!(pool.shared.shards.len(), 1);
+    pool.close().await;
+    db.remove().await.unwrap();
 }
