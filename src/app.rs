@@ -21,7 +21,7 @@ use crate::domain::time::Timestamp;
 use crate::http;
 use crate::http::EdgeSettings;
 use crate::http::metrics::Metrics;
-use crate::http::serve::{ConnectionLimits, ThreadHooks, serve, thread_count};
+use crate::http::serve::{ConnectionLimits, HttpThreads, serve, thread_count};
 use crate::http::state::{AppState, Services};
 use crate::mail::delivery::{Delivery, MailStats, Transport};
 use crate::mail::templates::Branding;
@@ -57,6 +57,8 @@ pub struct Application {
     delivery: Delivery,
     router: axum::Router,
     limits: ConnectionLimits,
+    /// One per core; the store's pool has a share for each.
+    http_threads: usize,
     connections: Gauge,
 }
 
@@ -134,10 +136,10 @@ impl Application {
     /// Connects to the database, applies migrations, loads the signing keys and binds the
     /// listener (port 0 picks a free port).
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let http_threads = u32::try_from(thread_count()).unwrap_or(u32::MAX);
+        let http_threads = thread_count();
+        let shares = u32::try_from(http_threads).unwrap_or(u32::MAX);
         let store =
-            Store::connect_for_server(config.database_url.expose(), config.database_max_connections, http_threads)
-                .await?;
+            Store::connect_for_server(config.database_url.expose(), config.database_max_connections, shares).await?;
         store.migrate().await?;
         let sealer = Sealer::new(config.master_key())?;
         if !sealer.is_sealing() && config.environment == Environment::Production {
@@ -252,7 +254,7 @@ impl Application {
         };
         let retention = Retention { signing_keys: key_retention(config), audit_events: config.audit_retention };
         let router = http::router(state, &edge);
-        Ok(Self { listener, address, store, keys, retention, delivery, router, limits, connections })
+        Ok(Self { listener, address, store, keys, retention, delivery, router, limits, http_threads, connections })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -276,8 +278,8 @@ impl Application {
             spawn_sweeper(self.store.clone(), self.retention),
             self.delivery.spawn(),
         ];
-        let hooks = http_thread_hooks(&self.store);
-        let served = serve(self.listener, self.router, self.limits, hooks, self.connections, shutdown).await;
+        let threads = http_threads(self.http_threads, &self.store);
+        let served = serve(self.listener, self.router, self.limits, threads, self.connections, shutdown).await;
         for task in background {
             task.abort();
         }
@@ -287,10 +289,12 @@ impl Application {
     }
 }
 
-/// Each HTTP thread takes connections of its own as it starts and closes them as it stops.
-fn http_thread_hooks(store: &Store) -> ThreadHooks {
+/// `count` HTTP threads, each taking connections of its own as it starts and closing them as
+/// it stops.
+fn http_threads(count: usize, store: &Store) -> HttpThreads {
     let (entering, leaving) = (store.clone(), store.clone());
-    ThreadHooks {
+    HttpThreads {
+        count,
         started: Arc::new(move || entering.enter_http_thread()),
         stopping: Arc::new(move || {
             let store = leaving.clone();

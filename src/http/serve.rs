@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::workers::Workers;
-pub use super::workers::{ConnectionLimits, ThreadHooks, thread_count};
+pub use super::workers::{ConnectionLimits, HttpThreads, thread_count};
 
 /// A pause after a failed accept (say, out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -31,11 +31,11 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
-    hooks: ThreadHooks,
+    threads: HttpThreads,
     open: Gauge,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let workers = Workers::start(router, limits, hooks, open)?;
+    let workers = Workers::start(router, limits, &threads, open)?;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
@@ -108,18 +108,37 @@ mod tests {
     /// A server of `router` on a free port, as `serve` runs it, with `drain_timeout`: its
     /// address, the sender that stops it, the gauge of open connections, and its task.
     async fn start(router: Router, drain_timeout: Duration) -> (SocketAddr, oneshot::Sender<()>, Gauge, Server) {
+        start_with(router, drain_timeout, |_| HttpThreads::plain(thread_count())).await
+    }
+
+    /// [`start`] with the HTTP threads `threads` makes, given the gauge of open connections.
+    async fn start_with(
+        router: Router,
+        drain_timeout: Duration,
+        threads: impl FnOnce(&Gauge) -> HttpThreads,
+    ) -> (SocketAddr, oneshot::Sender<()>, Gauge, Server) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let limits = ConnectionLimits { header_timeout: Duration::from_secs(10), max_connections: 64, drain_timeout };
         let open = Gauge::default();
+        let threads = threads(&open);
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, router, limits, ThreadHooks::none(), open.clone(), async {
+        let server = tokio::spawn(serve(listener, router, limits, threads, open.clone(), async {
             stopped.await.ok();
         }));
         (address, stop, open, server)
     }
 
     type Server = tokio::task::JoinHandle<std::io::Result<()>>;
+
+    /// Clears the name it holds when dropped.
+    struct SendingUntilDropped(Arc<std::sync::Mutex<Option<String>>>);
+
+    impl Drop for SendingUntilDropped {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = None;
+        }
+    }
 
     /// Each new connection goes to the thread serving the fewest, so kept-alive connections
     /// spread evenly; at shutdown the idle ones are closed and `serve` returns.
@@ -153,14 +172,36 @@ mod tests {
     #[tokio::test]
     async fn shutdown_closes_connections_still_open_when_the_drain_time_is_up() {
         // An answer that never ends: like a long one its client does not read, it would keep
-        // a graceful shutdown waiting for ever.
-        let endless = || async {
-            let chunk = axum::body::Bytes::from_static(&[b'x'; 16 * 1024]);
-            let chunks = futures_util::stream::repeat_with(move || Ok::<_, std::convert::Infallible>(chunk.clone()));
-            axum::body::Body::from_stream(chunks)
+        // a graceful shutdown waiting for ever. While it is being sent, `sending` holds the
+        // name of the thread that sends it.
+        let sending = Arc::new(std::sync::Mutex::new(None::<String>));
+        let endless = {
+            let sending = sending.clone();
+            move || async move {
+                *sending.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+                let sent = SendingUntilDropped(sending);
+                let chunk = axum::body::Bytes::from_static(&[b'x'; 16 * 1024]);
+                let chunks = futures_util::stream::repeat_with(move || {
+                    let _ = &sent;
+                    Ok::<_, std::convert::Infallible>(chunk.clone())
+                });
+                axum::body::Body::from_stream(chunks)
+            }
         };
         let router = Router::new().route("/endless", get(endless));
-        let (address, stop, open, server) = start(router, Duration::from_millis(200)).await;
+        // Whether each thread's `stopping` found it still sending: it must not, since the
+        // hook gives back the thread's database connections, which the answer could still use.
+        let found_sending = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (address, stop, open, server) = start_with(router, Duration::from_millis(200), |_| {
+            let (sending, found) = (sending.clone(), found_sending.clone());
+            let stopping = move || {
+                let this = std::thread::current().name().map(str::to_owned);
+                found.lock().unwrap().push(this.is_some() && *sending.lock().unwrap() == this);
+                Box::pin(async {}) as futures_util::future::LocalBoxFuture<'static, ()>
+            };
+            HttpThreads { stopping: Arc::new(stopping), ..HttpThreads::plain(thread_count()) }
+        })
+        .await;
 
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream.write_all(b"GET /endless HTTP/1.1\r\nhost: test\r\n\r\n").await.unwrap();
@@ -172,6 +213,8 @@ mod tests {
         let served = tokio::time::timeout(Duration::from_secs(30), server).await;
         served.expect("serve returned once the drain's time was up").unwrap().unwrap();
         assert_eq!(open.get(), 0, "the connection is no longer counted as open");
+        let found = found_sending.lock().unwrap().clone();
+        assert_eq!(found, vec![false; thread_count()], "each thread's stopping ran after its connections ended");
         // Its socket was closed: reading what was buffered ends in EOF or a reset.
         let mut rest = Vec::new();
         let ended = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut rest)).await;

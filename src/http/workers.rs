@@ -28,6 +28,7 @@ use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tower::ServiceExt as _;
 
 /// How connections are bounded.
@@ -42,24 +43,25 @@ pub struct ConnectionLimits {
     pub drain_timeout: Duration,
 }
 
-/// What each HTTP thread runs on its own runtime: `started` before its first connection,
-/// `stopping` after its last (the store gives each thread connections of its own there, and
-/// closes them: `app.rs`).
+/// How many HTTP threads a server runs, and what each runs on its own runtime: `started`
+/// before its first connection, `stopping` once its connections have ended (the store gives
+/// each thread connections of its own there, and closes them: `app.rs`).
 #[derive(Clone)]
-pub struct ThreadHooks {
+pub struct HttpThreads {
+    pub count: usize,
     pub started: Arc<dyn Fn() + Send + Sync>,
     pub stopping: Arc<dyn Fn() -> LocalBoxFuture<'static, ()> + Send + Sync>,
 }
 
-impl ThreadHooks {
-    /// Hooks that do nothing.
-    pub fn none() -> Self {
-        Self { started: Arc::new(|| {}), stopping: Arc::new(|| Box::pin(async {})) }
+impl HttpThreads {
+    /// `count` threads that run nothing of their own.
+    pub fn plain(count: usize) -> Self {
+        Self { count, started: Arc::new(|| {}), stopping: Arc::new(|| Box::pin(async {})) }
     }
 }
 
-/// How many HTTP threads a server runs: one per core (as many as tokio's runtime would have
-/// workers).
+/// How many HTTP threads a server runs by default: one per core (as many as tokio's runtime
+/// would have workers).
 pub fn thread_count() -> usize {
     std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
@@ -86,10 +88,15 @@ struct Handed {
 }
 
 impl Workers {
-    /// Starts [`thread_count`] HTTP threads.
-    pub fn start(router: Router, limits: ConnectionLimits, hooks: ThreadHooks, open: Gauge) -> std::io::Result<Self> {
-        let threads = (0..thread_count())
-            .map(|index| Worker::start(index, router.clone(), limits, hooks.clone(), open.clone()))
+    /// Starts `threads.count` HTTP threads (at least one).
+    pub fn start(
+        router: Router,
+        limits: ConnectionLimits,
+        threads: &HttpThreads,
+        open: Gauge,
+    ) -> std::io::Result<Self> {
+        let threads = (0..threads.count.max(1))
+            .map(|index| Worker::start(index, router.clone(), limits, threads.clone(), open.clone()))
             .collect::<std::io::Result<_>>()?;
         Ok(Self { threads })
     }
@@ -138,7 +145,7 @@ impl Worker {
         index: usize,
         router: Router,
         limits: ConnectionLimits,
-        hooks: ThreadHooks,
+        hooks: HttpThreads,
         open: Gauge,
     ) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -152,8 +159,8 @@ impl Worker {
                 serve_arrivals(arrivals, router, limits, Counters { open, serving: counted }).await;
                 (hooks.stopping)().await;
             });
-            // Whatever is left on this thread (connections past the drain's time limit) ends with
-            // its runtime; work that must outlive a request runs on the main runtime instead.
+            // Whatever is left on this thread (a database connection's ping on its way back, say)
+            // ends with its runtime; work that must outlive a request runs on the main runtime.
             drop(runtime);
             stop.send(()).ok();
         })?;
@@ -191,7 +198,14 @@ async fn serve_arrivals(
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    while let Some(Handed { stream, peer, slot }) = arrivals.recv().await {
+    let mut connections = JoinSet::new();
+    loop {
+        let handed = tokio::select! {
+            handed = arrivals.recv() => handed,
+            // Ended connections' tasks are taken out as they end: the set holds the live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Some(Handed { stream, peer, slot }) = handed else { break };
         counters.open.inc();
         let served = Served { counters: counters.clone(), _slot: slot };
         let stream = match TcpStream::from_std(stream) {
@@ -206,7 +220,7 @@ async fn serve_arrivals(
             request
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
@@ -214,9 +228,11 @@ async fn serve_arrivals(
         });
     }
     if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
-        // Returning drops this thread's runtime, and with it the connections' tasks: each
-        // socket is closed and its slot and counts given back by its `Served`.
+        // Cancelled now, before the thread's `stopping` runs, so that none is still using (or
+        // taking) the thread's database connections as it gives them back: each socket is
+        // closed and its slot and counts given back by its `Served`.
         let left = counters.serving.load(Ordering::Relaxed);
+        connections.shutdown().await;
         tracing::warn!(connections = left, "connections still open when the shutdown's time ran out: closed");
     }
 }

@@ -3,7 +3,8 @@
 //! Requests run on the HTTP threads, each a runtime of its own (`http::workers`); a task
 //! spawned there would stop with its thread at shutdown, and would wait behind that thread's
 //! requests meanwhile. Services that start such work capture the runtime they are built on,
-//! the multi-threaded one that also runs the store's connections, and spawn it there.
+//! the multi-threaded one, and spawn it there (where the database connections it takes are the
+//! pool's home shard's, of which HTTP threads may borrow only half).
 
 use std::future::Future;
 

@@ -201,9 +201,14 @@ fn backend_of(url: &str) -> Backend {
     Backend::from_url(url).unwrap()
 }
 
+fn shard_of(lease: &Lease) -> usize {
+    lease.slot.as_ref().map(|slot| slot.shard).unwrap()
+}
+
 /// An HTTP thread's connections are opened, and answer, on its own runtime: its queries run
 /// while the home runtime is not driven at all (a connection of the home shard would never
-/// even be opened). Checked not vacuous: without `enter` the queries time out.
+/// even be opened), and that holds for one given back in an unknown state (pinged on its way
+/// back) too. Checked not vacuous: without `enter` the queries time out.
 #[test]
 fn an_http_threads_connections_live_on_its_own_runtime() {
     for server in servers() {
@@ -211,21 +216,28 @@ fn an_http_threads_connections_live_on_its_own_runtime() {
         // One HTTP thread and three connections: two for the thread, one for the home shard.
         let pool = home.block_on(async { Pool::new(&server, backend_of(&server), 3, Duration::from_secs(60), 1) });
         let pool = pool.unwrap();
-        assert_eq!(pool.shared.shards.iter().map(|shard| shard.size).collect::<Vec<_>>(), [1, 2], "{server}");
+        assert_eq!(pool.shared.shards.sizes(), [1, 2], "{server}");
         let thread = pool.clone();
         let answered = on_http_thread(async move || {
             thread.enter();
             let queries = async {
-                for n in 0..3 {
+                for n in 0..4 {
                     let mut lease = thread.acquire().await.unwrap();
-                    assert_eq!(lease.shard, 1);
+                    assert_eq!(shard_of(&lease), 1);
                     let row = sqlx::query("SELECT 40 + 2 AS n").fetch_one(&mut *lease).await.unwrap();
                     assert_eq!(sqlx::Row::get::<i32, _>(&row, "n"), 42, "query {n}");
-                    lease.set_state(State::Settled);
+                    if n % 2 == 0 {
+                        lease.set_state(State::Settled);
+                    }
+                }
+                // The last, given back unsettled, is pinged on this runtime and kept.
+                while thread.shared.shards.idle(1) == 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             };
             let answered = tokio::time::timeout(Duration::from_secs(10), queries).await;
             thread.leave().await;
+            assert_eq!(thread.shared.shards.idle(1), 0, "closed as the thread left");
             answered
         });
         assert!(answered.is_ok(), "the thread's queries waited for the home runtime: {server}");
@@ -233,49 +245,67 @@ fn an_http_threads_connections_live_on_its_own_runtime() {
     }
 }
 
-/// A thread whose own connections are all in use takes the home shard's, and no more than
-/// `max` are ever out; once it has left, what it gives back is closed and it uses the home
-/// shard's.
+/// A thread whose own connections are all in use borrows the home shard's, but not the half
+/// kept for the work handed to the background, and no more than `max` are ever out; once it
+/// has left, what it gives back is dropped and it uses the home shard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn an_http_thread_borrows_from_home_within_max_and_keeps_nothing_after_leaving() {
+async fn an_http_thread_borrows_from_home_within_its_reserve_and_keeps_nothing_after_leaving() {
     for server in servers() {
-        let pool = Pool::new(&server, backend_of(&server), 3, Duration::from_secs(60), 1).unwrap();
+        // Three for the thread, two for the home shard, of which one may be lent.
+        let pool = Pool::new(&server, backend_of(&server), 5, Duration::from_secs(60), 1).unwrap();
+        assert_eq!((pool.shared.shards.sizes(), pool.shared.shards.lendable()), (vec![2, 3], 1), "{server}");
         let thread = pool.clone();
-        on_http_thread(async move || {
+        let mut leases = on_http_thread(async move || {
             thread.enter();
             let mut leases = Vec::new();
-            for _ in 0..3 {
+            for _ in 0..4 {
                 leases.push(thread.acquire().await.unwrap());
             }
-            assert_eq!(leases.iter().map(|lease| lease.shard).collect::<Vec<_>>(), [1, 1, 0]);
-            let fourth = tokio::time::timeout(Duration::from_millis(300), thread.acquire()).await;
-            assert!(fourth.is_err(), "a fourth connection, past max");
-            // One given back: the waiting caller gets it.
-            let waiting = thread.acquire();
-            leases.pop();
+            assert_eq!(leases.iter().map(shard_of).collect::<Vec<_>>(), [1, 1, 1, 0]);
+            let fifth = tokio::time::timeout(Duration::from_millis(300), thread.acquire()).await;
+            assert!(fifth.is_err(), "the home shard's reserve is not lent");
+            // One of its own given back: a caller waiting on the thread gets it.
+            let mut waiting = std::pin::pin!(thread.acquire());
+            tokio::select! {
+                biased;
+                _ = waiting.as_mut() => panic!("a connection free while all are out"),
+                () = std::future::ready(()) => {}
+            }
+            leases.remove(0);
             let again = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
-            assert_eq!(again.shard, 0);
-            drop(again);
+            assert_eq!(shard_of(&again), 1);
+            leases.push(again);
 
-            let mut kept = leases.pop().unwrap();
+            let mut kept = leases.remove(0);
             kept.set_state(State::Settled);
             thread.leave().await;
             drop(kept);
-            let own = &thread.shared.shards[1];
-            assert!(own.place().idle.is_empty(), "given back after leaving: closed, not kept");
-            drop(leases);
-            assert_eq!(own.permits.available_permits(), 2);
-            assert_eq!(thread.acquire().await.unwrap().shard, 0, "after leaving, the home shard's");
+            assert_eq!(thread.shared.shards.idle(1), 0, "given back after leaving: dropped, not kept");
+            leases
         });
+        // The reserve is there for the home runtime's callers while the thread holds its all.
+        let reserved = tokio::time::timeout(Duration::from_secs(5), pool.acquire()).await.unwrap().unwrap();
+        assert_eq!(shard_of(&reserved), 0);
+        drop(reserved);
+        leases.clear();
+        assert_eq!(pool.shared.shards.get(1).permits.available_permits(), 3);
         pool.close().await;
     }
 }
 
+/// How `max` is shared: threads get `2 max / (2 threads + 1)` each when that is at least two,
+/// the home shard the rest, half of it (rounded down) lendable; SQLite has no threads' shards.
 #[tokio::test]
-async fn a_sqlite_pool_has_no_shards_of_threads() {
-    let db = ScratchDb::create(None, "pool_shards").await.unwrap();
-    let pool = Pool::new(&db.url, Backend::Sqlite, 10, Duration::from_secs(60), 2).unwrap();
-    assert_eq!(pool.shared.shards.len(), 1);
-    pool.close().await;
-    db.remove().await.unwrap();
+async fn the_pool_is_shared_between_home_and_threads_as_documented() {
+    let home = Handle::current();
+    let shares = |backend, max, threads| {
+        let shards = Shards::new(backend, max, threads, home.clone());
+        (shards.sizes(), shards.lendable())
+    };
+    assert_eq!(shares(Backend::Postgres, 10, 2), (vec![2, 4, 4], 1));
+    assert_eq!(shares(Backend::MySql, 20, 2), (vec![4, 8, 8], 2));
+    assert_eq!(shares(Backend::Postgres, 10, 8), (vec![10], 0), "a share of one is not cut off");
+    assert_eq!(shares(Backend::Postgres, 1, 2), (vec![1], 0));
+    assert_eq!(shares(Backend::Postgres, 10, 0), (vec![10], 0));
+    assert_eq!(shares(Backend::Sqlite, 10, 2), (vec![10], 0));
 }
