@@ -203,7 +203,14 @@ async fn serve_arrivals(
         let handed = tokio::select! {
             handed = arrivals.recv() => handed,
             // Ended connections' tasks are taken out as they end: the set holds the live ones.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(error) = ended
+                    && error.is_panic()
+                {
+                    tracing::error!(%error, "a connection's task panicked");
+                }
+                continue;
+            }
         };
         let Some(Handed { stream, peer, slot }) = handed else { break };
         counters.open.inc();

@@ -111,10 +111,18 @@ impl Shards {
         self.list.iter()
     }
 
-    /// Gives the runtime `here` a thread's shard, if one is free.
+    /// Gives the runtime `here` a thread's shard, if one is free: looked at and taken under
+    /// one lock, since the HTTP threads enter at the same moment.
     pub fn enter(&self, here: Handle) {
-        if let Some(shard) = self.list[HOME + 1..].iter().find(|shard| shard.place().runtime.is_none()) {
-            shard.place().runtime = Some(here);
+        for shard in &self.list[HOME + 1..] {
+            let mut place = shard.place();
+            if place.runtime.is_none() {
+                place.runtime = Some(here);
+                return;
+            }
+        }
+        if self.list.len() > 1 {
+            tracing::warn!("an HTTP thread found no share of the database pool free: it uses the home one");
         }
     }
 

@@ -230,8 +230,9 @@ fn an_http_threads_connections_live_on_its_own_runtime() {
                         lease.set_state(State::Settled);
                     }
                 }
-                // The last, given back unsettled, is pinged on this runtime and kept.
-                while thread.shared.shards.idle(1) == 0 {
+                // Those given back unsettled are pinged on this runtime and kept: both
+                // connections idle, both permits back.
+                while thread.shared.shards.idle(1) < 2 || thread.shared.shards.get(1).permits.available_permits() < 2 {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             };
@@ -308,4 +309,37 @@ async fn the_pool_is_shared_between_home_and_threads_as_documented() {
     assert_eq!(shares(Backend::Postgres, 1, 2), (vec![1], 0));
     assert_eq!(shares(Backend::Postgres, 10, 0), (vec![10], 0));
     assert_eq!(shares(Backend::Sqlite, 10, 2), (vec![10], 0));
+}
+
+/// HTTP threads start, and enter, at the same moment: each gets a shard of its own.
+#[tokio::test]
+async fn http_threads_entering_together_each_get_a_shard_of_their_own() {
+    for server in servers() {
+        let pool = Pool::new(&server, backend_of(&server), 10, Duration::from_secs(60), 2).unwrap();
+        let together = Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, together) = (pool.clone(), together.clone());
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async {
+                        together.wait();
+                        pool.enter();
+                        let mut lease = pool.acquire().await.unwrap();
+                        lease.set_state(State::Settled);
+                        let shard = shard_of(&lease);
+                        drop(lease);
+                        // Neither leaves before both have taken a connection.
+                        together.wait();
+                        pool.leave().await;
+                        shard
+                    })
+                })
+            })
+            .collect();
+        let mut shards: Vec<usize> = threads.into_iter().map(|thread| thread.join().unwrap()).collect();
+        shards.sort_unstable();
+        assert_eq!(shards, [1, 2], "{server}");
+        pool.close().await;
+    }
 }
